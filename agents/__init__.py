@@ -1,0 +1,1 @@
+"""Faust agents, one module each; found by the app's autodiscovery."""

@@ -1,0 +1,48 @@
+"""Filter agent: match each delivery candidate against every key and sink it to its channels."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from pydantic import ValidationError
+
+from app import topics
+from app.dead_letter import send_dead_letter
+from app.faust_app import app
+from app.keywords import match_keywords
+from app.tables import active_keys
+from models.events import Candidate
+from models.keys import KeyRecord
+
+log = logging.getLogger(__name__)
+
+
+def delivery_for(key: KeyRecord, candidate: Candidate) -> dict[str, Any] | None:
+    """Return the event as ``key`` receives it, or None when its keywords do not match."""
+    if not key.keywords:
+        return candidate.event  # a key without keywords receives everything
+    matches = match_keywords(key.keywords, candidate.match_text)
+    if not matches:
+        return None
+    return {**candidate.event, "keyword_matches": matches}
+
+
+@app.agent(topics.candidates)
+async def filter_candidates(stream: Any) -> None:
+    """Deliver each candidate to the channel topics of the keys it matches."""
+    async for event in stream.events():
+        try:
+            candidate = Candidate.model_validate_json(event.value)
+        except ValidationError as exc:
+            await send_dead_letter("filter", f"invalid candidate: {exc.errors()[0]['msg']}", event)
+            continue
+        for key in active_keys():
+            delivery = delivery_for(key, candidate)
+            if delivery is None:
+                continue
+            body = json.dumps(delivery, separators=(",", ":")).encode()
+            for name in key.channels:
+                channel = await topics.channel(name)
+                await channel.send(key=event.key, value=body)

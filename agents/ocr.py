@@ -1,0 +1,54 @@
+"""OCR agent: fetch each image, OCR it off the loop, publish ``ocr_result``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pydantic import ValidationError
+
+from app import topics
+from app.addresses import extract_addresses
+from app.dead_letter import send_dead_letter
+from app.faust_app import app, settings
+from app.fetch import FetchError, fetch_image
+from app.ocr.images import ImageError
+from app.ocr.pool import OcrPoolError
+from app.ocr_runtime import fetch_limits, runtime
+from models.events import Candidate, ImageJob, OcrResult
+
+log = logging.getLogger(__name__)
+
+
+async def ocr_job(job: ImageJob) -> OcrResult:
+    """Fetch, OCR and extract addresses for one image job."""
+    data = await fetch_image(await runtime.session(), job.image_url, fetch_limits)
+    output = await runtime.ocr(data)
+    return OcrResult(
+        image_url=job.image_url,
+        text=output.text,
+        ref=job.ref,
+        buy_ca=extract_addresses(output.text),
+    )
+
+
+@app.agent(topics.images, concurrency=settings.ocr_concurrency)
+async def process_images(stream: Any) -> None:
+    """OCR each image job; failures go to the dead-letter topic and the stream goes on."""
+    async for event in stream.events():
+        try:
+            job = ImageJob.model_validate_json(event.value)
+        except ValidationError as exc:
+            await send_dead_letter("ocr", f"invalid image job: {exc.errors()[0]['msg']}", event)
+            continue
+        try:
+            result = await ocr_job(job)
+        except (FetchError, ImageError, OcrPoolError) as exc:
+            await send_dead_letter("ocr", str(exc), event, image_url=job.image_url)
+            continue
+        payload = result.model_dump(mode="json")
+        await topics.ocr_result.send(key=job.image_url.encode(), value=result.model_dump_json().encode())
+        candidate = Candidate(event=payload, match_text=f"{job.post_text}\n{result.text}")
+        await topics.candidates.send(
+            key=job.ref.mid.encode(), value=candidate.model_dump_json().encode()
+        )

@@ -1,0 +1,131 @@
+"""Key and keyword administration from outside the worker: commands in, table state out.
+
+Writes go to the control topic (the control agent applies them, so every worker agrees);
+reads replay the keys table's changelog topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from app.apikeys import hash_key, mint_key, new_key_id
+from app.settings import Settings
+from models.keys import ControlCommand, CreateKey, KeyRecord
+
+# Why: a running worker applies a command in well under a second; 15 s covers a cold one.
+APPLY_WAIT_S = 15.0
+
+
+async def read_keys(settings: Settings) -> dict[str, KeyRecord]:
+    """Return every key record, replayed from the keys table's changelog topic."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.broker, enable_auto_commit=False, group_id=None
+    )
+    await consumer.start()
+    try:
+        if settings.keys_changelog_topic not in await consumer.topics():
+            return {}  # no worker has run yet
+        # The keys table has exactly one partition (app/tables.py).
+        tps = [TopicPartition(settings.keys_changelog_topic, 0)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        end = await consumer.end_offsets(tps)
+        records: dict[str, KeyRecord] = {}
+        while [tp for tp in tps if await consumer.position(tp) < end[tp]]:
+            batch = await consumer.getmany(*tps, timeout_ms=1000)
+            for messages in batch.values():
+                for message in messages:
+                    key_id = message.key.decode()
+                    if message.value is None:
+                        records.pop(key_id, None)
+                    else:
+                        records[key_id] = KeyRecord.model_validate(json.loads(message.value))
+        return records
+    finally:
+        await stop_consumer(consumer)
+
+
+async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
+    """Stop an aiokafka consumer, tolerating its spurious CancelledError (aiokafka#647)."""
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise  # a real cancellation of our task
+
+
+async def send_command(settings: Settings, command: ControlCommand) -> None:
+    """Publish one control command and wait until the broker has it."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.broker, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            settings.control_topic,
+            key=command.key_id.encode(),
+            value=command.model_dump_json().encode(),
+        )
+    finally:
+        await producer.stop()
+
+
+async def wait_applied(
+    settings: Settings, key_id: str, done: Callable[[KeyRecord], bool]
+) -> KeyRecord | None:
+    """Return the key record once ``done`` holds for it, or None after APPLY_WAIT_S."""
+    deadline = time.monotonic() + APPLY_WAIT_S
+    while time.monotonic() < deadline:
+        record = (await read_keys(settings)).get(key_id)
+        if record is not None and done(record):
+            return record
+        await asyncio.sleep(0.3)
+    return None
+
+
+async def create_key(
+    settings: Settings, label: str, channels: tuple[str, ...] = ()
+) -> tuple[str, CreateKey]:
+    """Mint a key, publish its creation, and return the secret key (shown once) and command."""
+    key_id = new_key_id()
+    api_key = mint_key(key_id)
+    command = CreateKey(
+        key_id=key_id,
+        key_hash=hash_key(api_key),
+        label=label,
+        created_at=time.time(),
+        channels=channels or (settings.channel_topic(key_id),),
+    )
+    await send_command(settings, command)
+    return api_key, command
+
+
+async def ensure_topics(settings: Settings) -> list[str]:
+    """Create the pipeline's topics that do not exist yet; return the names created."""
+    wanted = {
+        settings.posts_topic: settings.topic_partitions,
+        settings.images_topic: settings.topic_partitions,
+        settings.ocr_result_topic: settings.topic_partitions,
+        settings.candidates_topic: settings.topic_partitions,
+        settings.dead_letter_topic: settings.topic_partitions,
+        settings.control_topic: 1,  # one partition keeps commands in order
+    }
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.broker)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(name, partitions, settings.topic_replicas)
+            for name, partitions in wanted.items()
+            if name not in existing
+        ]
+        if missing:
+            await admin.create_topics(missing)
+        return [topic.name for topic in missing]
+    finally:
+        await admin.close()

@@ -1,0 +1,47 @@
+"""How control commands change a key record. Pure: the control agent applies it to the table."""
+
+from __future__ import annotations
+
+from app.keywords import merge_keywords, remove_keywords
+from models.keys import (
+    AddKeywords,
+    ControlCommand,
+    CreateKey,
+    KeyRecord,
+    RemoveKeywords,
+    RevokeKey,
+    SetChannels,
+)
+
+
+class ControlError(ValueError):
+    """A command cannot be applied (unknown key, revoked key, limits)."""
+
+
+def apply_command(current: KeyRecord | None, command: ControlCommand) -> KeyRecord:
+    """Return the key record after ``command``; raise ControlError if it cannot apply."""
+    if isinstance(command, CreateKey):
+        if current is not None:
+            raise ControlError(f"key {command.key_id} already exists")
+        return KeyRecord(
+            key_id=command.key_id,
+            key_hash=command.key_hash,
+            label=command.label,
+            created_at=command.created_at,
+            channels=command.channels,
+        )
+    if current is None:
+        raise ControlError(f"unknown key {command.key_id}")
+    if isinstance(command, RevokeKey):
+        return current.model_copy(update={"revoked": True})
+    if current.revoked:
+        raise ControlError(f"key {command.key_id} is revoked")
+    if isinstance(command, AddKeywords):
+        keywords = merge_keywords(current.keywords, command.keywords)
+        return current.model_copy(update={"keywords": tuple(keywords)})
+    if isinstance(command, RemoveKeywords):
+        keywords = [] if command.all else remove_keywords(current.keywords, command.keywords)
+        return current.model_copy(update={"keywords": tuple(keywords)})
+    if isinstance(command, SetChannels):
+        return current.model_copy(update={"channels": command.channels})
+    raise ControlError(f"unsupported command {command!r}")

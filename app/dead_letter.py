@@ -1,0 +1,40 @@
+"""Send records that cannot be processed to the dead-letter topic, with the reason."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from app import topics
+from models.dead_letter import DeadLetter, Stage
+
+log = logging.getLogger(__name__)
+
+
+async def send_dead_letter(
+    stage: Stage,
+    reason: str,
+    event: Any,
+    raw: bytes | str | None = None,
+    image_url: str | None = None,
+) -> None:
+    """Log and publish why a record from ``event`` (a Faust event) was rejected."""
+    message = event.message
+    letter = DeadLetter(
+        stage=stage,
+        reason=reason,
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        record=DeadLetter.excerpt(raw if raw is not None else event.value),
+        image_url=image_url,
+    )
+    log.warning(
+        "dead letter: stage=%s topic=%s partition=%s offset=%s reason=%s",
+        stage,
+        message.topic,
+        message.partition,
+        message.offset,
+        reason,
+    )
+    await topics.dead_letter.send(key=message.key, value=letter.model_dump_json().encode())

@@ -1,0 +1,42 @@
+"""The Faust application, built from settings. Agents are found by autodiscovery."""
+
+from __future__ import annotations
+
+import faust
+
+from app.settings import get_settings
+
+settings = get_settings()
+
+app = faust.App(
+    settings.app_id,
+    # Why a placeholder: `python -m app run` fills OCRSTREAM_BROKER before this import.
+    broker=settings.broker_url or "kafka://127.0.0.1:9092",
+    # Why memory: the only table (keys) is small and is rebuilt from its changelog on start.
+    store="memory://",
+    # Why not autodiscover: Faust only warns when an agent module fails to import;
+    # `discover_agents()` imports them so a broken agent stops the worker at start.
+    autodiscover=False,
+    web_host=settings.web_host,
+    web_port=settings.web_port,
+    web_bind=settings.web_host,
+    topic_partitions=settings.topic_partitions,
+    topic_replication_factor=settings.topic_replicas,
+    # Why: every record is JSON we validate with pydantic ourselves, so Faust moves bytes.
+    key_serializer="raw",
+    value_serializer="raw",
+    producer_acks=-1,
+)
+
+
+def discover_agents() -> list[str]:
+    """Import every module of the ``agents`` package (registering its agents); return names."""
+    import importlib
+    import pkgutil
+
+    import agents
+
+    names = [m.name for m in pkgutil.iter_modules(agents.__path__, "agents.")]
+    for name in names:
+        importlib.import_module(name)
+    return names

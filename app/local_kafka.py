@@ -1,0 +1,181 @@
+"""A real single-node Apache Kafka (KRaft) for local runs, tests and CI.
+
+The broker's jars come from Maven Central through ``kafka/pom.xml`` (pinned version) and are
+cached outside the repository; the broker runs as a child ``java`` process on loopback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+POM = Path(__file__).resolve().parent.parent / "kafka" / "pom.xml"
+# Why: bump together with <kafka.version> in kafka/pom.xml.
+KAFKA_VERSION = "4.1.1"
+DEFAULT_CACHE = Path.home() / ".cache" / "ocrstream" / "kafka"
+READY_LINE = "Kafka Server started"
+
+
+class LocalKafkaError(RuntimeError):
+    """The local broker could not be fetched or started; the message says why."""
+
+
+def free_port() -> int:
+    """Return a TCP port on loopback that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_free(port: int) -> bool:
+    """Tell whether nothing listens on ``port`` on loopback."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def ensure_jars(cache_dir: Path) -> Path:
+    """Return the directory of the broker's jars, fetching them with Maven the first time."""
+    jars = cache_dir / f"jars-{KAFKA_VERSION}"
+    marker = jars / ".complete"
+    if marker.exists():
+        return jars
+    if shutil.which("mvn") is None:
+        raise LocalKafkaError("Maven (mvn) is needed to fetch the Kafka broker; install it")
+    log.info("fetching Apache Kafka %s jars from Maven Central into %s", KAFKA_VERSION, jars)
+    tmp = cache_dir / f"jars-{KAFKA_VERSION}.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    command = [
+        "mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
+        f"-DoutputDirectory={tmp}", "-DincludeScope=runtime",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise LocalKafkaError(f"Maven could not fetch Kafka:\n{done.stdout[-3000:]}{done.stderr}")
+    (tmp / ".complete").touch()
+    shutil.rmtree(jars, ignore_errors=True)
+    tmp.rename(jars)
+    return jars
+
+
+class LocalKafka:
+    """One KRaft broker+controller on loopback, with its data in ``data_dir``."""
+
+    def __init__(self, data_dir: Path, port: int = 0, cache_dir: Path | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.controller_port = free_port()
+        self.cache_dir = cache_dir or DEFAULT_CACHE
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        """Return ``host:port`` for clients."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def log_file(self) -> Path:
+        """Return the file the broker writes its log to."""
+        return self.data_dir / "broker.log"
+
+    def _write_config(self) -> Path:
+        config = self.data_dir / "server.properties"
+        lines = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},"
+            f"CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "log.dirs": str(self.data_dir / "logs"),
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "4",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            # Why: a single test node has no one to wait for before the first rebalance.
+            "group.initial.rebalance.delay.ms": "0",
+            "num.partitions": "1",
+        }
+        config.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
+        return config
+
+    def _java(self, jars: Path, main: str, *args: str, heap: str = "256m") -> list[str]:
+        return [
+            "java", f"-Xmx{heap}", "-XX:+UseSerialGC", "-Djava.awt.headless=true",
+            "-cp", f"{jars}/*", main, *args,
+        ]  # fmt: skip
+
+    def start(self, timeout_s: float = 90.0) -> None:
+        """Fetch jars if needed, format storage on first use, start and wait until ready."""
+        jars = ensure_jars(self.cache_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        config = self._write_config()
+        if not (self.data_dir / "logs" / "meta.properties").exists():
+            cluster_id = uuid.uuid4().hex[:22]
+            fmt = self._java(jars, "kafka.tools.StorageTool", "format", "-t", cluster_id,
+                             "-c", str(config))  # fmt: skip
+            done = subprocess.run(fmt, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise LocalKafkaError(f"formatting Kafka storage failed:\n{done.stdout[-2000:]}")
+        with self.log_file.open("ab") as log_out:
+            self._process = subprocess.Popen(
+                self._java(jars, "kafka.Kafka", str(config), heap="768m"),
+                stdout=log_out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C in a terminal is handled by us, not the JVM
+            )
+        self._wait_ready(timeout_s)
+        log.info("Apache Kafka %s ready on %s (data in %s)", KAFKA_VERSION, self.bootstrap,
+                 self.data_dir)  # fmt: skip
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self._process is not None
+            if self._process.poll() is not None:
+                raise LocalKafkaError(
+                    f"Kafka exited with code {self._process.returncode}; "
+                    f"last log lines:\n{self._tail()}"
+                )
+            if READY_LINE in self._tail(200) and not port_is_free(self.port):
+                return
+            time.sleep(0.2)
+        self.stop()
+        raise LocalKafkaError(f"Kafka did not start within {timeout_s:.0f}s:\n{self._tail()}")
+
+    def _tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop the broker cleanly (SIGTERM), killing it if it does not exit in time."""
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    def __enter__(self) -> LocalKafka:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,95 @@
+"""A pool of OCR processes, so CPU-bound recognition never runs on the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from PIL import Image, ImageDraw
+
+from app.ocr.engine import EngineConfig, OcrEngine, OcrOutput
+from app.ocr.images import decode_image
+
+log = logging.getLogger(__name__)
+
+# One engine per worker process, built by the pool initializer.
+_engine: OcrEngine | None = None
+_max_pixels: int = 0
+
+
+def _init_worker(config: EngineConfig, max_pixels: int) -> None:
+    global _engine, _max_pixels
+    _engine = OcrEngine(config)
+    _max_pixels = max_pixels
+
+
+def _ocr_bytes(data: bytes) -> OcrOutput:
+    """Decode and OCR in the worker process (decoding untrusted bytes stays out of the loop)."""
+    assert _engine is not None, "worker process not initialised"
+    return _engine.recognize(decode_image(data, _max_pixels))
+
+
+def _warm_image() -> bytes:
+    # Why text: an image with text runs detection *and* recognition, warming both models.
+    image = Image.new("RGB", (160, 40), "white")
+    ImageDraw.Draw(image).text((8, 12), "warm up 0x12", fill="black")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class OcrPoolError(RuntimeError):
+    """An OCR worker process died; the pool was restarted."""
+
+
+class OcrPool:
+    """Processes that each hold one warmed OCR engine."""
+
+    def __init__(self, config: EngineConfig, processes: int, max_pixels: int) -> None:
+        self._config = config
+        self._processes = processes
+        self._max_pixels = max_pixels
+        self._executor: ProcessPoolExecutor | None = None
+
+    def _new_executor(self) -> ProcessPoolExecutor:
+        # Why spawn: forking a process that runs an event loop and Kafka sockets is unsafe.
+        return ProcessPoolExecutor(
+            max_workers=self._processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(self._config, self._max_pixels),
+        )
+
+    async def start(self) -> float:
+        """Start the processes and warm every engine; return the seconds it took."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        self._executor = self._new_executor()
+        warm = _warm_image()
+        await asyncio.gather(*(self.ocr(warm) for _ in range(self._processes)))
+        return loop.time() - started
+
+    async def ocr(self, data: bytes) -> OcrOutput:
+        """Decode and recognise an image in a worker process."""
+        if self._executor is None:
+            raise RuntimeError("OcrPool.start() was not called")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, _ocr_bytes, data)
+        except BrokenProcessPool:
+            # Why: a worker killed (e.g. by the OOM killer) breaks the whole pool; replace it
+            # so the next image works, and fail only this one.
+            log.error("OCR worker process died; restarting the OCR pool")
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = self._new_executor()
+            raise OcrPoolError("OCR worker process died while reading this image") from None
+
+    def close(self) -> None:
+        """Stop the worker processes."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None

@@ -1,0 +1,59 @@
+"""``python -m app ocr``: OCR files or URLs from the command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from app.addresses import extract_addresses
+from app.fetch import FetchError, FetchLimits, fetch_image, new_session
+from app.ocr.engine import EngineConfig, OcrEngine
+from app.ocr.images import ImageError, decode_image
+from app.settings import get_settings
+
+
+async def run_ocr(sources: list[str], as_json: bool) -> int:
+    """OCR each source in turn and print it; return 1 if any failed, else 0."""
+    settings = get_settings()
+    limits = FetchLimits(
+        max_bytes=settings.max_image_bytes,
+        connect_timeout_s=settings.fetch_connect_timeout_s,
+        total_timeout_s=settings.fetch_total_timeout_s,
+        max_redirects=settings.fetch_max_redirects,
+        allow_private=settings.fetch_allow_private,
+    )
+    started = time.perf_counter()
+    engine = OcrEngine(EngineConfig(det_max_side=settings.ocr_det_max_side, threads=2))
+    print(f"engine ready in {time.perf_counter() - started:.1f}s", file=sys.stderr)
+    failed = 0
+    async with new_session(limits) as session:
+        for index, source in enumerate(sources, 1):
+            try:
+                if source.startswith(("http://", "https://")):
+                    data = await fetch_image(session, source, limits)
+                else:
+                    data = Path(source).read_bytes()
+                output = engine.recognize(decode_image(data, settings.max_image_pixels))
+            except (OSError, FetchError, ImageError) as exc:
+                failed += 1
+                _emit(as_json, {"file": source, "error": str(exc)}, f"{source}: error: {exc}")
+                continue
+            record = {
+                "file": source,
+                "text": output.text,
+                "lines": [{"text": t, "score": s} for t, s in output.lines],
+                "buy_ca": [ca.model_dump() for ca in extract_addresses(output.text)],
+                "elapsed_ms": output.elapsed_ms,
+            }
+            human = f"== {source} ({index}/{len(sources)}, {output.elapsed_ms:.0f} ms)\n"
+            human += output.text + "".join(
+                f"\n[{ca['network']}] {ca['address']}" for ca in record["buy_ca"]  # type: ignore[attr-defined]
+            )
+            _emit(as_json, record, human)
+    return 1 if failed else 0
+
+
+def _emit(as_json: bool, record: dict[str, object], human: str) -> None:
+    print(json.dumps(record, ensure_ascii=False) if as_json else human, flush=True)

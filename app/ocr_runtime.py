@@ -1,0 +1,70 @@
+"""What OCR needs while the worker runs: the warmed process pool and the HTTP session."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiohttp
+from mode import Service
+
+from app.faust_app import app, settings
+from app.fetch import FetchLimits, new_session
+from app.ocr.engine import EngineConfig, OcrOutput
+from app.ocr.pool import OcrPool
+
+log = logging.getLogger(__name__)
+
+fetch_limits = FetchLimits(
+    max_bytes=settings.max_image_bytes,
+    connect_timeout_s=settings.fetch_connect_timeout_s,
+    total_timeout_s=settings.fetch_total_timeout_s,
+    max_redirects=settings.fetch_max_redirects,
+    allow_private=settings.fetch_allow_private,
+)
+
+
+class OcrRuntime(Service):
+    """Starts and warms the OCR pool with the worker, and stops it with the worker."""
+
+    def __post_init__(self) -> None:
+        self._ready = asyncio.Event()
+        self._pool = OcrPool(
+            EngineConfig(det_max_side=settings.ocr_det_max_side, threads=settings.ocr_threads),
+            processes=settings.ocr_processes,
+            max_pixels=settings.max_image_pixels,
+        )
+        self._session: aiohttp.ClientSession | None = None
+
+    async def on_start(self) -> None:
+        """Start the OCR processes and warm them before any image is read."""
+        seconds = await self._pool.start()
+        self._session = new_session(fetch_limits)
+        self._ready.set()
+        log.info(
+            "OCR ready: %d process(es) x %d thread(s), warmed in %.1fs",
+            settings.ocr_processes,
+            settings.ocr_threads,
+            seconds,
+        )
+
+    async def on_stop(self) -> None:
+        """Close the HTTP session and stop the OCR processes."""
+        if self._session is not None:
+            await self._session.close()
+        self._pool.close()
+
+    async def session(self) -> aiohttp.ClientSession:
+        """Return the HTTP session for image downloads, once the runtime is ready."""
+        await self._ready.wait()
+        assert self._session is not None
+        return self._session
+
+    async def ocr(self, data: bytes) -> OcrOutput:
+        """Decode and OCR image bytes in the pool, once it is warm."""
+        await self._ready.wait()
+        return await self._pool.ocr(data)
+
+
+runtime = OcrRuntime()
+app.service(runtime)

@@ -1,0 +1,118 @@
+"""All settings of ocrstream, read from the environment (prefix ``OCRSTREAM_``)."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Why 10 MB: the product's documented cap for `imageUrl` downloads and `image` bodies.
+MAX_IMAGE_BYTES_DEFAULT = 10 * 1024 * 1024
+# Why 40 MP: a 10 MB PNG can decode to gigabytes (decompression bombs); real post images are
+# far below this (a 4K screenshot is 8.3 MP).
+MAX_IMAGE_PIXELS_DEFAULT = 40_000_000
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; README.md documents each one."""
+
+    model_config = SettingsConfigDict(env_prefix="OCRSTREAM_", frozen=True, extra="ignore")
+
+    # Kafka
+    broker: str = Field(
+        default="",
+        description="Kafka bootstrap servers (host:port,...). Empty: `python -m app run` "
+        "starts a local single-node broker itself.",
+    )
+    app_id: str = Field(
+        default="ocrstream",
+        description="Faust app id: the consumer group and the prefix of table changelog topics.",
+    )
+    topic_partitions: int = Field(default=4, ge=1, description="Partitions of topics we create.")
+    topic_replicas: int = Field(default=1, ge=1, description="Replication factor of our topics.")
+
+    # Topic names
+    posts_topic: str = Field(default="posts", description="Input: posts produced by users.")
+    images_topic: str = Field(default="images", description="One OCR job per image.")
+    ocr_result_topic: str = Field(default="ocr_result", description="One OCR event per image.")
+    candidates_topic: str = Field(
+        default="ocrstream-candidates",
+        description="Internal: posts and ocr_result events waiting for the keyword filter.",
+    )
+    control_topic: str = Field(
+        default="ocrstream-control", description="Key and keyword commands (CLI, HTTP API)."
+    )
+    dead_letter_topic: str = Field(
+        default="ocrstream-dead-letter", description="Records that could not be processed."
+    )
+    channel_topic_prefix: str = Field(
+        default="ocrstream-channel-",
+        description="A key's default channel topic is this prefix + its non-secret key id.",
+    )
+
+    # Web
+    web_host: str = Field(default="127.0.0.1", description="Address the web server binds.")
+    web_port: int = Field(default=6066, ge=1, le=65535, description="Faust web server port.")
+
+    # OCR
+    ocr_processes: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        description="OCR worker processes (default: one per core).",
+    )
+    ocr_threads: int = Field(
+        default=1, ge=1, description="ONNX Runtime threads per OCR process (1 is fastest)."
+    )
+    ocr_concurrency: int = Field(
+        default=4,
+        ge=1,
+        description="Images in flight per worker (fetching overlaps OCR).",
+    )
+    ocr_det_max_side: int = Field(
+        default=960, ge=320, description="Detector input: longest side is scaled down to this."
+    )
+
+    # Limits
+    max_image_bytes: int = Field(default=MAX_IMAGE_BYTES_DEFAULT, ge=1)
+    max_image_pixels: int = Field(default=MAX_IMAGE_PIXELS_DEFAULT, ge=1)
+    max_images_per_post: int = Field(
+        default=16, ge=1, description="Images beyond this are not OCR'd (reported to dead letter)."
+    )
+    max_post_text_chars: int = Field(default=100_000, ge=1)
+    fetch_connect_timeout_s: float = Field(default=5.0, gt=0)
+    fetch_total_timeout_s: float = Field(default=20.0, gt=0)
+    fetch_max_redirects: int = Field(default=5, ge=0)
+    fetch_allow_private: bool = Field(
+        default=False,
+        description="Allow fetching from loopback/private/link-local addresses (tests only).",
+    )
+
+    # Local broker (used when `broker` is empty)
+    local_kafka_dir: str = Field(
+        default="",
+        description="Where the local broker keeps its jars and data "
+        "(default ~/.cache/ocrstream/kafka).",
+    )
+
+    @property
+    def broker_url(self) -> str:
+        """Return the broker list in Faust's ``kafka://`` URL form."""
+        hosts = [h.strip() for h in self.broker.split(",") if h.strip()]
+        return ";".join(f"kafka://{h}" for h in hosts)
+
+    def channel_topic(self, key_id: str) -> str:
+        """Return the default channel topic name of a key."""
+        return f"{self.channel_topic_prefix}{key_id}"
+
+    @property
+    def keys_changelog_topic(self) -> str:
+        """Return the changelog topic Faust keeps for the keys table."""
+        return f"{self.app_id}-keys-changelog"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the process-wide settings, read once from the environment."""
+    return Settings()

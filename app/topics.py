@@ -1,0 +1,28 @@
+"""The Kafka topics of the pipeline (names from settings; README.md documents each)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.faust_app import app, settings
+
+# Why internal=True: Faust then creates these topics with our partition count on start.
+posts = app.topic(settings.posts_topic, internal=True)
+images = app.topic(settings.images_topic, internal=True)
+ocr_result = app.topic(settings.ocr_result_topic, internal=True)
+candidates = app.topic(settings.candidates_topic, internal=True)
+dead_letter = app.topic(settings.dead_letter_topic, internal=True)
+# Why one partition: control traffic is tiny and a single partition keeps commands in order.
+control = app.topic(settings.control_topic, internal=True, partitions=1)
+
+_channels: dict[str, Any] = {}
+
+
+async def channel(name: str) -> Any:
+    """Return the Faust topic of a delivery channel, creating it on first use."""
+    topic = _channels.get(name)
+    if topic is None:
+        topic = app.topic(name, internal=True)
+        await topic.maybe_declare()
+        _channels[name] = topic
+    return topic

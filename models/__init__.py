@@ -1,0 +1,1 @@
+"""Pydantic models at every topic and HTTP boundary."""

@@ -1,0 +1,69 @@
+"""Events produced by the pipeline: the image job, ``ocr_result`` and the filter's input."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.posts import Post, PostSource
+
+Network = Literal["evm", "solana", "tron"]
+
+
+class Ref(BaseModel):
+    """Which post an image came from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source: PostSource
+    mid: str
+    sid: str
+    link: str
+
+    @classmethod
+    def of(cls, post: Post) -> Ref:
+        """Return the reference to a post."""
+        return cls(source=post.source, mid=post.mid, sid=post.sid, link=post.link)
+
+
+class BuyCa(BaseModel):
+    """A token contract address found in text."""
+
+    model_config = ConfigDict(frozen=True)
+
+    network: Network
+    address: str
+
+
+class ImageJob(BaseModel):
+    """One image of one post, waiting for OCR (``images`` topic, keyed by URL)."""
+
+    image_url: str
+    ref: Ref
+    # Why: keywords match post text too, so the filter needs it beside the OCR text.
+    post_text: str = ""
+
+
+class OcrLine(BaseModel):
+    """One recognised line of text."""
+
+    text: str
+    score: float
+
+
+class OcrResult(BaseModel):
+    """The flat ``ocr_result`` event, exactly as the product documents it."""
+
+    source: Literal["ocr_result"] = "ocr_result"
+    image_url: str
+    text: str
+    ref: Ref
+    buy_ca: list[BuyCa] = Field(default_factory=list)
+
+
+class Candidate(BaseModel):
+    """A delivery candidate for the keyword filter: the event plus the text to match."""
+
+    event: dict[str, Any]
+    match_text: str

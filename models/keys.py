@@ -1,0 +1,75 @@
+"""API keys as kept in the keys table, and the commands on the control topic that change them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+# Why: key ids appear in topic names, so they are restricted to topic-safe characters.
+KEY_ID_PATTERN = r"^[a-z0-9]{8,32}$"
+KeyId = Annotated[str, Field(pattern=KEY_ID_PATTERN)]
+
+
+class KeyRecord(BaseModel):
+    """One API key: its hash (never the key), keywords and channel topics."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key_id: KeyId
+    key_hash: str
+    label: str = ""
+    created_at: float
+    revoked: bool = False
+    keywords: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
+
+
+class CreateKey(BaseModel):
+    """Register a new key (the CLI or API made the secret; only its hash travels)."""
+
+    op: Literal["create_key"] = "create_key"
+    key_id: KeyId
+    key_hash: str = Field(min_length=64, max_length=64)
+    label: str = Field(default="", max_length=200)
+    created_at: float
+    channels: tuple[str, ...]
+
+
+class RevokeKey(BaseModel):
+    """Stop a key from receiving or calling anything."""
+
+    op: Literal["revoke_key"] = "revoke_key"
+    key_id: KeyId
+
+
+class AddKeywords(BaseModel):
+    """Add keywords to a key (normalised and checked against the limits when applied)."""
+
+    op: Literal["add_keywords"] = "add_keywords"
+    key_id: KeyId
+    keywords: tuple[str, ...]
+
+
+class RemoveKeywords(BaseModel):
+    """Remove some keywords of a key, or all of them when ``keywords`` is empty."""
+
+    op: Literal["remove_keywords"] = "remove_keywords"
+    key_id: KeyId
+    keywords: tuple[str, ...] = ()
+    all: bool = False
+
+
+class SetChannels(BaseModel):
+    """Replace the channel topics a key's deliveries are sunk to."""
+
+    op: Literal["set_channels"] = "set_channels"
+    key_id: KeyId
+    channels: tuple[str, ...] = Field(min_length=1)
+
+
+ControlCommand = Annotated[
+    CreateKey | RevokeKey | AddKeywords | RemoveKeywords | SetChannels,
+    Field(discriminator="op"),
+]
+control_command_adapter: TypeAdapter[ControlCommand] = TypeAdapter(ControlCommand)
