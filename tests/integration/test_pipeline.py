@@ -1,0 +1,142 @@
+"""The whole pipeline on a real Kafka broker with the real OCR engine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from app.admin import create_key, read_keys, send_command, wait_applied
+from app.local_kafka import LocalKafka
+from app.settings import Settings
+from models.keys import AddKeywords
+from tests.integration.conftest import consume, post, produce, unique_settings
+
+pytestmark = pytest.mark.integration
+
+
+async def _new_key(settings: Settings, label: str, keywords: tuple[str, ...] = ()) -> str:
+    api_key, command = await create_key(settings, label)
+    if keywords:
+        await send_command(settings, AddKeywords(key_id=command.key_id, keywords=keywords))
+    expected = tuple(w.strip().lower() for w in keywords)
+    record = await wait_applied(settings, command.key_id, lambda r: r.keywords == expected)
+    assert record is not None, f"key {label} was not applied by the worker"
+    assert api_key not in record.model_dump_json()  # only the hash is stored
+    return command.key_id
+
+
+def _by_source(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for event in events:
+        grouped.setdefault(event["source"], []).append(event)
+    return grouped
+
+
+async def test_posts_flow_to_ocr_results_and_keyword_channels(
+    kafka: LocalKafka, image_host: str, start_worker: Any, manifest: dict[str, Any]
+) -> None:
+    settings = unique_settings(kafka)
+    worker = start_worker(settings)
+
+    pepe_key = await _new_key(settings, "pepe fan", (" PEPE ",))
+    all_key = await _new_key(settings, "firehose")
+    raydium_key = await _new_key(settings, "image-only word", ("Raydium",))
+
+    posts = [
+        post("1001", "gm frens, new chart", [f"{image_host}/s30_promo.png"]),
+        post("1002", "new listing today", [f"{image_host}/s10_sol.jpg"], source="telegram"),
+        post("1003", "look at this", [f"{image_host}/s02_sol.png"], source="discord"),
+        b"{this is not json",
+        b'{"source": "x", "mid": 5, "images": "not-a-list"}',
+        post("1004", "just words, no picture", []),
+    ]
+    # One key: every record lands on one partition, so the valid post after the bad ones
+    # proves the stream kept going.
+    await produce(kafka.bootstrap, settings.posts_topic, posts, key=b"same-partition")
+
+    results = await consume(kafka.bootstrap, settings.ocr_result_topic, count=3)
+    assert len(results) == 3, results
+    by_url = {r["image_url"]: r for r in results}
+    pepe = by_url[f"{image_host}/s30_promo.png"]
+    assert set(pepe) == {"source", "image_url", "text", "ref", "buy_ca"}
+    assert pepe["source"] == "ocr_result"
+    assert pepe["text"].split("\n") == manifest["s30_promo.png"]["lines"]
+    assert pepe["ref"] == {
+        "source": "x",
+        "mid": "1001",
+        "sid": "author-1001",
+        "link": "https://x.com/author/status/1001",
+    }
+    assert pepe["buy_ca"] == [
+        {"network": "evm", "address": "0x979097B35B88A0c32751f9732d5d37c609B3f1Ad"}
+    ]
+    bonk = by_url[f"{image_host}/s10_sol.jpg"]
+    assert bonk["ref"]["source"] == "telegram"
+    assert bonk["buy_ca"] == [
+        {"network": "solana", "address": "DKwfFc2KA3i22DmxzLQzqi9weodLJXDxCtDpYaS9QJqc"}
+    ]
+    wif = by_url[f"{image_host}/s02_sol.png"]
+    assert wif["text"].split("\n") == manifest["s02_sol.png"]["lines"]
+
+    # The key without keywords receives everything: 4 posts + 3 ocr_results, unannotated.
+    firehose = await consume(kafka.bootstrap, settings.channel_topic(all_key), count=7)
+    grouped = _by_source(firehose)
+    assert len(grouped["ocr_result"]) == 3
+    assert sorted(e["mid"] for src in ("x", "telegram", "discord") for e in grouped.get(src, [])) == [
+        "1001",
+        "1002",
+        "1003",
+        "1004",
+    ]
+    assert all("keyword_matches" not in e for e in firehose)
+
+    # Everything was filtered by now; the keyword keys got only their matches.
+    pepe_only = await consume(kafka.bootstrap, settings.channel_topic(pepe_key), 1, settle_s=2)
+    assert len(pepe_only) == 1, pepe_only
+    assert pepe_only[0]["source"] == "ocr_result"
+    assert pepe_only[0]["image_url"] == f"{image_host}/s30_promo.png"
+    assert pepe_only[0]["keyword_matches"] == ["pepe"]
+
+    # "raydium" is nowhere in the post text: only inside the image.
+    in_image = await consume(kafka.bootstrap, settings.channel_topic(raydium_key), 1, settle_s=2)
+    assert [e["image_url"] for e in in_image] == [f"{image_host}/s10_sol.jpg"]
+    assert in_image[0]["keyword_matches"] == ["raydium"]
+
+    letters = await consume(kafka.bootstrap, settings.dead_letter_topic, count=2)
+    assert len(letters) == 2, letters
+    assert {letter["stage"] for letter in letters} == {"posts"}
+    reasons = " | ".join(letter["reason"] for letter in letters)
+    assert "invalid post" in reasons
+    assert "images" in reasons  # the wrong type is named
+
+    log = worker.log()
+    assert "OCR ready" in log
+    assert "osk_" not in log  # API keys never reach the logs
+
+
+async def test_keywords_table_survives_a_worker_restart(
+    kafka: LocalKafka, image_host: str, start_worker: Any
+) -> None:
+    settings = unique_settings(kafka)
+    first = start_worker(settings)
+    pepe_key = await _new_key(settings, "pepe fan", ("pepe", "doge"))
+    first.stop()
+
+    start_worker(settings)  # recovers the keys table from its changelog
+    await produce(
+        kafka.bootstrap,
+        settings.posts_topic,
+        [
+            post("2001", "chart", [f"{image_host}/s30_promo.png"]),
+            post("2002", "chart", [f"{image_host}/s02_sol.png"]),
+        ],
+    )
+    results = await consume(kafka.bootstrap, settings.ocr_result_topic, count=2)
+    assert len(results) == 2
+    delivered = await consume(kafka.bootstrap, settings.channel_topic(pepe_key), 1, settle_s=3)
+    assert [(e["image_url"].rsplit("/", 1)[1], e["keyword_matches"]) for e in delivered] == [
+        ("s30_promo.png", ["pepe"])
+    ]
+    keys = await read_keys(settings)
+    assert keys[pepe_key].keywords == ("pepe", "doge")
