@@ -31,4 +31,6 @@ async def apply_control(stream: Any) -> None:
         for name in record.channels:
             await topics.channel(name)  # create the topic before anything is delivered
         keys_table[record.key_id.encode()] = encode_key_record(record)
-        log.info("key %s: %s applied (%d keywords)", record.key_id, command.op, len(record.keywords))
+        log.info(
+            "key %s: %s applied (%d keywords)", record.key_id, command.op, len(record.keywords)
+        )

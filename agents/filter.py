@@ -12,6 +12,7 @@ from app import topics
 from app.dead_letter import send_dead_letter
 from app.faust_app import app
 from app.keywords import match_keywords
+from app.metrics import metrics
 from app.tables import active_keys
 from models.events import Candidate
 from models.keys import KeyRecord
@@ -46,3 +47,4 @@ async def filter_candidates(stream: Any) -> None:
             for name in key.channels:
                 channel = await topics.channel(name)
                 await channel.send(key=event.key, value=body)
+            metrics.count("deliveries")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from pydantic import ValidationError
@@ -12,6 +13,7 @@ from app.addresses import extract_addresses
 from app.dead_letter import send_dead_letter
 from app.faust_app import app, settings
 from app.fetch import FetchError, fetch_image
+from app.metrics import metrics
 from app.ocr.images import ImageError
 from app.ocr.pool import OcrPoolError
 from app.ocr_runtime import fetch_limits, runtime
@@ -22,8 +24,11 @@ log = logging.getLogger(__name__)
 
 async def ocr_job(job: ImageJob) -> OcrResult:
     """Fetch, OCR and extract addresses for one image job."""
+    started = time.perf_counter()
     data = await fetch_image(await runtime.session(), job.image_url, fetch_limits)
+    metrics.fetch_ms.append((time.perf_counter() - started) * 1000)
     output = await runtime.ocr(data)
+    metrics.ocr_ms.append(output.elapsed_ms)
     return OcrResult(
         image_url=job.image_url,
         text=output.text,
@@ -44,10 +49,14 @@ async def process_images(stream: Any) -> None:
         try:
             result = await ocr_job(job)
         except (FetchError, ImageError, OcrPoolError) as exc:
+            metrics.count(f"ocr_failed.{type(exc).__name__}")
             await send_dead_letter("ocr", str(exc), event, image_url=job.image_url)
             continue
+        metrics.count("ocr_results")
         payload = result.model_dump(mode="json")
-        await topics.ocr_result.send(key=job.image_url.encode(), value=result.model_dump_json().encode())
+        await topics.ocr_result.send(
+            key=job.image_url.encode(), value=result.model_dump_json().encode()
+        )
         candidate = Candidate(event=payload, match_text=f"{job.post_text}\n{result.text}")
         await topics.candidates.send(
             key=job.ref.mid.encode(), value=candidate.model_dump_json().encode()

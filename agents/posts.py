@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from app import topics
 from app.dead_letter import send_dead_letter
 from app.faust_app import app, settings
+from app.metrics import metrics
 from models.events import Candidate, ImageJob, Ref
 from models.posts import Post
 
@@ -25,9 +26,8 @@ def parse_post(raw: bytes) -> Post:
     except ValidationError as exc:
         raise ValueError(_summarize(exc)) from None
     if len(post.text) > settings.max_post_text_chars:
-        raise ValueError(
-            f"text is {len(post.text):,} characters, over the {settings.max_post_text_chars:,} limit"
-        )
+        limit = settings.max_post_text_chars
+        raise ValueError(f"text is {len(post.text):,} characters, over the {limit:,} limit")
     return post
 
 
@@ -43,6 +43,7 @@ def _summarize(exc: ValidationError) -> str:
 async def process_posts(stream: Any) -> None:
     """Turn each post into image jobs and a delivery candidate."""
     async for event in stream.events():
+        metrics.count("posts_in")
         try:
             post = parse_post(event.value)
         except ValueError as exc:
@@ -58,6 +59,7 @@ async def process_posts(stream: Any) -> None:
             job = ImageJob(image_url=url, ref=ref, post_text=post.text)
             # Keyed by URL so repeats of one image land on one partition (and one cache).
             await topics.images.send(key=url.encode(), value=job.model_dump_json().encode())
+        metrics.count("images_out", len(kept))
         if len(post.images) > len(kept):
             await send_dead_letter(
                 "posts",

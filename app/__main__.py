@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import sys
@@ -118,9 +117,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from app.local_kafka import DEFAULT_CACHE, LocalKafka, port_is_free
 
     cache = Path(settings.local_kafka_dir) if settings.local_kafka_dir else DEFAULT_CACHE
-    broker = LocalKafka(
-        cache / "data", port=9092 if port_is_free(9092) else 0, cache_dir=cache
-    )
+    broker = LocalKafka(cache / "data", port=9092 if port_is_free(9092) else 0, cache_dir=cache)
     broker.start()
     log.info("started local Kafka on %s; stop with Ctrl-C", broker.bootstrap)
     os.environ["OCRSTREAM_BROKER"] = broker.bootstrap

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from app import topics
+from app.metrics import metrics
 from models.dead_letter import DeadLetter, Stage
 
 log = logging.getLogger(__name__)
@@ -37,4 +38,5 @@ async def send_dead_letter(
         message.offset,
         reason,
     )
+    metrics.count(f"dead_letters.{stage}")
     await topics.dead_letter.send(key=message.key, value=letter.model_dump_json().encode())

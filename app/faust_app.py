@@ -39,4 +39,5 @@ def discover_agents() -> list[str]:
     names = [m.name for m in pkgutil.iter_modules(agents.__path__, "agents.")]
     for name in names:
         importlib.import_module(name)
+    importlib.import_module("app.views")
     return names

@@ -49,7 +49,8 @@ async def run_ocr(sources: list[str], as_json: bool) -> int:
             }
             human = f"== {source} ({index}/{len(sources)}, {output.elapsed_ms:.0f} ms)\n"
             human += output.text + "".join(
-                f"\n[{ca['network']}] {ca['address']}" for ca in record["buy_ca"]  # type: ignore[attr-defined]
+                f"\n[{ca['network']}] {ca['address']}"
+                for ca in record["buy_ca"]  # type: ignore[attr-defined]
             )
             _emit(as_json, record, human)
     return 1 if failed else 0

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import io
-import warnings
 
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Why: decode_image checks the pixel count itself, from the header, with a clearer message and
+# a limit from settings; Pillow's global check would pre-empt it with its own.
+Image.MAX_IMAGE_PIXELS = None
 
 
 class ImageError(ValueError):
@@ -27,25 +30,20 @@ def decode_image(data: bytes, max_pixels: int) -> NDArray[np.uint8]:
     if not data:
         raise NotAnImageError("empty body: zero bytes")
     try:
-        with warnings.catch_warnings():
-            # Why: Pillow warns on large images; our own pixel cap below decides.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            width, height = image.size  # read from the header, nothing decoded yet
-            if width * height > max_pixels:
-                raise ImageTooLargeError(
-                    f"image is {width}x{height} = {width * height:,} pixels, "
-                    f"over the {max_pixels:,} limit"
-                )
-            image.seek(0)  # first frame of GIF/WebP/APNG
-            image.load()
-            return _to_rgb_array(image)
+        image = Image.open(io.BytesIO(data))
+        width, height = image.size  # read from the header, nothing decoded yet
+        if width * height > max_pixels:
+            raise ImageTooLargeError(
+                f"image is {width}x{height} = {width * height:,} pixels, "
+                f"over the {max_pixels:,} limit"
+            )
+        image.seek(0)  # first frame of GIF/WebP/APNG
+        image.load()
+        return _to_rgb_array(image)
     except ImageError:
         raise
     except UnidentifiedImageError:
         raise NotAnImageError("not a supported image format") from None
-    except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(str(exc)) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         # Pillow reports truncated or corrupt data as OSError/SyntaxError/ValueError.
         raise ImageError(f"corrupt or truncated image: {exc}") from None

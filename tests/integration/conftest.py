@@ -77,7 +77,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """Return the OCRSTREAM_* environment that reproduces ``settings`` in a subprocess."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OCRSTREAM_")}
     for name, value in settings.model_dump().items():
-        env[f"OCRSTREAM_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+        env[f"OCRSTREAM_{name.upper()}"] = (
+            str(value).lower() if isinstance(value, bool) else str(value)
+        )
     return env
 
 
@@ -145,7 +147,9 @@ def start_worker(tmp_path: Path) -> Iterator[Any]:
         worker.stop()
 
 
-async def produce(bootstrap: str, topic: str, values: list[bytes], key: bytes | None = None) -> None:
+async def produce(
+    bootstrap: str, topic: str, values: list[bytes], key: bytes | None = None
+) -> None:
     """Produce raw records to a topic and wait until the broker has them all."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()

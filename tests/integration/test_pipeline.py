@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 import pytest
 
 from app.admin import create_key, read_keys, send_command, wait_applied
@@ -83,7 +84,9 @@ async def test_posts_flow_to_ocr_results_and_keyword_channels(
     firehose = await consume(kafka.bootstrap, settings.channel_topic(all_key), count=7)
     grouped = _by_source(firehose)
     assert len(grouped["ocr_result"]) == 3
-    assert sorted(e["mid"] for src in ("x", "telegram", "discord") for e in grouped.get(src, [])) == [
+    assert sorted(
+        e["mid"] for src in ("x", "telegram", "discord") for e in grouped.get(src, [])
+    ) == [
         "1001",
         "1002",
         "1003",
@@ -109,6 +112,16 @@ async def test_posts_flow_to_ocr_results_and_keyword_channels(
     reasons = " | ".join(letter["reason"] for letter in letters)
     assert "invalid post" in reasons
     assert "images" in reasons  # the wrong type is named
+
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{settings.web_port}/status/") as response:
+            assert response.status == 200
+            status = await response.json()
+    assert status["active_keys"] == 3
+    assert status["counts"]["posts_in"] == 6
+    assert status["counts"]["ocr_results"] == 3
+    assert status["counts"]["dead_letters.posts"] == 2
+    assert status["ocr_ms"]["n"] == 3 and status["ocr_ms"]["p50"] > 0
 
     log = worker.log()
     assert "OCR ready" in log

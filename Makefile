@@ -1,0 +1,34 @@
+# The two commands of README.md: `make run` and `make test`. Everything else is what they need.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup run test lint types unit bench clean
+
+# A virtualenv with the project and its dev tools; redone when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml
+	scripts/ensure-system-deps
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+## Run the worker (stream agents + web on :6066); starts a local Kafka if OCRSTREAM_BROKER is unset.
+run: setup
+	$(PY) -m app run
+
+## Lint, type-check and run every test (integration tests start their own Kafka).
+test: setup lint types
+	$(PY) -m pytest
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+types: setup
+	$(PY) -m mypy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

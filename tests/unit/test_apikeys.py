@@ -1,0 +1,37 @@
+"""API keys: minted with a public id, stored only as a hash."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from app.apikeys import MalformedKeyError, hash_key, key_id_of, key_matches, mint_key, new_key_id
+from app.settings import Settings
+from models.keys import KEY_ID_PATTERN
+
+
+def test_minted_key_embeds_its_id_and_matches_its_hash() -> None:
+    key_id = new_key_id()
+    assert re.fullmatch(KEY_ID_PATTERN, key_id)
+    api_key = mint_key(key_id)
+    assert key_id_of(api_key) == key_id
+    assert key_matches(api_key, hash_key(api_key))
+    assert not key_matches(api_key + "x", hash_key(api_key))
+    assert mint_key(key_id) != api_key
+
+
+def test_channel_topic_names_carry_the_id_never_the_secret() -> None:
+    key_id = new_key_id()
+    api_key = mint_key(key_id)
+    topic = Settings().channel_topic(key_id)
+    assert key_id in topic
+    assert api_key.rsplit("_", 1)[1] not in topic
+
+
+@pytest.mark.parametrize(
+    "bad", ["", "osk_", "osk_ABC_secretsecretsecret", "sk-123", "osk_abcdefgh"]
+)
+def test_malformed_keys_are_refused(bad: str) -> None:
+    with pytest.raises(MalformedKeyError):
+        key_id_of(bad)

@@ -1,0 +1,60 @@
+"""docker-compose.yml cannot run here (no Docker engine); check it agrees with the code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from app.local_kafka import KAFKA_VERSION
+from app.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    return loaded
+
+
+def test_kafka_is_the_pinned_apache_image_with_a_healthcheck() -> None:
+    kafka = _compose()["services"]["kafka"]
+    assert kafka["image"] == f"apache/kafka:{KAFKA_VERSION}"
+    assert "controller" in kafka["environment"]["KAFKA_PROCESS_ROLES"]
+    assert "kafka-broker-api-versions" in " ".join(kafka["healthcheck"]["test"])
+
+
+def test_worker_waits_for_a_healthy_kafka_and_its_settings_are_real() -> None:
+    services = _compose()["services"]
+    worker = services["worker"]
+    assert worker["build"] == "."
+    assert worker["depends_on"]["kafka"]["condition"] == "service_healthy"
+    env: dict[str, str] = worker["environment"]
+    known = {f"OCRSTREAM_{name.upper()}" for name in Settings.model_fields}
+    assert set(env) <= known, set(env) - known
+    settings = Settings.model_validate(
+        {k.removeprefix("OCRSTREAM_").lower(): v for k, v in env.items()}
+    )
+    # The broker address is the kafka service's internal listener.
+    host, port = settings.broker.split(":")
+    assert host == "kafka"
+    assert (
+        f"PLAINTEXT://kafka:{port}"
+        in services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+    )
+    # The published port is the web port the worker binds, on all interfaces.
+    assert f"{settings.web_port}:{settings.web_port}" in worker["ports"]
+    assert settings.web_host == "0.0.0.0"
+
+
+def test_the_dockerfile_runs_the_worker_command() -> None:
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert 'CMD ["python", "-m", "app", "worker"]' in dockerfile
+    for package in ("app", "agents", "models"):
+        assert f"COPY {package} ./{package}" in dockerfile
+
+
+def test_the_local_broker_pom_pins_the_same_kafka_version() -> None:
+    pom = (REPO / "kafka" / "pom.xml").read_text()
+    assert f"<kafka.version>{KAFKA_VERSION}</kafka.version>" in pom
