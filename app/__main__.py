@@ -131,7 +131,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_kafka(args: argparse.Namespace) -> int:
     from app.local_kafka import DEFAULT_CACHE, LocalKafka
 
-    broker = LocalKafka(args.data or DEFAULT_CACHE / "data", port=args.port)
+    settings = get_settings()
+    cache = Path(settings.local_kafka_dir) if settings.local_kafka_dir else DEFAULT_CACHE
+    broker = LocalKafka(args.data or cache / "data", port=args.port, cache_dir=cache)
     broker.start()
     print(f"Kafka ready on {broker.bootstrap}; Ctrl-C stops it", flush=True)
     try:

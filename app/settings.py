@@ -75,15 +75,29 @@ class Settings(BaseSettings):
     )
 
     # Limits
-    max_image_bytes: int = Field(default=MAX_IMAGE_BYTES_DEFAULT, ge=1)
-    max_image_pixels: int = Field(default=MAX_IMAGE_PIXELS_DEFAULT, ge=1)
+    max_image_bytes: int = Field(
+        default=MAX_IMAGE_BYTES_DEFAULT, ge=1, description="Largest image download, in bytes."
+    )
+    max_image_pixels: int = Field(
+        default=MAX_IMAGE_PIXELS_DEFAULT,
+        ge=1,
+        description="Largest image, in pixels, checked from the header before decoding.",
+    )
     max_images_per_post: int = Field(
         default=16, ge=1, description="Images beyond this are not OCR'd (reported to dead letter)."
     )
-    max_post_text_chars: int = Field(default=100_000, ge=1)
-    fetch_connect_timeout_s: float = Field(default=5.0, gt=0)
-    fetch_total_timeout_s: float = Field(default=20.0, gt=0)
-    fetch_max_redirects: int = Field(default=5, ge=0)
+    max_post_text_chars: int = Field(
+        default=100_000, ge=1, description="Posts with longer text go to the dead-letter topic."
+    )
+    fetch_connect_timeout_s: float = Field(
+        default=5.0, gt=0, description="Seconds to connect to an image host (reads get twice)."
+    )
+    fetch_total_timeout_s: float = Field(
+        default=20.0, gt=0, description="Seconds for a whole image download, redirects included."
+    )
+    fetch_max_redirects: int = Field(
+        default=5, ge=0, description="Redirects followed per image (each hop is checked)."
+    )
     fetch_allow_private: bool = Field(
         default=False,
         description="Allow fetching from loopback/private/link-local addresses (tests only).",
