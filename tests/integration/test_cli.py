@@ -1,0 +1,68 @@
+"""Keys and keywords from the command line, against a real broker and a running worker."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from app.local_kafka import LocalKafka
+from tests.integration.conftest import REPO, settings_env, unique_settings
+
+pytestmark = pytest.mark.integration
+
+
+def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_keys_and_keywords_round_trip_through_the_worker(
+    kafka: LocalKafka, start_worker: Any
+) -> None:
+    settings = unique_settings(kafka)
+    start_worker(settings)
+    env = settings_env(settings)
+
+    created = _cli(env, "keys", "create", "--label", "cli test")
+    assert created.returncode == 0, created.stderr
+    key_id = re.search(r"key id:\s+(\S+)", created.stdout)
+    api_key = re.search(r"api key:\s+(osk_\S+)", created.stdout)
+    assert key_id and api_key, created.stdout
+    assert f"channels: {settings.channel_topic(key_id[1])}" in created.stdout
+    assert "no worker has applied it" not in created.stderr
+
+    added = _cli(env, "keywords", "add", api_key[1], " PEPE ", "Doge", "pepe")
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.split() == ["pepe", "doge"]
+
+    too_many = _cli(env, "keywords", "add", key_id[1], *[f"w{i}" for i in range(99)])
+    assert too_many.returncode == 2
+    assert "at most 100 keywords" in too_many.stderr
+    too_long = _cli(env, "keywords", "add", key_id[1], "x" * 101)
+    assert too_long.returncode == 2
+    assert "longer than 100" in too_long.stderr
+
+    removed = _cli(env, "keywords", "remove", key_id[1], "DOGE")
+    assert removed.stdout.split() == ["pepe"]
+    assert _cli(env, "keywords", "list", key_id[1]).stdout.split() == ["pepe"]
+
+    listed = _cli(env, "keys", "list")
+    assert key_id[1] in listed.stdout and "active" in listed.stdout
+    assert api_key[1] not in listed.stdout
+    assert _cli(env, "keys", "revoke", key_id[1]).returncode == 0
+    assert "revoked" in _cli(env, "keys", "list").stdout
+
+    unknown = _cli(env, "keywords", "list", "nosuchkey123")
+    assert unknown.returncode == 2
+    assert "unknown key" in unknown.stderr
