@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from pydantic import ValidationError
@@ -12,11 +11,11 @@ from app import topics
 from app.addresses import extract_addresses
 from app.dead_letter import send_dead_letter
 from app.faust_app import app, settings
-from app.fetch import FetchError, fetch_image
+from app.fetch import FetchError
 from app.metrics import metrics
 from app.ocr.images import ImageError
 from app.ocr.pool import OcrPoolError
-from app.ocr_runtime import fetch_limits, runtime
+from app.ocr_runtime import runtime
 from models.events import Candidate, ImageJob, OcrResult
 
 log = logging.getLogger(__name__)
@@ -24,11 +23,7 @@ log = logging.getLogger(__name__)
 
 async def ocr_job(job: ImageJob) -> OcrResult:
     """Fetch, OCR and extract addresses for one image job."""
-    started = time.perf_counter()
-    data = await fetch_image(await runtime.session(), job.image_url, fetch_limits)
-    metrics.fetch_ms.append((time.perf_counter() - started) * 1000)
-    output = await runtime.ocr(data)
-    metrics.ocr_ms.append(output.elapsed_ms)
+    output, _ = await runtime.ocr_url(job.image_url)
     return OcrResult(
         image_url=job.image_url,
         text=output.text,

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import aiohttp
 from mode import Service
 
 from app.faust_app import app, settings
-from app.fetch import FetchLimits, new_session
+from app.fetch import FetchLimits, fetch_image, new_session
+from app.metrics import metrics
+from app.ocr.cache import OcrCache, content_key, url_key
 from app.ocr.engine import EngineConfig, OcrOutput
 from app.ocr.pool import OcrPool
 
@@ -35,6 +38,7 @@ class OcrRuntime(Service):
             max_pixels=settings.max_image_pixels,
         )
         self._session: aiohttp.ClientSession | None = None
+        self.cache = OcrCache(settings.ocr_cache_entries, settings.ocr_cache_ttl_s)
 
     async def on_start(self) -> None:
         """Start the OCR processes and warm them before any image is read."""
@@ -64,6 +68,27 @@ class OcrRuntime(Service):
         """Decode and OCR image bytes in the pool, once it is warm."""
         await self._ready.wait()
         return await self._pool.ocr(data)
+
+    async def ocr_url(self, url: str) -> tuple[OcrOutput, bool]:
+        """Return (output, was_cached) for an image URL; repeats by URL or bytes are not redone."""
+
+        async def fetch_and_read() -> OcrOutput:
+            started = time.perf_counter()
+            data = await fetch_image(await self.session(), url, fetch_limits)
+            metrics.fetch_ms.append((time.perf_counter() - started) * 1000)
+            output, cached = await self.cache.get_or_compute(
+                content_key(data), lambda: self.ocr(data)
+            )
+            if cached:
+                metrics.count("ocr_cache_hits.same_bytes")
+            else:
+                metrics.ocr_ms.append(output.elapsed_ms)
+            return output
+
+        output, cached = await self.cache.get_or_compute(url_key(url), fetch_and_read)
+        if cached:
+            metrics.count("ocr_cache_hits.same_url")
+        return output, cached
 
 
 runtime = OcrRuntime()

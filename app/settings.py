@@ -74,6 +74,13 @@ class Settings(BaseSettings):
         default=960, ge=320, description="Detector input: longest side is scaled down to this."
     )
 
+    ocr_cache_entries: int = Field(
+        default=4096, ge=0, description="Recent OCR outputs kept (by URL and by image bytes)."
+    )
+    ocr_cache_ttl_s: float = Field(
+        default=3600.0, ge=0, description="Seconds a repeated image is answered from the cache."
+    )
+
     # Limits
     max_image_bytes: int = Field(
         default=MAX_IMAGE_BYTES_DEFAULT, ge=1, description="Largest image download, in bytes."

@@ -41,6 +41,7 @@ async def image_host() -> AsyncIterator[str]:
     """Serve tests/data over HTTP on loopback; return the base URL."""
     app = web.Application()
     app.router.add_static("/img/", DATA)
+    app.router.add_static("/copy/", DATA)  # the same bytes under other URLs
     runner = web.AppRunner(app)
     await runner.setup()
     port = free_port()

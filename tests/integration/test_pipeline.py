@@ -153,3 +153,28 @@ async def test_keywords_table_survives_a_worker_restart(
     ]
     keys = await read_keys(settings)
     assert keys[pepe_key].keywords == ("pepe", "doge")
+
+
+async def test_a_repeated_image_is_read_once(
+    kafka: LocalKafka, image_host: str, start_worker: Any
+) -> None:
+    settings = unique_settings(kafka)
+    start_worker(settings)
+    url = f"{image_host}/s10_sol.jpg"
+    same_bytes = url.replace("/img/", "/copy/")
+    await produce(
+        kafka.bootstrap,
+        settings.posts_topic,
+        [post("3001", "a", [url]), post("3002", "b", [url, same_bytes])],
+        key=b"one-partition",
+    )
+    results = await consume(kafka.bootstrap, settings.ocr_result_topic, count=3)
+    assert sorted(r["image_url"] for r in results) == sorted([url, url, same_bytes])
+    assert {r["ref"]["mid"] for r in results} == {"3001", "3002"}
+    assert len({r["text"] for r in results}) == 1
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{settings.web_port}/status/") as response:
+            status = await response.json()
+    assert status["ocr_ms"]["n"] == 1  # the engine ran once
+    counts = status["counts"]
+    assert counts["ocr_cache_hits.same_url"] + counts["ocr_cache_hits.same_bytes"] == 2
