@@ -96,8 +96,14 @@ def _repair_evm(body: str) -> str | None:
     if not mixed:
         # Single-case addresses carry no checksum: accept only what OCR read verbatim.
         return None if has_letter_o else "0x" + fixed
-    if eip55_checksum(fixed) == fixed:
+    checksummed = eip55_checksum(fixed)
+    if checksummed == fixed:
         return "0x" + fixed
+    # One letter read in the wrong case (c/C, f/F...): the checksum pins every letter's case,
+    # so the repaired form is unique. More than one flip is not trusted: a wrong digit makes a
+    # random case pattern, which lands within one flip only 16 times in 32768.
+    if sum(a != b for a, b in zip(fixed, checksummed, strict=True)) == 1:
+        return "0x" + checksummed
     # One confused character: accept only if exactly one substitution passes EIP-55.
     repaired = {
         candidate

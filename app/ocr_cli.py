@@ -25,7 +25,9 @@ async def run_ocr(sources: list[str], as_json: bool) -> int:
         allow_private=settings.fetch_allow_private,
     )
     started = time.perf_counter()
-    engine = OcrEngine(EngineConfig(det_max_side=settings.ocr_det_max_side, threads=2))
+    engine = OcrEngine(
+        EngineConfig(det_max_side=settings.ocr_det_max_side, threads=settings.ocr_threads)
+    )
     print(f"engine ready in {time.perf_counter() - started:.1f}s", file=sys.stderr)
     failed = 0
     async with new_session(limits) as session:

@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from app.admin import stop_consumer
 from app.local_kafka import LocalKafka, free_port
 from app.settings import Settings
 from tests.conftest import DATA
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support import Worker
 
 
 @pytest.fixture(scope="session")
@@ -51,87 +39,6 @@ async def image_host() -> AsyncIterator[str]:
     await runner.cleanup()
 
 
-def unique_settings(kafka: LocalKafka, **overrides: Any) -> Settings:
-    """Return settings with topic names and app id of their own, so tests do not mix."""
-    tag = uuid.uuid4().hex[:8]
-    values: dict[str, Any] = {
-        "broker": kafka.bootstrap,
-        "app_id": f"ocrstream-test-{tag}",
-        "posts_topic": f"posts-{tag}",
-        "images_topic": f"images-{tag}",
-        "ocr_result_topic": f"ocr_result-{tag}",
-        "candidates_topic": f"candidates-{tag}",
-        "control_topic": f"control-{tag}",
-        "dead_letter_topic": f"dead-letter-{tag}",
-        "channel_topic_prefix": f"channel-{tag}-",
-        "topic_partitions": 2,
-        "web_port": free_port(),
-        "ocr_processes": 1,
-        "ocr_concurrency": 2,
-        "fetch_allow_private": True,  # the image host is on loopback
-    }
-    values.update(overrides)
-    return Settings(**values)
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """Return the OCRSTREAM_* environment that reproduces ``settings`` in a subprocess."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OCRSTREAM_")}
-    for name, value in settings.model_dump().items():
-        env[f"OCRSTREAM_{name.upper()}"] = (
-            str(value).lower() if isinstance(value, bool) else str(value)
-        )
-    return env
-
-
-@dataclass
-class Worker:
-    """A real ``python -m app worker`` process."""
-
-    settings: Settings
-    workdir: Path
-    process: subprocess.Popen[bytes] | None = None
-    log_path: Path = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.log_path = self.workdir / f"worker-{uuid.uuid4().hex[:6]}.log"
-
-    def start(self, timeout_s: float = 120.0) -> None:
-        """Start the worker and wait for Faust's 'Ready'."""
-        with self.log_path.open("wb") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "app", "worker", "--loglevel", "info"],
-                cwd=self.workdir,
-                env=settings_env(self.settings) | {"PYTHONPATH": str(REPO)},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"worker exited early:\n{self.log()[-4000:]}")
-            if "[^Worker]: Ready" in self.log():
-                return
-            time.sleep(0.25)
-        raise RuntimeError(f"worker not ready in {timeout_s}s:\n{self.log()[-4000:]}")
-
-    def log(self) -> str:
-        """Return everything the worker printed so far."""
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self, timeout_s: float = 60.0) -> None:
-        """Stop the worker as an operator would (SIGTERM), killing it if it hangs."""
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @pytest.fixture
 def start_worker(tmp_path: Path) -> Iterator[Any]:
     """Return a function that starts workers; all are stopped after the test."""
@@ -146,72 +53,3 @@ def start_worker(tmp_path: Path) -> Iterator[Any]:
     yield start
     for worker in workers:
         worker.stop()
-
-
-async def produce(
-    bootstrap: str, topic: str, values: list[bytes], key: bytes | None = None
-) -> None:
-    """Produce raw records to a topic and wait until the broker has them all."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        for value in values:
-            await producer.send_and_wait(topic, value=value, key=key)
-    finally:
-        await producer.stop()
-
-
-async def consume(
-    bootstrap: str, topic: str, count: int, timeout_s: float = 90.0, settle_s: float = 0.0
-) -> list[dict[str, Any]]:
-    """Read a topic from the start until ``count`` JSON records arrived (then ``settle_s`` more).
-
-    Returns what was read when the time runs out, so a test can say what was missing.
-    """
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    records: list[dict[str, Any]] = []
-    try:
-        deadline = time.monotonic() + timeout_s
-        while len(records) < count and time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=500)
-            records.extend(json.loads(m.value) for ms in batch.values() for m in ms)
-        settle_until = time.monotonic() + settle_s
-        while time.monotonic() < settle_until:
-            batch = await consumer.getmany(timeout_ms=250)
-            records.extend(json.loads(m.value) for ms in batch.values() for m in ms)
-    finally:
-        await stop_consumer(consumer)
-    return records
-
-
-def post(mid: str, text: str, images: list[str], source: str = "x") -> bytes:
-    """Return a post record as users produce it."""
-    return json.dumps(
-        {
-            "source": source,
-            "mid": mid,
-            "sid": f"author-{mid}",
-            "link": f"https://x.com/author/status/{mid}",
-            "text": text,
-            "images": images,
-            "timestamp": "2026-11-24T10:00:00Z",
-            "lang": "en",  # an unknown field: tolerated
-        }
-    ).encode()
-
-
-async def wait_for(predicate: Any, timeout_s: float = 30.0) -> None:
-    """Wait until an async predicate holds."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if await predicate():
-            return
-        await asyncio.sleep(0.3)
-    raise AssertionError("condition not met in time")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from app.local_kafka import LocalKafka
-from tests.integration.conftest import REPO, settings_env, unique_settings
+from tests.support import REPO, settings_env, unique_settings
 
 pytestmark = pytest.mark.integration
 

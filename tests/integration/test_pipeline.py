@@ -11,7 +11,7 @@ from app.admin import create_key, read_keys, send_command, wait_applied
 from app.local_kafka import LocalKafka
 from app.settings import Settings
 from models.keys import AddKeywords
-from tests.integration.conftest import consume, post, produce, unique_settings
+from tests.support import consume, post, produce, unique_settings
 
 pytestmark = pytest.mark.integration
 

@@ -45,6 +45,7 @@ def test_single_case_evm_is_accepted_as_read() -> None:
         "0X" + UNISWAP_ROUTER[2:],  # x read as X
         UNISWAP_ROUTER[1:],  # the leading 0 dropped
         UNISWAP_ROUTER.replace("cF5", "c15"),  # f read as 1; EIP-55 pins it back
+        UNISWAP_ROUTER.replace("dAcb", "dACb"),  # one letter in the wrong case
         UNISWAP_ROUTER.replace("c", "с"),  # Cyrillic с for c
     ],
 )
@@ -53,8 +54,10 @@ def test_repairable_ocr_confusions_are_repaired_under_the_checksum(confused: str
 
 
 def test_a_mixed_case_address_failing_eip55_is_not_invented() -> None:
-    broken = UNISWAP_ROUTER.replace("B4cF", "b4cF")  # a case flip: no single repair validates
-    assert _found(broken) == []
+    two_flips = UNISWAP_ROUTER.replace("B4cF", "b4CF")  # two letters in the wrong case
+    assert _found(two_flips) == []
+    wrong_digit = UNISWAP_ROUTER.replace("5630", "5631")  # a misread digit: checksum fails
+    assert _found(wrong_digit) == []
     # O inside an all-lowercase body has no checksum to confirm a repair: refused.
     assert _found("0x" + "7a250d5630b4cf539739df2c5dacb4c659f2488O") == []
 
