@@ -1,0 +1,34 @@
+"""`python -m app ocr`: what a user runs on files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import DATA
+from tests.support import REPO
+
+
+def test_json_output_is_one_object_per_image_and_errors_are_reported() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "ocr", "--json", str(DATA / "s10_sol.jpg"), "missing.png"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1  # one input failed
+    first, second = (json.loads(line) for line in done.stdout.splitlines())
+    assert set(first) == {"file", "text", "lines", "buy_ca", "elapsed_ms"}
+    assert first["file"] == str(DATA / "s10_sol.jpg")
+    assert first["lines"][0] == {
+        "text": "$BONK is live on Solana",
+        "score": first["lines"][0]["score"],
+    }
+    assert first["buy_ca"] == [
+        {"network": "solana", "address": "DKwfFc2KA3i22DmxzLQzqi9weodLJXDxCtDpYaS9QJqc"}
+    ]
+    assert first["elapsed_ms"] > 0
+    assert second["file"] == "missing.png" and "No such file" in second["error"]
