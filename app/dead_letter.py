@@ -39,4 +39,5 @@ async def send_dead_letter(
         reason,
     )
     metrics.count(f"dead_letters.{stage}")
+    metrics.error(stage, reason)
     await topics.dead_letter.send(key=message.key, value=letter.model_dump_json().encode())

@@ -8,6 +8,7 @@ from collections import Counter, deque
 
 # Why 1000: enough samples for a stable p95, small enough to sort on every request.
 _LATENCY_WINDOW = 1000
+_RECENT_ERRORS = 20
 
 
 class Metrics:
@@ -18,10 +19,15 @@ class Metrics:
         self.counts: Counter[str] = Counter()
         self.ocr_ms: deque[float] = deque(maxlen=_LATENCY_WINDOW)
         self.fetch_ms: deque[float] = deque(maxlen=_LATENCY_WINDOW)
+        self.recent_errors: deque[dict[str, object]] = deque(maxlen=_RECENT_ERRORS)
 
     def count(self, name: str, n: int = 1) -> None:
         """Add ``n`` to the counter ``name``."""
         self.counts[name] += n
+
+    def error(self, stage: str, reason: str) -> None:
+        """Remember a recent error for the status page (reasons never hold secrets)."""
+        self.recent_errors.appendleft({"at": time.time(), "stage": stage, "reason": reason[:300]})
 
     def snapshot(self) -> dict[str, object]:
         """Return the counters and latency percentiles as plain JSON data."""
@@ -30,6 +36,7 @@ class Metrics:
             "counts": dict(sorted(self.counts.items())),
             "ocr_ms": _percentiles(self.ocr_ms),
             "fetch_ms": _percentiles(self.fetch_ms),
+            "recent_errors": list(self.recent_errors),
         }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Why 10 MB: the product's documented cap for `imageUrl` downloads and `image` bodies.
@@ -113,6 +113,23 @@ class Settings(BaseSettings):
     fetch_allow_private: bool = Field(
         default=False,
         description="Allow fetching from loopback/private/link-local addresses (tests only).",
+    )
+
+    # HTTP API
+    admin_key: SecretStr | None = Field(
+        default=None,
+        description="Secret for the x-admin-key header of /admin routes (unset: admin API off).",
+    )
+    rate_limit_per_minute: float = Field(
+        default=600.0, gt=0, description="Sustained requests per minute per API key."
+    )
+    rate_limit_burst: int = Field(
+        default=60, ge=1, description="Requests an API key may make at once before limiting."
+    )
+    keyword_apply_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long a keyword or key change waits to be applied before answering.",
     )
 
     # Local broker (used when `broker` is empty)

@@ -25,15 +25,14 @@ def get_key_record(key_id: str) -> KeyRecord | None:
     return None if raw is None else _decode(key_id, raw)
 
 
+def all_keys() -> list[KeyRecord]:
+    """Return every key, revoked ones included."""
+    return [_decode(key.decode(), raw) for key, raw in list(keys_table.items())]
+
+
 def active_keys() -> list[KeyRecord]:
     """Return every key that is not revoked."""
-    records = []
-    for key, raw in list(keys_table.items()):
-        key_id = key.decode() if isinstance(key, bytes) else str(key)
-        record = _decode(key_id, raw)
-        if not record.revoked:
-            records.append(record)
-    return records
+    return [record for record in all_keys() if not record.revoked]
 
 
 def _decode(key_id: str, raw: bytes) -> KeyRecord:

@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 # Why: key ids appear in topic names, so they are restricted to topic-safe characters.
 KEY_ID_PATTERN = r"^[a-z0-9]{8,32}$"
 KeyId = Annotated[str, Field(pattern=KEY_ID_PATTERN)]
+# Kafka's own rule for topic names.
+TopicName = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,249}$")]
 
 
 class KeyRecord(BaseModel):
@@ -33,7 +35,7 @@ class CreateKey(BaseModel):
     key_hash: str = Field(min_length=64, max_length=64)
     label: str = Field(default="", max_length=200)
     created_at: float
-    channels: tuple[str, ...]
+    channels: tuple[TopicName, ...] = Field(min_length=1)
 
 
 class RevokeKey(BaseModel):
@@ -65,7 +67,7 @@ class SetChannels(BaseModel):
 
     op: Literal["set_channels"] = "set_channels"
     key_id: KeyId
-    channels: tuple[str, ...] = Field(min_length=1)
+    channels: tuple[TopicName, ...] = Field(min_length=1)
 
 
 ControlCommand = Annotated[

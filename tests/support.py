@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pydantic import SecretStr
 
 from app.admin import stop_consumer
 from app.local_kafka import LocalKafka, free_port
@@ -49,7 +50,12 @@ def unique_settings(kafka: LocalKafka, **overrides: Any) -> Settings:
 def settings_env(settings: Settings) -> dict[str, str]:
     """Return the OCRSTREAM_* environment that reproduces ``settings`` in a subprocess."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OCRSTREAM_")}
-    for name, value in settings.model_dump().items():
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
         env[f"OCRSTREAM_{name.upper()}"] = (
             str(value).lower() if isinstance(value, bool) else str(value)
         )

@@ -24,12 +24,28 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
     broker.stop()
 
 
+async def _eleven_megabytes_chunked(request: web.Request) -> web.StreamResponse:
+    # No Content-Length: only counting while reading can stop it.
+    response = web.StreamResponse(headers={"Content-Type": "image/png"})
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    for _ in range(11 * 16):
+        await response.write(b"\x89" * 65536)
+    return response
+
+
+async def _html_page(request: web.Request) -> web.Response:
+    return web.Response(text="<html><body>not an image</body></html>", content_type="image/png")
+
+
 @pytest.fixture(scope="session")
 async def image_host() -> AsyncIterator[str]:
     """Serve tests/data over HTTP on loopback; return the base URL."""
     app = web.Application()
     app.router.add_static("/img/", DATA)
     app.router.add_static("/copy/", DATA)  # the same bytes under other URLs
+    app.router.add_get("/big.png", _eleven_megabytes_chunked)
+    app.router.add_get("/page.html", _html_page)
     runner = web.AppRunner(app)
     await runner.setup()
     port = free_port()

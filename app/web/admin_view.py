@@ -1,0 +1,112 @@
+"""/admin/keys: create, list and revoke API keys, and set their channels (x-admin-key)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from app.apikeys import hash_key, mint_key, new_key_id
+from app.faust_app import settings
+from app.tables import all_keys, get_key_record
+from app.web.auth import require_admin
+from app.web.control_client import apply_and_wait
+from app.web.errors import ApiError, read_json
+from models.keys import KEY_ID_PATTERN, CreateKey, KeyRecord, RevokeKey, SetChannels
+
+_MAX_BODY = 64 * 1024
+
+
+def public_view(record: KeyRecord) -> dict[str, Any]:
+    """Return what an admin may see of a key (never its hash)."""
+    return {
+        "key_id": record.key_id,
+        "label": record.label,
+        "created_at": record.created_at,
+        "revoked": record.revoked,
+        "keywords": list(record.keywords),
+        "channels": list(record.channels),
+    }
+
+
+def _key_or_404(request: web.Request) -> KeyRecord:
+    key_id = request.match_info["key_id"]
+    record = get_key_record(key_id) if _is_key_id(key_id) else None
+    if record is None:
+        raise ApiError(404, f"no key {key_id[:40]!r}")
+    return record
+
+
+def _is_key_id(value: str) -> bool:
+    import re
+
+    return re.fullmatch(KEY_ID_PATTERN, value) is not None
+
+
+async def create_key(request: web.Request) -> web.Response:
+    """Create a key; the answer holds the secret key, shown this once."""
+    require_admin(request)
+    body = await read_json(request, _MAX_BODY) if request.can_read_body else {}
+    if not isinstance(body, dict):
+        raise ApiError(400, "request body must be a JSON object")
+    key_id = new_key_id()
+    api_key = mint_key(key_id)
+    try:
+        command = CreateKey(
+            key_id=key_id,
+            key_hash=hash_key(api_key),
+            label=body.get("label", ""),
+            created_at=time.time(),
+            channels=tuple(body.get("channels") or (settings.channel_topic(key_id),)),
+        )
+    except (ValidationError, TypeError) as exc:
+        raise ApiError(400, f"invalid key settings: {_first_error(exc)}") from None
+    record = await apply_and_wait(command, lambda r: r is not None)
+    assert record is not None
+    return web.json_response(
+        {"data": {**public_view(record), "api_key": api_key}, "message": "Key created"},
+        status=201,
+    )
+
+
+async def list_keys(request: web.Request) -> web.Response:
+    """List every key (ids, labels, state, keywords, channels)."""
+    require_admin(request)
+    keys = sorted(all_keys(), key=lambda r: r.created_at)
+    return web.json_response({"data": {"keys": [public_view(r) for r in keys]}})
+
+
+async def revoke_key(request: web.Request) -> web.Response:
+    """Revoke a key: it stops working on every worker as soon as each applies the change."""
+    require_admin(request)
+    record = _key_or_404(request)
+    revoked = await apply_and_wait(
+        RevokeKey(key_id=record.key_id), lambda r: r is not None and r.revoked
+    )
+    assert revoked is not None
+    return web.json_response({"data": public_view(revoked), "message": "Key revoked"})
+
+
+async def set_channels(request: web.Request) -> web.Response:
+    """Replace the channel topics of a key."""
+    require_admin(request)
+    record = _key_or_404(request)
+    body = await read_json(request, _MAX_BODY)
+    try:
+        command = SetChannels(key_id=record.key_id, channels=tuple(body.get("channels") or ()))
+    except (ValidationError, TypeError, AttributeError) as exc:
+        raise ApiError(400, f"invalid channels: {_first_error(exc)}") from None
+    updated = await apply_and_wait(
+        command, lambda r: r is not None and r.channels == command.channels
+    )
+    assert updated is not None
+    return web.json_response({"data": public_view(updated), "message": "Channels set"})
+
+
+def _first_error(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        error = exc.errors()[0]
+        return f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
+    return str(exc)

@@ -1,0 +1,28 @@
+"""Send a control command from a web handler and wait until this worker's table shows it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from app import topics
+from app.faust_app import settings
+from app.tables import get_key_record
+from app.web.errors import ApiError
+from models.keys import ControlCommand, KeyRecord
+
+
+async def apply_and_wait(
+    command: ControlCommand, done: Callable[[KeyRecord | None], bool]
+) -> KeyRecord | None:
+    """Publish ``command`` to the control topic; return the key once ``done`` holds locally."""
+    # Why through the topic: the control agent is the one writer, so every worker agrees.
+    await topics.control.send(key=command.key_id.encode(), value=command.model_dump_json().encode())
+    deadline = time.monotonic() + settings.keyword_apply_timeout_s
+    while time.monotonic() < deadline:
+        record = get_key_record(command.key_id)
+        if done(record):
+            return record
+        await asyncio.sleep(0.05)
+    raise ApiError(503, "the change was sent but not applied in time; retry the read shortly")
