@@ -8,9 +8,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from app import topics
-from app.control import ControlError, apply_command
+from app.control import ControlError, apply_command, check_channels
 from app.dead_letter import send_dead_letter
-from app.faust_app import app
+from app.faust_app import app, settings
 from app.keywords import KeywordError
 from app.tables import encode_key_record, get_key_record, keys_table
 from models.keys import control_command_adapter
@@ -25,6 +25,7 @@ async def apply_control(stream: Any) -> None:
         try:
             command = control_command_adapter.validate_json(event.value)
             record = apply_command(get_key_record(command.key_id), command)
+            check_channels(settings, record.channels)
         except (ValidationError, ControlError, KeywordError) as exc:
             await send_dead_letter("control", f"command refused: {exc}", event)
             continue

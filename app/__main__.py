@@ -156,6 +156,15 @@ def _admin_settings() -> Settings:
     return settings
 
 
+def _check_channels(channels: tuple[str, ...]) -> None:
+    from app.control import ControlError, check_channels
+
+    try:
+        check_channels(get_settings(), channels)
+    except ControlError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _key_id(given: str) -> str:
     if given.startswith("osk_"):
         try:
@@ -169,6 +178,7 @@ def _cmd_keys_create(args: argparse.Namespace) -> int:
     from app.admin import create_key, wait_applied
 
     settings = _admin_settings()
+    _check_channels(tuple(args.channel))
 
     async def go() -> int:
         api_key, command = await create_key(settings, args.label, tuple(args.channel))
@@ -235,6 +245,7 @@ def _cmd_keys_channels(args: argparse.Namespace) -> int:
     from models.keys import SetChannels
 
     topics = tuple(args.topics)
+    _check_channels(topics)
     return _send_and_wait(
         args.key,
         lambda cur: (

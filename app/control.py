@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from app.keywords import merge_keywords, remove_keywords
+from app.settings import Settings
 from models.keys import (
     AddKeywords,
     ControlCommand,
@@ -45,3 +46,19 @@ def apply_command(current: KeyRecord | None, command: ControlCommand) -> KeyReco
     if isinstance(command, SetChannels):
         return current.model_copy(update={"channels": command.channels})
     raise ControlError(f"unsupported command {command!r}")
+
+
+def check_channels(settings: Settings, channels: tuple[str, ...]) -> None:
+    """Refuse channel topics that are the pipeline's own (a delivery there would loop)."""
+    own = {
+        settings.posts_topic,
+        settings.images_topic,
+        settings.ocr_result_topic,
+        settings.candidates_topic,
+        settings.control_topic,
+        settings.dead_letter_topic,
+        settings.keys_changelog_topic,
+    }
+    clash = sorted(set(channels) & own)
+    if clash:
+        raise ControlError(f"channels cannot be the pipeline's own topics: {', '.join(clash)}")

@@ -7,16 +7,28 @@ import time
 from collections.abc import Callable
 
 from app import topics
+from app.control import ControlError, apply_command, check_channels
 from app.faust_app import settings
+from app.keywords import KeywordError
 from app.tables import get_key_record
 from app.web.errors import ApiError
-from models.keys import ControlCommand, KeyRecord
+from models.keys import ControlCommand, CreateKey, KeyRecord, SetChannels
 
 
 async def apply_and_wait(
     command: ControlCommand, done: Callable[[KeyRecord | None], bool]
 ) -> KeyRecord | None:
     """Publish ``command`` to the control topic; return the key once ``done`` holds locally."""
+    # Why check first: a command the control agent would refuse is never applied, and the
+    # caller deserves the reason now rather than a timeout.
+    try:
+        apply_command(get_key_record(command.key_id), command)
+        if isinstance(command, CreateKey | SetChannels):
+            check_channels(settings, command.channels)
+    except ControlError as exc:
+        raise ApiError(409, str(exc)) from None
+    except KeywordError as exc:
+        raise ApiError(400, str(exc)) from None
     # Why through the topic: the control agent is the one writer, so every worker agrees.
     await topics.control.send(key=command.key_id.encode(), value=command.model_dump_json().encode())
     deadline = time.monotonic() + settings.keyword_apply_timeout_s

@@ -258,6 +258,7 @@ OPENAPI: dict[str, Any] = {
                 "responses": {
                     "201": _json("KeyAnswer", "the new key"),
                     "400": _error("invalid label or channels"),
+                    "409": _error("a channel is a pipeline topic"),
                     **_ADMIN_ERRORS,
                 },
             },
@@ -294,6 +295,7 @@ OPENAPI: dict[str, Any] = {
                     "200": _json("KeyAnswer", "the key"),
                     "400": _error("invalid channels"),
                     "404": _error("no such key"),
+                    "409": _error("the key is revoked, or a channel is a pipeline topic"),
                     **_ADMIN_ERRORS,
                 },
             }

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import io
 import os
+import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -196,7 +197,7 @@ async def test_keywords_follow_the_rules_and_stay_with_their_key(http: Any) -> N
         assert (await r.json())["data"]["keywords"] == []
 
 
-async def test_admin_routes_need_the_admin_key(http: Any) -> None:
+async def test_admin_routes_need_the_admin_key(http: Any, worker: Worker) -> None:
     async with http.get("/admin/keys") as r:
         assert r.status == 401
     async with http.get("/admin/keys", headers={"x-admin-key": "wrong"}) as r:
@@ -220,6 +221,17 @@ async def test_admin_routes_need_the_admin_key(http: Any) -> None:
         f"/admin/keys/{key_id}/channels", json=bad, headers={"x-admin-key": ADMIN}
     ) as r:
         assert r.status == 400
+    loop = {"channels": [worker.settings.posts_topic]}  # deliveries into the input: refused
+    async with http.put(
+        f"/admin/keys/{key_id}/channels", json=loop, headers={"x-admin-key": ADMIN}
+    ) as r:
+        assert r.status == 409 and "pipeline" in (await r.json())["error"]
+    async with http.delete(f"/admin/keys/{key_id}", headers={"x-admin-key": ADMIN}) as r:
+        assert r.status == 200
+    async with http.put(
+        f"/admin/keys/{key_id}/channels", json=channels, headers={"x-admin-key": ADMIN}
+    ) as r:
+        assert r.status == 409 and "revoked" in (await r.json())["error"]
 
 
 async def test_fifty_parallel_ocr_requests_while_the_stream_flows(
@@ -237,3 +249,18 @@ async def test_fifty_parallel_ocr_requests_while_the_stream_flows(
     assert all(body["data"]["text"] == "\n".join(PEPE_LINES) for _, body, _ in answers)
     results = await consume(kafka.bootstrap, settings.ocr_result_topic, count=10, timeout_s=120)
     assert sorted(r["ref"]["mid"] for r in results) == sorted(f"p{i}" for i in range(10))
+
+
+async def test_property_based_fuzz_finds_no_server_error(http: Any, worker: Worker) -> None:
+    """Schemathesis drives every operation from /openapi.json; bounded to a few examples each."""
+    key = await _new_key(http, "fuzz")
+    base = f"http://127.0.0.1:{worker.settings.web_port}"
+    done = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "schemathesis.cli", "run", f"{base}/openapi.json",
+        "-H", f"x-api-key: {key}", "-H", f"x-admin-key: {ADMIN}",
+        "--checks", "not_a_server_error", "--max-examples", "5",
+        "--request-timeout", "30", "--seed", "20261124",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    output, _ = await asyncio.wait_for(done.communicate(), timeout=240)
+    assert done.returncode == 0, output.decode()[-3000:]

@@ -1,0 +1,37 @@
+"""/openapi.json describes exactly the routes the worker serves."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from app.web.openapi import OPENAPI
+from app.web.routes import install_routes
+
+UNDOCUMENTED = {("GET", "/dashboard"), ("GET", "/openapi.json")}  # pages, not API
+
+
+async def _page(request: web.Request) -> web.Response:
+    return web.Response()
+
+
+def test_every_route_is_documented_and_every_documented_route_exists() -> None:
+    application = web.Application()
+    install_routes(application, _page)
+    served = {
+        (route.method, route.resource.canonical)
+        for route in application.router.routes()
+        if route.method != "HEAD" and route.resource is not None
+    }
+    documented = {
+        (method.upper(), path) for path, item in OPENAPI["paths"].items() for method in item
+    }
+    assert served - UNDOCUMENTED == documented
+
+
+def test_every_operation_documents_its_errors_and_security() -> None:
+    for path, item in OPENAPI["paths"].items():
+        for method, operation in item.items():
+            codes = set(operation["responses"])
+            assert codes & {"200", "201"}, (method, path)
+            assert {"401", "403"} <= codes, (method, path)
+            assert operation["security"], (method, path)
