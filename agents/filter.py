@@ -14,7 +14,7 @@ from app.faust_app import app
 from app.keywords import match_keywords
 from app.metrics import metrics
 from app.tables import active_keys
-from models.events import Candidate
+from models.events import EVENT_ID_HEADER, Candidate
 from models.keys import KeyRecord
 
 log = logging.getLogger(__name__)
@@ -46,5 +46,9 @@ async def filter_candidates(stream: Any) -> None:
             body = json.dumps(delivery, separators=(",", ":")).encode()
             for name in key.channels:
                 channel = await topics.channel(name)
-                await channel.send(key=event.key, value=body)
+                await channel.send(
+                    key=event.key,
+                    value=body,
+                    headers={EVENT_ID_HEADER: candidate.event_id.encode()},
+                )
             metrics.count("deliveries")

@@ -16,7 +16,7 @@ from app.metrics import metrics
 from app.ocr.images import ImageError
 from app.ocr.pool import OcrPoolError
 from app.ocr_runtime import runtime
-from models.events import Candidate, ImageJob, OcrResult
+from models.events import EVENT_ID_HEADER, Candidate, ImageJob, OcrResult, ocr_event_id
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +48,17 @@ async def process_images(stream: Any) -> None:
             await send_dead_letter("ocr", str(exc), event, image_url=job.image_url)
             continue
         metrics.count("ocr_results")
-        payload = result.model_dump(mode="json")
+        event_id = ocr_event_id(job.ref, job.image_url)
         await topics.ocr_result.send(
-            key=job.image_url.encode(), value=result.model_dump_json().encode()
+            key=job.image_url.encode(),
+            value=result.model_dump_json().encode(),
+            headers={EVENT_ID_HEADER: event_id.encode()},
         )
-        candidate = Candidate(event=payload, match_text=f"{job.post_text}\n{result.text}")
+        candidate = Candidate(
+            event=result.model_dump(mode="json"),
+            match_text=f"{job.post_text}\n{result.text}",
+            event_id=event_id,
+        )
         await topics.candidates.send(
             key=job.ref.mid.encode(), value=candidate.model_dump_json().encode()
         )

@@ -11,7 +11,7 @@ from app import topics
 from app.dead_letter import send_dead_letter
 from app.faust_app import app, settings
 from app.metrics import metrics
-from models.events import Candidate, ImageJob, Ref
+from models.events import Candidate, ImageJob, Ref, post_event_id
 from models.posts import Post
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,9 @@ async def process_posts(stream: Any) -> None:
             continue
         await topics.candidates.send(
             key=post.mid.encode(),
-            value=Candidate(event=post.event(), match_text=post.text).model_dump_json().encode(),
+            value=Candidate(event=post.event(), match_text=post.text, event_id=post_event_id(post))
+            .model_dump_json()
+            .encode(),
         )
         ref = Ref.of(post)
         kept = post.images[: settings.max_images_per_post]

@@ -31,6 +31,11 @@ class Settings(BaseSettings):
         description="Faust app id: the consumer group and the prefix of table changelog topics.",
     )
     topic_partitions: int = Field(default=4, ge=1, description="Partitions of topics we create.")
+    session_timeout_s: float = Field(
+        default=30.0,
+        ge=6,
+        description="Seconds without heartbeat before Kafka gives a dead worker's partitions away.",
+    )
     topic_replicas: int = Field(default=1, ge=1, description="Replication factor of our topics.")
 
     # Topic names

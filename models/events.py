@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -67,3 +68,20 @@ class Candidate(BaseModel):
 
     event: dict[str, Any]
     match_text: str
+    # Why: at-least-once delivery may repeat an event; its id lets consumers drop repeats.
+    event_id: str = ""
+
+
+# Kafka record header carrying an event's idempotency key on ocr_result and channel topics.
+EVENT_ID_HEADER = "ocrstream-event-id"
+
+
+def post_event_id(post: Post) -> str:
+    """Return the idempotency key of a post event (the same post always gets the same key)."""
+    return f"post:{post.source}:{post.mid}"
+
+
+def ocr_event_id(ref: Ref, image_url: str) -> str:
+    """Return the idempotency key of an ocr_result: one per image of one post."""
+    digest = hashlib.sha256(image_url.encode()).hexdigest()[:16]
+    return f"ocr:{ref.source}:{ref.mid}:{digest}"

@@ -97,6 +97,13 @@ class Worker:
         """Return everything the worker printed so far."""
         return self.log_path.read_text(errors="replace")
 
+    def kill(self) -> None:
+        """Kill the worker with SIGKILL: no shutdown, no final commit (a crash)."""
+        process, self.process = self.process, None
+        if process is not None:
+            process.kill()
+            process.wait()
+
     def stop(self, timeout_s: float = 60.0) -> None:
         """Stop the worker as an operator would (SIGTERM), killing it if it hangs."""
         process, self.process = self.process, None

@@ -1,0 +1,129 @@
+"""Faults injected for real: kill -9 of a worker, a stopped broker, bad records."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from app.admin import stop_consumer
+from app.local_kafka import LocalKafka
+from models.events import EVENT_ID_HEADER
+from tests.support import Worker, consume, post, produce, unique_settings
+
+pytestmark = pytest.mark.integration
+
+IMAGES = ["s30_promo.png", "s10_sol.jpg", "s02_sol.png", "s00_promo.jpg", "s19_tweet.png"]
+
+
+async def _event_ids(bootstrap: str, topic: str, want: int, timeout_s: float) -> Counter[str]:
+    """Count the idempotency keys on a topic until ``want`` distinct ones were seen."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    seen: Counter[str] = Counter()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(seen) < want and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for messages in batch.values():
+                for message in messages:
+                    headers = dict(message.headers)
+                    seen[headers[EVENT_ID_HEADER].decode()] += 1
+    finally:
+        await stop_consumer(consumer)
+    return seen
+
+
+async def test_kill_9_three_times_loses_nothing(
+    kafka: LocalKafka, image_host: str, tmp_path: Path
+) -> None:
+    settings = unique_settings(kafka, session_timeout_s=8, ocr_concurrency=8)
+    posts = [
+        post(f"k{i}", "crash", [f"{image_host}/{IMAGES[i % len(IMAGES)]}?n={i}"])
+        for i in range(1000)
+    ]
+    worker = Worker(settings, tmp_path)
+    worker.start()
+    rng = random.Random(20261124)
+    try:
+        await produce(kafka.bootstrap, settings.posts_topic, posts)
+        for _ in range(3):
+            await asyncio.sleep(rng.uniform(1.0, 6.0))
+            worker.kill()
+            worker = Worker(settings, tmp_path)
+            worker.start()
+        seen = await _event_ids(kafka.bootstrap, settings.ocr_result_topic, 1000, timeout_s=600)
+    finally:
+        worker.stop()
+    expected = {f"k{i}" for i in range(1000)}
+    assert len(seen) == 1000, f"{1000 - len(seen)} images have no ocr_result"
+    results = await consume(kafka.bootstrap, settings.ocr_result_topic, sum(seen.values()))
+    assert {r["ref"]["mid"] for r in results} == expected
+    duplicates = sum(seen.values()) - len(seen)
+    # At-least-once: repeats are allowed, and each carries the same key as its original.
+    print(f"\n1000 images, 3 kills: {sum(seen.values())} ocr_result records, {duplicates} repeats")
+    assert all(count >= 1 for count in seen.values())
+
+
+async def test_broker_outage_is_survived_and_ocr_keeps_answering(
+    kafka: LocalKafka, image_host: str, start_worker: Any
+) -> None:
+    settings = unique_settings(kafka, admin_key="adm")
+    start_worker(settings)
+    base = f"http://127.0.0.1:{settings.web_port}"
+    async with aiohttp.ClientSession(base_url=base) as http:
+        async with http.post("/admin/keys", headers={"x-admin-key": "adm"}) as r:
+            key = (await r.json())["data"]["api_key"]
+        kafka.stop()
+        try:
+            await asyncio.sleep(5)
+            body = {"imageUrl": f"{image_host}/s10_sol.jpg"}
+            async with http.post("/ocr", json=body, headers={"x-api-key": key}) as r:
+                assert r.status == 200  # /ocr needs no broker
+                assert "Raydium" in (await r.json())["data"]["text"]
+            await asyncio.sleep(15)
+        finally:
+            kafka.start()
+    # The same worker, never restarted, picks the stream up again.
+    await produce(
+        kafka.bootstrap, settings.posts_topic, [post("after", "x", [f"{image_host}/s02_sol.png"])]
+    )
+    results = await consume(kafka.bootstrap, settings.ocr_result_topic, 1, timeout_s=120)
+    assert [r["ref"]["mid"] for r in results] == ["after"]
+
+
+async def test_bad_records_go_to_dead_letter_and_never_stall(
+    kafka: LocalKafka, image_host: str, start_worker: Any
+) -> None:
+    settings = unique_settings(kafka, max_images_per_post=16)
+    start_worker(settings)
+    good = post("good", "after the bad ones", [f"{image_host}/s30_promo.png"])
+    bad = [
+        b"\xff\xfe not json",
+        json.dumps({"source": "x", "mid": ["list"], "sid": "1"}).encode(),
+        json.dumps({"source": "x", "sid": "1", "text": "no mid"}).encode(),
+        json.dumps({"source": "x", "mid": "1", "sid": "1", "text": "y" * 200_000}).encode(),
+        json.dumps({"source": "x", "mid": "big", "sid": "1", "link": "",
+                    "images": [f"{image_host}/s10_sol.jpg?i={i}" for i in range(1000)]}).encode(),
+    ]  # fmt: skip
+    await produce(kafka.bootstrap, settings.posts_topic, [*bad, good], key=b"one-partition")
+    letters = await consume(kafka.bootstrap, settings.dead_letter_topic, count=5, timeout_s=60)
+    reasons = [letter["reason"] for letter in letters]
+    assert len(letters) == 5, reasons
+    assert any("mid" in r and "string" in r for r in reasons)
+    assert any("Field required" in r for r in reasons)
+    assert any("over the 100,000 limit" in r for r in reasons)
+    assert any("1000 images; only the first 16" in r for r in reasons)
+    results = await consume(kafka.bootstrap, settings.ocr_result_topic, count=17, timeout_s=120)
+    assert sum(r["ref"]["mid"] == "big" for r in results) == 16  # capped, not dropped
+    assert any(r["ref"]["mid"] == "good" for r in results)
