@@ -2,20 +2,40 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
+from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from app import topics
+from app.admin import create_topics
 from app.control import ControlError, apply_command, check_channels
 from app.dead_letter import send_dead_letter
 from app.faust_app import app, settings
 from app.keywords import KeywordError
-from app.tables import encode_key_record, get_key_record, keys_table
+from app.tables import encode_key_record, keys_table, owned_key_record
 from models.keys import control_command_adapter
 
 log = logging.getLogger(__name__)
+
+# Why bounded: a slow admin request must not stall key changes; the broker's own
+# auto-creation is the fallback for a topic not created in time.
+_CREATE_TIMEOUT_S = 15.0
+
+
+async def _create_channel_topics(names: tuple[str, ...]) -> None:
+    try:
+        created = await asyncio.wait_for(
+            create_topics(settings, dict.fromkeys(names, settings.topic_partitions)),
+            _CREATE_TIMEOUT_S,
+        )
+    except (TimeoutError, KafkaError) as exc:
+        log.warning("could not create channel topics %s: %r", ", ".join(names), exc)
+        return
+    if created:
+        log.info("created channel topics: %s", ", ".join(created))
 
 
 @app.agent(topics.control)
@@ -24,13 +44,12 @@ async def apply_control(stream: Any) -> None:
     async for event in stream.events():
         try:
             command = control_command_adapter.validate_json(event.value)
-            record = apply_command(get_key_record(command.key_id), command)
+            record = apply_command(owned_key_record(command.key_id), command)
             check_channels(settings, record.channels)
         except (ValidationError, ControlError, KeywordError) as exc:
             await send_dead_letter("control", f"command refused: {exc}", event)
             continue
-        for name in record.channels:
-            await topics.channel(name)  # create the topic before anything is delivered
+        await _create_channel_topics(record.channels)
         keys_table[record.key_id.encode()] = encode_key_record(record)
         log.info(
             "key %s: %s applied (%d keywords)", record.key_id, command.op, len(record.keywords)

@@ -11,9 +11,9 @@ from pydantic import ValidationError
 from app import topics
 from app.dead_letter import send_dead_letter
 from app.faust_app import app
+from app.keys_replica import keys_replica
 from app.keywords import match_keywords
 from app.metrics import metrics
-from app.tables import active_keys
 from models.events import EVENT_ID_HEADER, Candidate
 from models.keys import KeyRecord
 
@@ -34,18 +34,20 @@ def delivery_for(key: KeyRecord, candidate: Candidate) -> dict[str, Any] | None:
 async def filter_candidates(stream: Any) -> None:
     """Deliver each candidate to the channel topics of the keys it matches."""
     async for event in stream.events():
+        # Why: before the replica has read the changelog it would match against no keys.
+        await keys_replica.wait_ready()
         try:
             candidate = Candidate.model_validate_json(event.value)
         except ValidationError as exc:
             await send_dead_letter("filter", f"invalid candidate: {exc.errors()[0]['msg']}", event)
             continue
-        for key in active_keys():
+        for key in keys_replica.active():
             delivery = delivery_for(key, candidate)
             if delivery is None:
                 continue
             body = json.dumps(delivery, separators=(",", ":")).encode()
             for name in key.channels:
-                channel = await topics.channel(name)
+                channel = topics.channel(name)
                 await channel.send(
                     key=event.key,
                     value=body,

@@ -115,6 +115,11 @@ async def ensure_topics(settings: Settings) -> list[str]:
         settings.dead_letter_topic: settings.topic_partitions,
         settings.control_topic: 1,  # one partition keeps commands in order
     }
+    return await create_topics(settings, wanted)
+
+
+async def create_topics(settings: Settings, wanted: dict[str, int]) -> list[str]:
+    """Create those of ``wanted`` (name -> partitions) that do not exist; return them."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.broker)
     await admin.start()
     try:

@@ -18,11 +18,12 @@ control = app.topic(settings.control_topic, internal=True, partitions=1)
 _channels: dict[str, Any] = {}
 
 
-async def channel(name: str) -> Any:
-    """Return the Faust topic of a delivery channel, creating it on first use."""
+def channel(name: str) -> Any:
+    """Return the Faust topic of a delivery channel (the control agent created it)."""
     topic = _channels.get(name)
     if topic is None:
-        topic = app.topic(name, internal=True)
-        await topic.maybe_declare()
-        _channels[name] = topic
+        # Why no maybe_declare here: Faust's topic creation can hang a worker after a
+        # rebalance (seen in tests/integration/test_faults.py); the control agent creates
+        # channel topics with the admin client instead.
+        topic = _channels[name] = app.topic(name)
     return topic

@@ -9,9 +9,9 @@ from typing import Any
 from aiohttp import web
 
 from app.faust_app import app, settings
+from app.keys_replica import keys_replica
 from app.metrics import metrics
 from app.ocr_runtime import runtime
-from app.tables import active_keys
 from app.web.routes import install_routes
 
 DASHBOARD = (Path(__file__).parent / "web" / "dashboard.html").read_bytes()
@@ -43,7 +43,7 @@ def status_snapshot() -> dict[str, Any]:
             "dead_letter": settings.dead_letter_topic,
             "control": settings.control_topic,
         },
-        "active_keys": len(active_keys()),
+        "active_keys": len(keys_replica.active()),
         "consumer_lag": consumer_lag(),
         "cache": {
             "entries": len(cache),

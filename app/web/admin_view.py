@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from app.apikeys import hash_key, mint_key, new_key_id
 from app.faust_app import settings
-from app.tables import all_keys, get_key_record
+from app.keys_replica import keys_replica
 from app.web.auth import require_admin
 from app.web.control_client import apply_and_wait
 from app.web.errors import ApiError, read_json
@@ -33,7 +33,7 @@ def public_view(record: KeyRecord) -> dict[str, Any]:
 
 def _key_or_404(request: web.Request) -> KeyRecord:
     key_id = request.match_info["key_id"]
-    record = get_key_record(key_id) if _is_key_id(key_id) else None
+    record = keys_replica.get(key_id) if _is_key_id(key_id) else None
     if record is None:
         raise ApiError(404, f"no key {key_id[:40]!r}")
     return record
@@ -74,7 +74,7 @@ async def create_key(request: web.Request) -> web.Response:
 async def list_keys(request: web.Request) -> web.Response:
     """List every key (ids, labels, state, keywords, channels)."""
     require_admin(request)
-    keys = sorted(all_keys(), key=lambda r: r.created_at)
+    keys = sorted(keys_replica.all(), key=lambda r: r.created_at)
     return web.json_response({"data": {"keys": [public_view(r) for r in keys]}})
 
 

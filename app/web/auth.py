@@ -9,7 +9,7 @@ from aiohttp import web
 
 from app.apikeys import MalformedKeyError, key_id_of, key_matches
 from app.faust_app import settings
-from app.tables import get_key_record
+from app.keys_replica import keys_replica
 from app.web.errors import RATE_HEADERS, ApiError
 from app.web.ratelimit import RateLimiter
 from models.keys import KeyRecord
@@ -26,7 +26,7 @@ def authenticate(request: web.Request) -> KeyRecord:
         key_id = key_id_of(api_key)
     except MalformedKeyError:
         raise ApiError(403, "invalid API key") from None
-    record = get_key_record(key_id)
+    record = keys_replica.get(key_id)
     # Why one message for all three: do not tell a caller which part of a guess was right.
     if record is None or not key_matches(api_key, record.key_hash):
         raise ApiError(403, "invalid API key")

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from app import topics
 from app.control import ControlError, apply_command, check_channels
 from app.faust_app import settings
+from app.keys_replica import keys_replica
 from app.keywords import KeywordError
-from app.tables import get_key_record
 from app.web.errors import ApiError
 from models.keys import ControlCommand, CreateKey, KeyRecord, SetChannels
 
@@ -22,7 +22,7 @@ async def apply_and_wait(
     # Why check first: a command the control agent would refuse is never applied, and the
     # caller deserves the reason now rather than a timeout.
     try:
-        apply_command(get_key_record(command.key_id), command)
+        apply_command(keys_replica.get(command.key_id), command)
         if isinstance(command, CreateKey | SetChannels):
             check_channels(settings, command.channels)
     except ControlError as exc:
@@ -33,7 +33,7 @@ async def apply_and_wait(
     await topics.control.send(key=command.key_id.encode(), value=command.model_dump_json().encode())
     deadline = time.monotonic() + settings.keyword_apply_timeout_s
     while time.monotonic() < deadline:
-        record = get_key_record(command.key_id)
+        record = keys_replica.get(command.key_id)
         if done(record):
             return record
         await asyncio.sleep(0.05)

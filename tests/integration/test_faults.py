@@ -14,14 +14,16 @@ import aiohttp
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from app.admin import stop_consumer
-from app.local_kafka import LocalKafka
+from app.admin import create_key, send_command, stop_consumer, wait_applied
+from app.local_kafka import LocalKafka, free_port
 from models.events import EVENT_ID_HEADER
+from models.keys import AddKeywords
 from tests.support import Worker, consume, post, produce, unique_settings
 
 pytestmark = pytest.mark.integration
 
 IMAGES = ["s30_promo.png", "s10_sol.jpg", "s02_sol.png", "s00_promo.jpg", "s19_tweet.png"]
+PEPE_IMAGES = {"s30_promo.png", "s19_tweet.png"}
 
 
 async def _event_ids(bootstrap: str, topic: str, want: int, timeout_s: float) -> Counter[str]:
@@ -127,3 +129,49 @@ async def test_bad_records_go_to_dead_letter_and_never_stall(
     results = await consume(kafka.bootstrap, settings.ocr_result_topic, count=17, timeout_s=120)
     assert sum(r["ref"]["mid"] == "big" for r in results) == 16  # capped, not dropped
     assert any(r["ref"]["mid"] == "good" for r in results)
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="faust-streaming 0.15.3: after the rebalance that follows a kill -9, the surviving "
+    "worker sometimes stops fetching some or all of its partitions (about half the runs here; "
+    "compare faust-streaming issues #629 and #471). Kept running so a fix shows up as XPASS.",
+)
+async def test_a_survivor_takes_over_a_killed_workers_partitions(
+    kafka: LocalKafka, image_host: str, tmp_path: Path
+) -> None:
+    settings = unique_settings(kafka, session_timeout_s=8, topic_partitions=4)
+    first = Worker(settings, tmp_path)
+    second = Worker(settings.model_copy(update={"web_port": free_port()}), tmp_path)
+    first.start()
+    second.start()
+    try:
+        _, command = await create_key(settings, "pepe")
+        await send_command(settings, AddKeywords(key_id=command.key_id, keywords=("pepe",)))
+        assert await wait_applied(settings, command.key_id, lambda r: r.keywords == ("pepe",))
+        posts = [
+            post(f"t{i}", "two", [f"{image_host}/{IMAGES[i % len(IMAGES)]}?n={i}"])
+            for i in range(200)
+        ]
+        await produce(kafka.bootstrap, settings.posts_topic, posts)
+        await asyncio.sleep(2)
+        first.kill()
+        killed_at = time.monotonic()
+        seen = await _event_ids(kafka.bootstrap, settings.ocr_result_topic, 200, timeout_s=90)
+        took = time.monotonic() - killed_at
+    finally:
+        first.stop()
+        second.stop()
+    assert len(seen) == 200, f"{200 - len(seen)} images lost"
+    print(f"\nsurvivor finished the remaining work {took:.1f}s after the kill")
+    # The survivor's keys table (a standby copy until the kill) still filters correctly.
+    # $PEPE is in two of the five images (s30_promo.png and s19_tweet.png).
+    pepe_posts = {f"t{i}" for i in range(200) if IMAGES[i % len(IMAGES)] in PEPE_IMAGES}
+    channel = settings.channel_topic(command.key_id)
+    deadline = time.monotonic() + 60
+    while True:  # repeats count as records, so wait for the distinct posts, not a count
+        delivered = await consume(kafka.bootstrap, channel, count=10**6, timeout_s=2)
+        if {d["ref"]["mid"] for d in delivered} >= pepe_posts or time.monotonic() > deadline:
+            break
+    assert {d["ref"]["mid"] for d in delivered} == pepe_posts
+    assert all(d["keyword_matches"] == ["pepe"] for d in delivered)

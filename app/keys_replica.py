@@ -1,0 +1,105 @@
+"""Every worker's read copy of the keys table, kept by tailing the table's changelog topic.
+
+Why not a Faust GlobalTable: with faust-streaming 0.15.3 a worker that took over the global
+table's partition after another worker was killed stopped processing altogether (reproduced by
+tests/integration/test_faults.py::test_a_survivor_takes_over_a_killed_workers_partitions).
+A plain consumer with no group reads the changelog on every worker, unaffected by rebalances.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from mode import Service
+
+from app.admin import stop_consumer
+from app.faust_app import app, settings
+from app.tables import decode_key_record
+from models.keys import KeyRecord
+
+log = logging.getLogger(__name__)
+
+
+class KeysReplica(Service):
+    """All keys, up to date within milliseconds of the control agent's writes."""
+
+    def __post_init__(self) -> None:
+        self._keys: dict[str, KeyRecord] = {}
+        self._ready = asyncio.Event()
+
+    async def on_start(self) -> None:
+        """Start tailing the changelog from its beginning."""
+        self.add_future(self._follow())
+
+    async def _follow(self) -> None:
+        # Why a loop: the replica must outlive any consumer error (a stopped consumer was seen
+        # during a rebalance); on error it reads the changelog again from the start.
+        while not self.should_stop:
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=settings.broker, group_id=None, enable_auto_commit=False
+            )
+            try:
+                await consumer.start()
+                await self._tail(consumer)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("keys replica: %r; reading the changelog again", exc)
+                await asyncio.sleep(1)
+            finally:
+                await stop_consumer(consumer)
+
+    async def _tail(self, consumer: AIOKafkaConsumer) -> None:
+        topic = settings.keys_changelog_topic
+        while topic not in await consumer.topics():
+            await asyncio.sleep(0.5)  # Faust creates it while the worker starts
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        caught_up_at = (await consumer.end_offsets([tp]))[tp]
+        if caught_up_at == 0:
+            self._set_ready()
+        while not self.should_stop:
+            batch = await consumer.getmany(tp, timeout_ms=1000)
+            for message in batch.get(tp, []):
+                self._apply(message.key, message.value)
+            if not self._ready.is_set() and await consumer.position(tp) >= caught_up_at:
+                self._set_ready()
+
+    def _apply(self, key: bytes | None, value: bytes | None) -> None:
+        if key is None:
+            return
+        key_id = key.decode()
+        if value is None:
+            self._keys.pop(key_id, None)
+            return
+        try:
+            self._keys[key_id] = decode_key_record(value)
+        except ValueError:
+            log.error("unreadable keys changelog record for %s; ignored", key_id)
+
+    def _set_ready(self) -> None:
+        self._ready.set()
+        log.info("keys replica ready: %d keys", len(self._keys))
+
+    async def wait_ready(self) -> None:
+        """Wait until the replica has read the changelog up to where it stood at start."""
+        await self._ready.wait()
+
+    def get(self, key_id: str) -> KeyRecord | None:
+        """Return a key's record, or None."""
+        return self._keys.get(key_id)
+
+    def all(self) -> list[KeyRecord]:
+        """Return every key, revoked ones included."""
+        return list(self._keys.values())
+
+    def active(self) -> list[KeyRecord]:
+        """Return every key that is not revoked."""
+        return [record for record in self._keys.values() if not record.revoked]
+
+
+keys_replica = KeysReplica()
+app.service(keys_replica)  # type: ignore[arg-type]  # instances work too (see ocr_runtime)
