@@ -1,9 +1,9 @@
 """Every worker's read copy of the keys table, kept by tailing the table's changelog topic.
 
-Why not a Faust GlobalTable: with faust-streaming 0.15.3 a worker that took over the global
-table's partition after another worker was killed stopped processing altogether (reproduced by
-tests/integration/test_faults.py::test_a_survivor_takes_over_a_killed_workers_partitions).
-A plain consumer with no group reads the changelog on every worker, unaffected by rebalances.
+Why not a Faust GlobalTable: its standby replication is where Faust's known table bugs sit
+(standby events not applied after recovery: faust-streaming #212), and it ties every worker's
+key reads to rebalances. A plain consumer with no group reads the changelog on every worker,
+unaffected by rebalances, and the filter waits until it has caught up before filtering.
 """
 
 from __future__ import annotations
