@@ -12,6 +12,8 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
+from app.settings import Settings
+
 _REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 _CHUNK = 64 * 1024
 
@@ -37,6 +39,17 @@ class FetchLimits:
     total_timeout_s: float
     max_redirects: int
     allow_private: bool
+
+
+def limits_from(settings: Settings) -> FetchLimits:
+    """Return the download limits the settings ask for."""
+    return FetchLimits(
+        max_bytes=settings.max_image_bytes,
+        connect_timeout_s=settings.fetch_connect_timeout_s,
+        total_timeout_s=settings.fetch_total_timeout_s,
+        max_redirects=settings.fetch_max_redirects,
+        allow_private=settings.fetch_allow_private,
+    )
 
 
 def is_public_address(address: str) -> bool:

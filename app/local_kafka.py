@@ -7,7 +7,6 @@ cached outside the repository; the broker runs as a child ``java`` process on lo
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import signal
 import socket
@@ -27,6 +26,18 @@ READY_LINE = "Kafka Server started"
 
 class LocalKafkaError(RuntimeError):
     """The local broker could not be fetched or started; the message says why."""
+
+
+def terminate(process: subprocess.Popen[bytes] | None, timeout_s: float) -> None:
+    """Stop a child process with SIGTERM; SIGKILL it if it has not exited after ``timeout_s``."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def free_port() -> int:
@@ -164,14 +175,7 @@ class LocalKafka:
     def stop(self, timeout_s: float = 30.0) -> None:
         """Stop the broker cleanly (SIGTERM), killing it if it does not exit in time."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        terminate(process, timeout_s)
 
     def __enter__(self) -> LocalKafka:
         self.start()

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from app.addresses import extract_addresses
-from app.fetch import FetchError, FetchLimits, fetch_image, new_session
+from app.fetch import FetchError, fetch_image, limits_from, new_session
 from app.ocr.engine import EngineConfig, OcrEngine
 from app.ocr.images import ImageError, decode_image
 from app.settings import get_settings
@@ -17,13 +17,7 @@ from app.settings import get_settings
 async def run_ocr(sources: list[str], as_json: bool) -> int:
     """OCR each source in turn and print it; return 1 if any failed, else 0."""
     settings = get_settings()
-    limits = FetchLimits(
-        max_bytes=settings.max_image_bytes,
-        connect_timeout_s=settings.fetch_connect_timeout_s,
-        total_timeout_s=settings.fetch_total_timeout_s,
-        max_redirects=settings.fetch_max_redirects,
-        allow_private=settings.fetch_allow_private,
-    )
+    limits = limits_from(settings)
     started = time.perf_counter()
     engine = OcrEngine(
         EngineConfig(det_max_side=settings.ocr_det_max_side, threads=settings.ocr_threads)

@@ -10,7 +10,7 @@ import aiohttp
 from mode import Service
 
 from app.faust_app import app, settings
-from app.fetch import FetchLimits, fetch_image, new_session
+from app.fetch import fetch_image, limits_from, new_session
 from app.metrics import metrics
 from app.ocr.cache import OcrCache, content_key, url_key
 from app.ocr.engine import EngineConfig, OcrOutput
@@ -18,13 +18,7 @@ from app.ocr.pool import OcrPool
 
 log = logging.getLogger(__name__)
 
-fetch_limits = FetchLimits(
-    max_bytes=settings.max_image_bytes,
-    connect_timeout_s=settings.fetch_connect_timeout_s,
-    total_timeout_s=settings.fetch_total_timeout_s,
-    max_redirects=settings.fetch_max_redirects,
-    allow_private=settings.fetch_allow_private,
-)
+fetch_limits = limits_from(settings)
 
 
 class OcrRuntime(Service):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import SecretStr
 
 from app.admin import stop_consumer
-from app.local_kafka import LocalKafka, free_port
+from app.local_kafka import LocalKafka, free_port, terminate
 from app.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -107,14 +106,7 @@ class Worker:
     def stop(self, timeout_s: float = 60.0) -> None:
         """Stop the worker as an operator would (SIGTERM), killing it if it hangs."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process, timeout_s)
 
 
 async def produce(
