@@ -40,4 +40,9 @@ async def send_dead_letter(
     )
     metrics.count(f"dead_letters.{stage}")
     metrics.error(stage, reason)
-    await topics.dead_letter.send(key=message.key, value=letter.model_dump_json().encode())
+    # Why wait for the broker's ack: a dead letter is the only trace of a rejected record, and
+    # a buffered one was once seen never to arrive; rejects are rare, so waiting costs little.
+    pending = await topics.dead_letter.send(
+        key=message.key, value=letter.model_dump_json().encode()
+    )
+    await pending
