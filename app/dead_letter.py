@@ -61,14 +61,25 @@ async def send_dead_letter(
     )
     metrics.count(f"dead_letters.{stage}")
     metrics.error(stage, reason)
+    # Why in the background: a dead-letter send that hung once stalled the whole worker;
+    # the stream must never wait on it. Tasks are kept so they are not garbage-collected.
+    task = asyncio.ensure_future(_publish(message.key, letter))
+    _pending.add(task)
+    task.add_done_callback(_pending.discard)
+
+
+_pending: set[asyncio.Future[None]] = set()
+
+
+async def _publish(key: bytes | None, letter: DeadLetter) -> None:
     try:
         producer = await _get_producer()
         await asyncio.wait_for(
             producer.send_and_wait(
-                settings.dead_letter_topic, key=message.key, value=letter.model_dump_json().encode()
+                settings.dead_letter_topic, key=key, value=letter.model_dump_json().encode()
             ),
             _SEND_TIMEOUT_S,
         )
     except (TimeoutError, KafkaError) as exc:
-        # The stream must go on; the warning above still holds the record's coordinates.
+        # The warning logged at rejection still holds the record's coordinates.
         log.error("dead letter not written to %s: %r", settings.dead_letter_topic, exc)
