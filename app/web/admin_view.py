@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -40,8 +41,6 @@ def _key_or_404(request: web.Request) -> KeyRecord:
 
 
 def _is_key_id(value: str) -> bool:
-    import re
-
     return re.fullmatch(KEY_ID_PATTERN, value) is not None
 
 
