@@ -55,9 +55,21 @@ async def image_host() -> AsyncIterator[str]:
     await runner.cleanup()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Remember each phase's report on the test item, so fixtures can see if the test failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
 @pytest.fixture
-def start_worker(tmp_path: Path) -> Iterator[Any]:
-    """Return a function that starts workers; all are stopped after the test."""
+def start_worker(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """Return a function that starts workers; all are stopped after the test.
+
+    When the test fails, the end of each worker's log is printed: a CI failure must say what
+    the worker was doing, since the worker is another process and its log is gone afterwards.
+    """
     workers: list[Worker] = []
 
     def start(settings: Settings) -> Worker:
@@ -67,5 +79,38 @@ def start_worker(tmp_path: Path) -> Iterator[Any]:
         return worker
 
     yield start
+    report = getattr(request.node, "report_call", None)
+    if report is None or not report.failed:
+        for worker in workers:
+            worker.stop()
+        return
+    # The test failed: say what each worker was doing, before stopping it (CI keeps no files).
+    reports = [_describe(worker) for worker in workers]
     for worker in workers:
         worker.stop()
+    # Printed past pytest's capture: teardown output of a passing teardown is never shown.
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        for number, text in enumerate(reports, 1):
+            print(f"\n===== {request.node.name}: worker {number} =====\n{text}")
+
+
+def _describe(worker: Worker) -> str:
+    """Return a worker's recent log, its /status/, and where each of its tasks waits."""
+    if worker.process is None:
+        return "(not running)\n" + "\n".join(worker.log().splitlines()[-120:])
+    before = worker.log()
+    status = worker.status()
+    worker.dump_tasks()
+    dump = worker.log()[len(before) :]
+    # Only the frames of the task dump, without their locals: where each task is waiting.
+    frames = [line for line in dump.splitlines() if line.startswith(("  File", "Stack for"))]
+    return "\n".join(
+        [
+            "--- log, last 120 lines ---",
+            *before.splitlines()[-120:],
+            f"--- /status/ ---\n{status}",
+            "--- asyncio tasks (frames only) ---",
+            *frames,
+        ]
+    )
