@@ -111,6 +111,7 @@ async def ensure_topics(settings: Settings) -> list[str]:
         settings.posts_topic: settings.topic_partitions,
         settings.images_topic: settings.topic_partitions,
         settings.ocr_result_topic: settings.topic_partitions,
+        settings.ocr_error_topic: settings.topic_partitions,
         settings.candidates_topic: settings.topic_partitions,
         settings.dead_letter_topic: settings.topic_partitions,
         settings.control_topic: 1,  # one partition keeps commands in order

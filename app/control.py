@@ -54,6 +54,7 @@ def check_channels(settings: Settings, channels: tuple[str, ...]) -> None:
         settings.posts_topic,
         settings.images_topic,
         settings.ocr_result_topic,
+        settings.ocr_error_topic,
         settings.candidates_topic,
         settings.control_topic,
         settings.dead_letter_topic,

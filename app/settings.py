@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     posts_topic: str = Field(default="posts", description="Input: posts produced by users.")
     images_topic: str = Field(default="images", description="One OCR job per image.")
     ocr_result_topic: str = Field(default="ocr_result", description="One OCR event per image.")
+    ocr_error_topic: str = Field(
+        default="ocr_error",
+        description="One error event per image that could not be read (fetch, decode, OCR).",
+    )
     candidates_topic: str = Field(
         default="ocrstream-candidates",
         description="Internal: posts and ocr_result events waiting for the keyword filter.",
@@ -118,6 +122,11 @@ class Settings(BaseSettings):
     fetch_allow_private: bool = Field(
         default=False,
         description="Allow fetching from loopback/private/link-local addresses (tests only).",
+    )
+    fetch_allowed_networks: str = Field(
+        default="",
+        description="Comma-separated CIDR networks fetched although not public "
+        "(e.g. an internal image host, 10.8.0.0/16); every other private address stays refused.",
     )
 
     # HTTP API

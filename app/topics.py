@@ -10,6 +10,7 @@ from app.faust_app import app, settings
 posts = app.topic(settings.posts_topic, internal=True)
 images = app.topic(settings.images_topic, internal=True)
 ocr_result = app.topic(settings.ocr_result_topic, internal=True)
+ocr_error = app.topic(settings.ocr_error_topic, internal=True)
 candidates = app.topic(settings.candidates_topic, internal=True)
 dead_letter = app.topic(settings.dead_letter_topic, internal=True)
 # Why one partition: control traffic is tiny and a single partition keeps commands in order.

@@ -63,6 +63,22 @@ class OcrResult(BaseModel):
     buy_ca: list[BuyCa] = Field(default_factory=list)
 
 
+class OcrError(BaseModel):
+    """The flat ``ocr_error`` event: an image that could not be read, and why.
+
+    Every image job yields exactly one ``ocr_result`` or one ``ocr_error`` (at least once, with
+    the same idempotency key), so a consumer can account for every image of every post.
+    """
+
+    source: Literal["ocr_error"] = "ocr_error"
+    image_url: str
+    ref: Ref
+    # A stable machine-readable kind (e.g. "timeout", "too_large", "not_an_image").
+    error: str
+    # A sentence for humans: what happened, with the numbers (status, sizes, limits).
+    reason: str
+
+
 class Candidate(BaseModel):
     """A delivery candidate for the keyword filter: the event plus the text to match."""
 

@@ -14,15 +14,21 @@ Image.MAX_IMAGE_PIXELS = None
 
 
 class ImageError(ValueError):
-    """The bytes cannot be turned into an image to OCR."""
+    """The bytes cannot be turned into an image to OCR (corrupt or truncated)."""
+
+    kind = "corrupt_image"
 
 
 class NotAnImageError(ImageError):
     """The bytes are not in an image format we decode."""
 
+    kind = "not_an_image"
+
 
 class ImageTooLargeError(ImageError):
     """The image has more pixels than allowed (checked before decoding)."""
+
+    kind = "too_many_pixels"
 
 
 def decode_image(data: bytes, max_pixels: int) -> NDArray[np.uint8]:

@@ -57,6 +57,8 @@ def _warm_image() -> bytes:
 class OcrPoolError(RuntimeError):
     """An OCR worker process died; the pool was restarted."""
 
+    kind = "ocr_crashed"
+
 
 class OcrPool:
     """Processes that each hold one warmed OCR engine."""

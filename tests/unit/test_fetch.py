@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 
 import pytest
@@ -13,12 +14,16 @@ from app.fetch import (
     FetchError,
     FetchLimits,
     FetchRefusedError,
+    FetchStatusError,
+    FetchTimeoutError,
     FetchTooLargeError,
     PublicOnlyResolver,
+    TooManyRedirectsError,
     check_url,
     fetch_image,
     is_public_address,
     new_session,
+    parse_networks,
 )
 from app.local_kafka import free_port
 
@@ -97,28 +102,26 @@ async def test_chunked_body_over_the_cap_stops_reading(host: str) -> None:
 
 
 async def test_a_stalled_host_times_out(host: str) -> None:
-    with pytest.raises(FetchError, match="timed out"):
+    with pytest.raises(FetchTimeoutError, match="timed out"):
         await _fetch(f"{host}/stall")
 
 
 async def test_redirects_are_followed_up_to_the_limit(host: str) -> None:
     # /redirect/n answers with n + 1 redirects before /ok.
     assert len(await _fetch(f"{host}/redirect/2")) == CAP
-    with pytest.raises(FetchError, match="more than 3 redirects"):
+    with pytest.raises(TooManyRedirectsError, match="more than 3 redirects"):
         await _fetch(f"{host}/redirect/3")
     with pytest.raises(FetchError, match="redirects"):
         await _fetch(f"{host}/loop")
 
 
 async def test_http_errors_are_reported(host: str) -> None:
-    with pytest.raises(FetchError, match="HTTP 404"):
+    with pytest.raises(FetchStatusError, match="HTTP 404"):
         await _fetch(f"{host}/missing")
 
 
 async def test_loopback_is_refused_by_default(host: str) -> None:
-    strict = FetchLimits(
-        max_bytes=CAP, connect_timeout_s=1, total_timeout_s=2, max_redirects=3, allow_private=False
-    )
+    strict = dataclasses.replace(LIMITS, allow_private=False)
     with pytest.raises(FetchRefusedError, match="not a public address"):
         await _fetch(f"{host}/ok", strict)
     port = host.rsplit(":", 1)[1]
@@ -141,11 +144,40 @@ def test_public_addresses_are_public() -> None:
 
 
 def test_only_http_urls_are_fetched() -> None:
+    strict = dataclasses.replace(LIMITS, allow_private=False)
     for url in ("file:///etc/passwd", "ftp://example.com/a.png", "gopher://x/"):
         with pytest.raises(FetchRefusedError, match="only http"):
-            check_url(URL(url), allow_private=True)
+            check_url(URL(url), LIMITS)
     with pytest.raises(FetchRefusedError):
-        check_url(URL("http://169.254.169.254/latest/meta-data"), allow_private=False)
+        check_url(URL("http://169.254.169.254/latest/meta-data"), strict)
+
+
+def test_allowed_networks_open_only_themselves() -> None:
+    limits = dataclasses.replace(
+        LIMITS, allow_private=False, allowed_networks=parse_networks(" 127.0.0.0/8, fd00::/8 ")
+    )
+    check_url(URL("http://127.0.0.1:8080/a.png"), limits)
+    check_url(URL("http://[fd00::5]/a.png"), limits)
+    for url in ("http://10.0.0.1/", "http://169.254.169.254/latest/meta-data", "http://[::1]/"):
+        with pytest.raises(FetchRefusedError, match="not a public address"):
+            check_url(URL(url), limits)
+    with pytest.raises(ValueError, match="not a network: 'nope'"):
+        parse_networks("10.0.0.0/8,nope")
+
+
+def test_each_failure_names_its_kind() -> None:
+    kinds = {
+        error.kind
+        for error in (
+            FetchError,
+            FetchRefusedError,
+            FetchTooLargeError,
+            FetchTimeoutError,
+            FetchStatusError,
+            TooManyRedirectsError,
+        )
+    }
+    assert len(kinds) == 6  # distinct, so metrics and error events can tell them apart
 
 
 async def test_resolver_refuses_names_of_internal_addresses() -> None:
