@@ -41,16 +41,22 @@ async def filter_candidates(stream: Any) -> None:
         except ValidationError as exc:
             await send_dead_letter("filter", f"invalid candidate: {exc.errors()[0]['msg']}", event)
             continue
-        for key in keys_replica.active():
-            delivery = delivery_for(key, candidate)
-            if delivery is None:
-                continue
-            body = json.dumps(delivery, separators=(",", ":")).encode()
-            for name in key.channels:
-                channel = topics.channel(name)
-                await channel.send(
-                    key=event.key,
-                    value=body,
-                    headers={EVENT_ID_HEADER: candidate.event_id.encode()},
-                )
-            metrics.count("deliveries")
+        with metrics.tracking(candidate.event_id, "deliver"):
+            await deliver(candidate, event.key)
+
+
+async def deliver(candidate: Candidate, record_key: bytes | None) -> None:
+    """Send a candidate to the channel topics of every key whose keywords it matches."""
+    for key in keys_replica.active():
+        delivery = delivery_for(key, candidate)
+        if delivery is None:
+            metrics.count("deliveries.filtered")
+            continue
+        body = json.dumps(delivery, separators=(",", ":")).encode()
+        for name in key.channels:
+            await topics.channel(name).send(
+                key=record_key,
+                value=body,
+                headers={EVENT_ID_HEADER: candidate.event_id.encode()},
+            )
+        metrics.count("deliveries.sent")

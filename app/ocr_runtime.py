@@ -69,14 +69,15 @@ class OcrRuntime(Service):
         async def fetch_and_read() -> OcrOutput:
             started = time.perf_counter()
             data = await fetch_image(await self.session(), url, fetch_limits)
-            metrics.fetch_ms.append((time.perf_counter() - started) * 1000)
+            metrics.fetch_ms.observe((time.perf_counter() - started) * 1000)
+            metrics.stage("ocr")
             output, cached = await self.cache.get_or_compute(
                 content_key(data), lambda: self.ocr(data)
             )
             if cached:
                 metrics.count("ocr_cache_hits.same_bytes")
             else:
-                metrics.ocr_ms.append(output.elapsed_ms)
+                metrics.ocr_ms.observe(output.elapsed_ms)
             return output
 
         output, cached = await self.cache.get_or_compute(url_key(url), fetch_and_read)

@@ -7,26 +7,36 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
 from app.faust_app import app, settings
 from app.keys_replica import keys_replica
 from app.metrics import metrics
 from app.ocr_runtime import runtime
+from app.prometheus import WorkerCollector, render
 from app.web.routes import install_routes
 
 DASHBOARD = (Path(__file__).parent / "web" / "dashboard.html").read_bytes()
 
 
-def consumer_lag() -> dict[str, int]:
-    """Return, per topic this worker consumes, records not yet committed (end - committed)."""
+def partition_lag() -> dict[str, int]:
+    """Return, per ``topic/partition`` this worker consumes, records not yet committed."""
     monitor: Any = app.monitor
-    lag: dict[str, int] = defaultdict(int)
-    for tp, end in dict(monitor.tp_end_offsets or {}).items():
+    lag: dict[str, int] = {}
+    for tp, end in sorted(dict(monitor.tp_end_offsets or {}).items()):
         done = (monitor.tp_committed_offsets or {}).get(tp)
         if done is None:
             read = (monitor.tp_read_offsets or {}).get(tp)
             done = read + 1 if read is not None else end
-        lag[tp.topic] += max(0, end - done)
+        lag[f"{tp.topic}/{tp.partition}"] = max(0, end - done)
+    return lag
+
+
+def consumer_lag(by_partition: dict[str, int]) -> dict[str, int]:
+    """Return, per topic, the sum of its partitions' lag."""
+    lag: dict[str, int] = defaultdict(int)
+    for name, records in by_partition.items():
+        lag[name.rsplit("/", 1)[0]] += records
     return dict(lag)
 
 
@@ -34,17 +44,21 @@ def status_snapshot() -> dict[str, Any]:
     """Return everything the status page shows."""
     cache = runtime.cache
     lookups = cache.hits + cache.misses
+    by_partition = partition_lag()
     return {
         "app_id": settings.app_id,
         "topics": {
             "posts": settings.posts_topic,
             "images": settings.images_topic,
             "ocr_result": settings.ocr_result_topic,
+            "ocr_error": settings.ocr_error_topic,
             "dead_letter": settings.dead_letter_topic,
             "control": settings.control_topic,
         },
         "active_keys": len(keys_replica.active()),
-        "consumer_lag": consumer_lag(),
+        "consumer_lag": consumer_lag(by_partition),
+        # Why per partition too: one partition that never drains is a stuck consumer, not load.
+        "consumer_lag_by_partition": by_partition,
         "cache": {
             "entries": len(cache),
             "hits": cache.hits,
@@ -65,7 +79,20 @@ async def dashboard(request: web.Request) -> web.Response:
     return web.Response(body=DASHBOARD, content_type="text/html")
 
 
+# Why a registry of our own: the global default one would also export this process's Python
+# internals under names that differ per client version; we export what we document.
+registry = CollectorRegistry(auto_describe=True)
+registry.register(
+    WorkerCollector(metrics, lambda: app.monitor, lambda: runtime.cache, partition_lag)
+)
+
+
+async def prometheus_metrics(request: web.Request) -> web.Response:
+    """Serve the worker's metrics in Prometheus' text format."""
+    return web.Response(body=render(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
 # Faust's web driver here is aiohttp (faust.web.drivers.aiohttp); its typed base class does not
 # name the aiohttp application it holds.
 faust_web: Any = app.web
-install_routes(faust_web.web_app, dashboard)
+install_routes(faust_web.web_app, dashboard, prometheus_metrics)

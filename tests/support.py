@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +34,7 @@ def unique_settings(kafka: LocalKafka, **overrides: Any) -> Settings:
         "posts_topic": f"posts-{tag}",
         "images_topic": f"images-{tag}",
         "ocr_result_topic": f"ocr_result-{tag}",
+        "ocr_error_topic": f"ocr_error-{tag}",
         "candidates_topic": f"candidates-{tag}",
         "control_topic": f"control-{tag}",
         "dead_letter_topic": f"dead-letter-{tag}",
@@ -95,6 +98,21 @@ class Worker:
     def log(self) -> str:
         """Return everything the worker printed so far."""
         return self.log_path.read_text(errors="replace")
+
+    def dump_tasks(self, wait_s: float = 2.0) -> None:
+        """Have a running worker log the stack of every asyncio task (mode's SIGUSR1 handler)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGUSR1)
+            time.sleep(wait_s)
+
+    def status(self) -> str:
+        """Return the worker's /status/ JSON as text (or why it could not be read)."""
+        url = f"http://127.0.0.1:{self.settings.web_port}/status/"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return str(response.read().decode())
+        except OSError as exc:
+            return f"(no status from {url}: {exc})"
 
     def kill(self) -> None:
         """Kill the worker with SIGKILL: no shutdown, no final commit (a crash)."""

@@ -69,7 +69,7 @@ async def _fetch(image_url: object) -> bytes:
     try:
         from yarl import URL
 
-        check_url(URL(image_url), fetch_limits.allow_private)
+        check_url(URL(image_url), fetch_limits)
         return await fetch_image(await runtime.session(), image_url, fetch_limits)
     except FetchTooLargeError as exc:
         raise ApiError(413, str(exc)) from None

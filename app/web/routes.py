@@ -3,19 +3,40 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
+from app.metrics import metrics
 from app.web import admin_view, keywords_view
-from app.web.errors import error_middleware
+from app.web.errors import API_PREFIXES, error_middleware
 from app.web.ocr_view import ocr_handler
 from app.web.openapi import openapi_handler
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def install_routes(web_app: web.Application, dashboard: Handler) -> None:
+@web.middleware
+async def count_responses(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Count the API's answers by status code (for /metrics and the status page)."""
+    if not request.path.startswith(API_PREFIXES):
+        response: web.StreamResponse = await handler(request)
+        return response
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        metrics.count(f"http.{exc.status}")
+        raise
+    metrics.count(f"http.{response.status}")
+    return response
+
+
+def install_routes(
+    web_app: web.Application, dashboard: Handler, prometheus_metrics: Handler
+) -> None:
     """Add the API routes and the JSON error middleware (before the server starts)."""
+    # Outermost first: the count sees the status the error middleware chose.
+    web_app.middlewares.append(count_responses)
     web_app.middlewares.append(error_middleware)
     router = web_app.router
     router.add_post("/ocr", ocr_handler)
@@ -28,3 +49,4 @@ def install_routes(web_app: web.Application, dashboard: Handler) -> None:
     router.add_put("/admin/keys/{key_id}/channels", admin_view.set_channels)
     router.add_get("/openapi.json", openapi_handler)
     router.add_get("/dashboard", dashboard)
+    router.add_get("/metrics", prometheus_metrics)

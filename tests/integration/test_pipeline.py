@@ -6,6 +6,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from app.admin import create_key, read_keys, send_command, wait_applied
 from app.local_kafka import LocalKafka
@@ -113,15 +114,36 @@ async def test_posts_flow_to_ocr_results_and_keyword_channels(
     assert "invalid post" in reasons
     assert "images" in reasons  # the wrong type is named
 
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"http://127.0.0.1:{settings.web_port}/status/") as response:
+    async with aiohttp.ClientSession(base_url=f"http://127.0.0.1:{settings.web_port}") as http:
+        async with http.get("/status/") as response:
             assert response.status == 200
             status = await response.json()
+        async with http.get("/metrics") as response:
+            assert response.status == 200
+            assert response.content_type == "text/plain"
+            exposition = await response.text()
     assert status["active_keys"] == 3
     assert status["counts"]["posts_in"] == 6
     assert status["counts"]["ocr_results"] == 3
     assert status["counts"]["dead_letters.posts"] == 2
     assert status["ocr_ms"]["n"] == 3 and status["ocr_ms"]["p50"] > 0
+    assert status["in_flight"] == []  # nothing left under way
+    assert sum(status["consumer_lag_by_partition"].values()) == sum(
+        status["consumer_lag"].values()
+    )
+
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+    }
+    assert samples[("ocrstream_ocr_results_total", ())] == 3
+    assert samples[("ocrstream_ocr_seconds_count", ())] == 3
+    assert samples[("ocrstream_topic_records_in_total", (("topic", settings.posts_topic),))] == 6
+    assert samples[("ocrstream_dead_letters_total", (("stage", "posts"),))] == 2
+    # 7 candidates x 3 keys: the firehose takes all 7, "pepe" 1, "raydium" 1.
+    assert samples[("ocrstream_deliveries_total", (("outcome", "sent"),))] == 9
+    assert samples[("ocrstream_deliveries_total", (("outcome", "filtered"),))] == 12
 
     log = worker.log()
     assert "OCR ready" in log
