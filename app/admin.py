@@ -132,6 +132,33 @@ async def create_topics(settings: Settings, wanted: dict[str, int]) -> list[str]
         ]
         if missing:
             await admin.create_topics(missing)
+            await _wait_for_leaders(admin, [topic.name for topic in missing])
         return [topic.name for topic in missing]
     finally:
         await admin.close()
+
+
+async def _wait_for_leaders(
+    admin: AIOKafkaAdminClient, names: list[str], timeout_s: float = 30.0
+) -> None:
+    """Wait until every partition of the named topics has a leader (or raise TimeoutError).
+
+    Why: a topic is created before its partitions have leaders; clients that produce to or
+    fetch from it in that window depend on each client's metadata retry being right. Waiting
+    here means the pipeline only ever sees fully formed topics.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        described = await admin.describe_topics(names)
+        unready = [
+            topic["topic"]
+            for topic in described
+            if topic["error_code"]
+            or not topic["partitions"]
+            or any(p["error_code"] or p["leader"] < 0 for p in topic["partitions"])
+        ]
+        if not unready and len(described) == len(names):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topics without leaders after {timeout_s:.0f}s: {unready}")
+        await asyncio.sleep(0.1)

@@ -37,6 +37,13 @@ class Settings(BaseSettings):
         description="Seconds without heartbeat before Kafka gives a dead worker's partitions away.",
     )
     topic_replicas: int = Field(default=1, ge=1, description="Replication factor of our topics.")
+    # Why 5 ms: with no linger every record became its own produce request, and writing those
+    # took a quarter of the worker's CPU (py-spy, bench/soak.py); see docs/benchmarks.md.
+    producer_linger_ms: float = Field(
+        default=5.0,
+        ge=0,
+        description="Milliseconds the producer waits to batch records into one request.",
+    )
 
     # Topic names
     posts_topic: str = Field(default="posts", description="Input: posts produced by users.")
