@@ -128,9 +128,7 @@ async def test_posts_flow_to_ocr_results_and_keyword_channels(
     assert status["counts"]["dead_letters.posts"] == 2
     assert status["ocr_ms"]["n"] == 3 and status["ocr_ms"]["p50"] > 0
     assert status["in_flight"] == []  # nothing left under way
-    assert sum(status["consumer_lag_by_partition"].values()) == sum(
-        status["consumer_lag"].values()
-    )
+    assert sum(status["consumer_lag_by_partition"].values()) == sum(status["consumer_lag"].values())
 
     samples = {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
