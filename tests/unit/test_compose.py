@@ -43,9 +43,15 @@ def test_worker_waits_for_a_healthy_kafka_and_its_settings_are_real() -> None:
         f"PLAINTEXT://kafka:{port}"
         in services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
     )
-    # The published port is the web port the worker binds, on all interfaces.
-    assert f"{settings.web_port}:{settings.web_port}" in worker["ports"]
+    # The web port the worker binds, on all interfaces, is published from a host port range
+    # wide enough for every replica (two by default, scalable to four).
+    host_ports, container_port = worker["ports"][0].split(":")
+    first, last = (int(port) for port in host_ports.split("-"))
+    assert int(container_port) == settings.web_port == first
+    assert last - first + 1 >= 4 > worker["deploy"]["replicas"] == 2
     assert settings.web_host == "0.0.0.0"
+    # Two workers can share the work only if the topics have partitions for both.
+    assert settings.topic_partitions >= worker["deploy"]["replicas"]
 
 
 def test_the_dockerfile_runs_the_worker_command() -> None:
