@@ -49,23 +49,30 @@ async def process_posts(stream: Any) -> None:
         except ValueError as exc:
             await send_dead_letter("posts", str(exc), event)
             continue
-        await topics.candidates.send(
-            key=post.mid.encode(),
-            value=Candidate(event=post.event(), match_text=post.text, event_id=post_event_id(post))
-            .model_dump_json()
-            .encode(),
+        with metrics.tracking(f"post {post.source}:{post.mid}"[:200], "emit candidate"):
+            await emit(post, event)
+
+
+async def emit(post: Post, event: Any) -> None:
+    """Send a post's delivery candidate and one job per image (up to the cap)."""
+    await topics.candidates.send(
+        key=post.mid.encode(),
+        value=Candidate(event=post.event(), match_text=post.text, event_id=post_event_id(post))
+        .model_dump_json()
+        .encode(),
+    )
+    metrics.stage("emit image jobs")
+    ref = Ref.of(post)
+    kept = post.images[: settings.max_images_per_post]
+    for url in kept:
+        job = ImageJob(image_url=url, ref=ref, post_text=post.text)
+        # Why keyed by URL: repeats of one image land on one partition (and one cache).
+        await topics.images.send(key=url.encode(), value=job.model_dump_json().encode())
+    metrics.count("images_out", len(kept))
+    if len(post.images) > len(kept):
+        await send_dead_letter(
+            "posts",
+            f"post has {len(post.images)} images; only the first "
+            f"{settings.max_images_per_post} are OCR'd",
+            event,
         )
-        ref = Ref.of(post)
-        kept = post.images[: settings.max_images_per_post]
-        for url in kept:
-            job = ImageJob(image_url=url, ref=ref, post_text=post.text)
-            # Keyed by URL so repeats of one image land on one partition (and one cache).
-            await topics.images.send(key=url.encode(), value=job.model_dump_json().encode())
-        metrics.count("images_out", len(kept))
-        if len(post.images) > len(kept):
-            await send_dead_letter(
-                "posts",
-                f"post has {len(post.images)} images; only the first "
-                f"{settings.max_images_per_post} are OCR'd",
-                event,
-            )

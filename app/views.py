@@ -32,6 +32,21 @@ def partition_lag() -> dict[str, int]:
     return lag
 
 
+def consumer_flow() -> dict[str, Any]:
+    """Return Faust's flow control state: paused partitions are not fetched until resumed.
+
+    Why shown: a partition that stays paused or "buffered" (its stream queue under pressure)
+    while its lag grows is the signature of a stuck consumer rather than a slow one.
+    """
+    consumer: Any = app.consumer
+    return {
+        "flow_active": bool(getattr(consumer, "flow_active", True)),
+        "paused": sorted(f"{tp.topic}/{tp.partition}" for tp in consumer._paused_partitions),
+        "buffered": sorted(f"{tp.topic}/{tp.partition}" for tp in consumer._buffered_partitions),
+        "assigned": sorted(f"{tp.topic}/{tp.partition}" for tp in consumer.assignment()),
+    }
+
+
 def consumer_lag(by_partition: dict[str, int]) -> dict[str, int]:
     """Return, per topic, the sum of its partitions' lag."""
     lag: dict[str, int] = defaultdict(int)
@@ -59,6 +74,7 @@ def status_snapshot() -> dict[str, Any]:
         "consumer_lag": consumer_lag(by_partition),
         # Why per partition too: one partition that never drains is a stuck consumer, not load.
         "consumer_lag_by_partition": by_partition,
+        "consumer_flow": consumer_flow(),
         "cache": {
             "entries": len(cache),
             "hits": cache.hits,
