@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import json
 import os
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -12,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
 from app.local_kafka import LocalKafka
 from tests.conftest import DATA
@@ -264,3 +266,30 @@ async def test_property_based_fuzz_finds_no_server_error(http: Any, worker: Work
     )  # fmt: skip
     output, _ = await asyncio.wait_for(done.communicate(), timeout=240)
     assert done.returncode == 0, output.decode()[-3000:]
+
+
+async def test_secrets_never_reach_logs_topics_or_error_messages(
+    http: Any, worker: Worker, kafka: LocalKafka
+) -> None:
+    """Runs last in this module: everything the worker logged and created so far is checked."""
+    key = await _new_key(http, "secret-check")
+    secret = key.rsplit("_", 1)[1]
+    answers = [
+        await _ocr(http, key),  # neither field
+        await _ocr(http, key, image="%%%"),  # bad base64
+        await _ocr(http, key[:-1] + ("A" if key[-1] != "A" else "B"), image="AAAA"),  # wrong
+    ]
+    for _, body, _ in answers:
+        assert secret not in json.dumps(body) and "osk_" not in json.dumps(body)
+    async with http.get("/admin/keys", headers={"x-admin-key": ADMIN}) as r:
+        listing = await r.text()
+    assert secret not in listing and "osk_" not in listing  # ids only, never keys or hashes
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap)
+    await admin.start()
+    try:
+        topics = await admin.list_topics()
+    finally:
+        await admin.close()
+    assert not [t for t in topics if secret in t or "osk_" in t or ADMIN in t]
+    log = worker.log()
+    assert "osk_" not in log and secret not in log and ADMIN not in log
