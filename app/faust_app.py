@@ -26,6 +26,7 @@ app = faust.App(
     key_serializer="raw",
     value_serializer="raw",
     producer_acks=-1,
+    processing_guarantee=settings.processing_guarantee,
     producer_linger=settings.producer_linger_ms / 1000,
     # Why: a worker killed without warning holds its partitions until this runs out.
     broker_session_timeout=settings.session_timeout_s,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -37,6 +38,11 @@ class Settings(BaseSettings):
         description="Seconds without heartbeat before Kafka gives a dead worker's partitions away.",
     )
     topic_replicas: int = Field(default=1, ge=1, description="Replication factor of our topics.")
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        default="at_least_once",
+        description="Faust's guarantee; exactly_once uses Kafka transactions (measured in "
+        "docs/benchmarks.md; consumers must then read with isolation_level=read_committed).",
+    )
     # Why 5 ms: with no linger every record became its own produce request, and writing those
     # took a quarter of the worker's CPU (py-spy, bench/soak.py); see docs/benchmarks.md.
     producer_linger_ms: float = Field(
