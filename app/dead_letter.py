@@ -8,8 +8,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from mode import Service
 
-from app.faust_app import settings
+from app.faust_app import app, settings
 from app.metrics import metrics
 from models.dead_letter import DeadLetter, Stage
 
@@ -83,3 +84,27 @@ async def _publish(key: bytes | None, letter: DeadLetter) -> None:
     except (TimeoutError, KafkaError) as exc:
         # The warning logged at rejection still holds the record's coordinates.
         log.error("dead letter not written to %s: %r", settings.dead_letter_topic, exc)
+
+
+# Why bounded: a stop must not hang on a broker that is gone; what is still unsent after this
+# is logged (the warning written at rejection already holds each record's coordinates).
+_FLUSH_ON_STOP_S = 5.0
+
+
+class DeadLetterFlusher(Service):
+    """On worker stop, waits (bounded) for dead letters still being sent, then closes."""
+
+    async def on_stop(self) -> None:
+        """Wait for pending dead letters, then stop their producer."""
+        global _producer
+        if _pending:
+            _, unsent = await asyncio.wait(set(_pending), timeout=_FLUSH_ON_STOP_S)
+            if unsent:
+                log.error("%d dead letter(s) not written before stop", len(unsent))
+        if _producer is not None:
+            producer, _producer = _producer, None
+            await producer.stop()
+
+
+# Faust starts an instance as readily as a class (App._prepare_subservice); its stub says class.
+app.service(DeadLetterFlusher())  # type: ignore[arg-type]
