@@ -16,6 +16,7 @@ from app.keywords import match_keywords
 from app.metrics import metrics
 from models.events import EVENT_ID_HEADER, Candidate
 from models.keys import KeyRecord
+from models.webhooks import WebhookJob, endpoint_id
 
 log = logging.getLogger(__name__)
 
@@ -58,5 +59,13 @@ async def deliver(candidate: Candidate, record_key: bytes | None) -> None:
                 key=record_key,
                 value=body,
                 headers={EVENT_ID_HEADER: candidate.event_id.encode()},
+            )
+        for url in key.webhooks:
+            # Why keyed by endpoint: one partition per endpoint keeps its deliveries in order.
+            job = WebhookJob(
+                key_id=key.key_id, url=url, event_id=candidate.event_id, event=delivery
+            )
+            await topics.webhooks.send(
+                key=endpoint_id(key.key_id, url).encode(), value=job.model_dump_json().encode()
             )
         metrics.count("deliveries.sent")

@@ -68,6 +68,14 @@ def _parser() -> argparse.ArgumentParser:
     channels.add_argument("key", help="key id or API key")
     channels.add_argument("topics", nargs="+")
     channels.set_defaults(func=_cmd_keys_channels)
+    hooks = keys_sub.add_parser(
+        "webhooks", help="set a key's webhook URLs (prints the signing secret when minted)"
+    )
+    hooks.add_argument("key", help="key id or API key")
+    hooks.add_argument("urls", nargs="*", metavar="URL")
+    hooks.add_argument("--clear", action="store_true", help="remove every webhook of the key")
+    hooks.add_argument("--rotate-secret", action="store_true", help="mint a new signing secret")
+    hooks.set_defaults(func=_cmd_keys_webhooks)
 
     words = sub.add_parser("keywords", help="manage a key's keywords")
     words_sub = words.add_subparsers(required=True, metavar="ACTION")
@@ -201,7 +209,8 @@ def _cmd_keys_list(args: argparse.Namespace) -> int:
         state = "revoked" if record.revoked else "active"
         print(
             f"{record.key_id}  {state:7}  keywords={len(record.keywords):3}  "
-            f"channels={','.join(record.channels)}  {record.label}"
+            f"channels={','.join(record.channels)}  webhooks={len(record.webhooks)}  "
+            f"{record.label}"
         )
     return 0
 
@@ -253,6 +262,45 @@ def _cmd_keys_channels(args: argparse.Namespace) -> int:
             lambda new: new.channels == topics,
         ),
     )
+
+
+def _cmd_keys_webhooks(args: argparse.Namespace) -> int:
+    from app.admin import read_keys, send_command, wait_applied
+    from app.control import ControlError, check_webhooks
+    from app.webhooks.signing import new_secret
+    from models.keys import SetWebhooks
+
+    if bool(args.urls) == args.clear:
+        raise UsageError("name the webhook URLs, or --clear to remove them all")
+    settings = _admin_settings()
+    key_id = _key_id(args.key)
+    urls = tuple(dict.fromkeys(args.urls))
+    try:
+        check_webhooks(settings, urls)
+    except ControlError as exc:
+        raise UsageError(str(exc)) from None
+
+    async def go() -> int:
+        current = (await read_keys(settings)).get(key_id)
+        if current is None:
+            raise UsageError(f"unknown key {key_id}")
+        mint = args.rotate_secret or (urls and not current.webhook_secret)
+        secret = new_secret() if mint else None
+        try:
+            command = SetWebhooks(key_id=key_id, urls=urls, secret=secret)
+        except ValueError as exc:
+            raise UsageError(f"invalid webhooks: {exc}") from None
+        await send_command(settings, command)
+        record = await wait_applied(settings, key_id, lambda new: new.webhooks == urls)
+        if record is None:
+            print("sent; no worker applied it yet (is one running?)", file=sys.stderr)
+        for url in urls:
+            print(url)
+        if secret is not None:
+            print(f"signing secret: {secret}   (shown only now; verify deliveries with it)")
+        return 0
+
+    return asyncio.run(go())
 
 
 def _cmd_keywords_add(args: argparse.Namespace) -> int:

@@ -114,6 +114,7 @@ async def ensure_topics(settings: Settings) -> list[str]:
         settings.ocr_error_topic: settings.topic_partitions,
         settings.candidates_topic: settings.topic_partitions,
         settings.dead_letter_topic: settings.topic_partitions,
+        settings.webhooks_topic: settings.topic_partitions,
         settings.control_topic: 1,  # one partition keeps commands in order
     }
     return await create_topics(settings, wanted)

@@ -12,6 +12,7 @@ from models.keys import (
     RemoveKeywords,
     RevokeKey,
     SetChannels,
+    SetWebhooks,
 )
 
 
@@ -45,6 +46,12 @@ def apply_command(current: KeyRecord | None, command: ControlCommand) -> KeyReco
         return current.model_copy(update={"keywords": tuple(keywords)})
     if isinstance(command, SetChannels):
         return current.model_copy(update={"channels": command.channels})
+    if isinstance(command, SetWebhooks):
+        secret = command.secret or current.webhook_secret
+        if command.urls and not secret:
+            raise ControlError(f"key {command.key_id} has no webhook secret yet; send one")
+        urls = tuple(dict.fromkeys(command.urls))  # de-duplicated, in the order given
+        return current.model_copy(update={"webhooks": urls, "webhook_secret": secret})
     raise ControlError(f"unsupported command {command!r}")
 
 
@@ -58,8 +65,23 @@ def check_channels(settings: Settings, channels: tuple[str, ...]) -> None:
         settings.candidates_topic,
         settings.control_topic,
         settings.dead_letter_topic,
+        settings.webhooks_topic,
         settings.keys_changelog_topic,
     }
     clash = sorted(set(channels) & own)
     if clash:
         raise ControlError(f"channels cannot be the pipeline's own topics: {', '.join(clash)}")
+
+
+def check_webhooks(settings: Settings, urls: tuple[str, ...]) -> None:
+    """Refuse webhook URLs we would never deliver to (scheme, literal non-public address)."""
+    from yarl import URL
+
+    from app.fetch import FetchError, check_url, limits_from
+
+    limits = limits_from(settings)
+    for url in urls:
+        try:
+            check_url(URL(url), limits)
+        except (FetchError, ValueError) as exc:
+            raise ControlError(f"webhook {url[:100]!r} refused: {exc}") from None

@@ -52,19 +52,24 @@ async def send_dead_letter(
         record=DeadLetter.excerpt(raw if raw is not None else event.value),
         image_url=image_url,
     )
+    report_dead_letter(letter, message.key)
+
+
+def report_dead_letter(letter: DeadLetter, key: bytes | None) -> None:
+    """Log, count and publish (in the background) a dead letter built by the caller."""
     log.warning(
         "dead letter: stage=%s topic=%s partition=%s offset=%s reason=%s",
-        stage,
-        message.topic,
-        message.partition,
-        message.offset,
-        reason,
+        letter.stage,
+        letter.topic,
+        letter.partition,
+        letter.offset,
+        letter.reason,
     )
-    metrics.count(f"dead_letters.{stage}")
-    metrics.error(stage, reason)
+    metrics.count(f"dead_letters.{letter.stage}")
+    metrics.error(letter.stage, letter.reason)
     # Why in the background: a dead-letter send that hung once stalled the whole worker;
     # the stream must never wait on it. Tasks are kept so they are not garbage-collected.
-    task = asyncio.ensure_future(_publish(message.key, letter))
+    task = asyncio.ensure_future(_publish(key, letter))
     _pending.add(task)
     task.add_done_callback(_pending.discard)
 

@@ -45,4 +45,6 @@ def discover_agents() -> list[str]:
     for name in names:
         importlib.import_module(name)
     importlib.import_module("app.views")
+    # Not a Faust agent (it commits its own offsets, see there) but started with the worker.
+    importlib.import_module("app.webhooks.service")
     return names

@@ -185,7 +185,7 @@ async def fetch_image(session: aiohttp.ClientSession, url: str, limits: FetchLim
         except TimeoutError:
             raise FetchTimeoutError("timed out fetching the image") from None
         except aiohttp.ClientError as exc:
-            raise FetchError(f"cannot fetch the image: {_describe(exc)}") from None
+            raise FetchError(f"cannot fetch the image: {describe_error(exc)}") from None
     raise TooManyRedirectsError(f"more than {limits.max_redirects} redirects")
 
 
@@ -201,11 +201,17 @@ async def _read_capped(response: aiohttp.ClientResponse, max_bytes: int) -> byte
     return bytes(body)
 
 
-def _describe(exc: BaseException) -> str:
-    # Why: connector errors wrap our resolver's refusal; surface the refusal's words.
+def refusal_in(exc: BaseException) -> FetchRefusedError | None:
+    """Return our resolver's refusal if it is what caused ``exc`` (connectors wrap it)."""
     cause: Any = exc
     while cause is not None:
         if isinstance(cause, FetchRefusedError):
-            return str(cause)
+            return cause
         cause = cause.__cause__ or cause.__context__
-    return str(exc) or type(exc).__name__
+    return None
+
+
+def describe_error(exc: BaseException) -> str:
+    """Return why a client error happened, our refusal's words first when it was one."""
+    refusal = refusal_in(exc)
+    return str(refusal) if refusal else str(exc) or type(exc).__name__

@@ -63,6 +63,7 @@ class Metrics:
         self.counts: Counter[str] = Counter()
         self.ocr_ms = Histogram()
         self.fetch_ms = Histogram()
+        self.webhook_ms = Histogram()
         self.recent_errors: deque[dict[str, object]] = deque(maxlen=_RECENT_ERRORS)
         self.in_flight: dict[int, Work] = {}
         self._ids = itertools.count()

@@ -27,6 +27,11 @@ _LABELLED_COUNTERS = {
     "ocr_errors.": ("ocrstream_image_errors", "Images that could not be read, by kind.", "kind"),
     "dead_letters.": ("ocrstream_dead_letters", "Records sent to the dead-letter topic.", "stage"),
     "deliveries.": ("ocrstream_deliveries", "Deliveries to API keys, by outcome.", "outcome"),
+    "webhooks.": (
+        "ocrstream_webhook_deliveries",
+        "Webhook attempts by answer (2xx, 5xx, timeout, ...) and deliveries by outcome.",
+        "outcome",
+    ),
     "http.": ("ocrstream_http_responses", "HTTP API answers, by status code.", "status"),
 }
 _PLAIN_COUNTERS = {
@@ -57,6 +62,9 @@ class WorkerCollector(Collector):
         yield from self._counters()
         yield _histogram("ocrstream_ocr_seconds", "OCR time per image.", self._metrics.ocr_ms)
         yield _histogram("ocrstream_fetch_seconds", "Image download time.", self._metrics.fetch_ms)
+        yield _histogram(
+            "ocrstream_webhook_seconds", "Webhook POST time per attempt.", self._metrics.webhook_ms
+        )
         cache = self._cache()
         lookups = CounterMetricFamily(
             "ocrstream_ocr_cache_lookups", "OCR cache lookups.", labels=["result"]

@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     dead_letter_topic: str = Field(
         default="ocrstream-dead-letter", description="Records that could not be processed."
     )
+    webhooks_topic: str = Field(
+        default="ocrstream-webhooks",
+        description="Internal: one record per delivery and webhook URL, keyed by endpoint.",
+    )
     channel_topic_prefix: str = Field(
         default="ocrstream-channel-",
         description="A key's default channel topic is this prefix + its non-secret key id.",
@@ -157,6 +161,28 @@ class Settings(BaseSettings):
         default=10.0,
         gt=0,
         description="How long a keyword or key change waits to be applied before answering.",
+    )
+
+    # Webhooks
+    webhook_timeout_s: float = Field(
+        default=10.0, gt=0, description="Seconds one webhook POST may take, connect included."
+    )
+    webhook_max_attempts: int = Field(
+        default=6, ge=1, description="Attempts per delivery before it goes to the dead letters."
+    )
+    webhook_backoff_base_s: float = Field(
+        default=0.5, gt=0, description="Retry delay before jitter: base x 2^(attempt-1)."
+    )
+    webhook_backoff_max_s: float = Field(
+        default=60.0, gt=0, description="Longest delay between two attempts."
+    )
+    webhook_concurrency: int = Field(
+        default=32, ge=1, description="Webhook POSTs in flight per worker, all endpoints together."
+    )
+    webhook_max_pending: int = Field(
+        default=1000,
+        ge=1,
+        description="Deliveries read but not finished per partition before reading pauses.",
     )
 
     # Local broker (used when `broker` is empty)

@@ -13,6 +13,7 @@ ocr_result = app.topic(settings.ocr_result_topic, internal=True)
 ocr_error = app.topic(settings.ocr_error_topic, internal=True)
 candidates = app.topic(settings.candidates_topic, internal=True)
 dead_letter = app.topic(settings.dead_letter_topic, internal=True)
+webhooks = app.topic(settings.webhooks_topic, internal=True)
 # Why one partition: control traffic is tiny and a single partition keeps commands in order.
 control = app.topic(settings.control_topic, internal=True, partitions=1)
 

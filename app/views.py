@@ -15,6 +15,7 @@ from app.metrics import metrics
 from app.ocr_runtime import runtime
 from app.prometheus import WorkerCollector, render
 from app.web.routes import install_routes
+from app.webhooks.service import webhook_delivery
 
 DASHBOARD = (Path(__file__).parent / "web" / "dashboard.html").read_bytes()
 
@@ -69,7 +70,9 @@ def status_snapshot() -> dict[str, Any]:
             "ocr_error": settings.ocr_error_topic,
             "dead_letter": settings.dead_letter_topic,
             "control": settings.control_topic,
+            "webhooks": settings.webhooks_topic,
         },
+        "webhooks": webhook_delivery.status(),
         "active_keys": len(keys_replica.active()),
         "consumer_lag": consumer_lag(by_partition),
         # Why per partition too: one partition that never drains is a stuck consumer, not load.

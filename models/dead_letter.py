@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-Stage = Literal["posts", "ocr", "filter", "control"]
+Stage = Literal["posts", "ocr", "filter", "control", "webhook"]
 
 # Why: a dead letter must stay small even when the bad record is huge (e.g. a 10 MB text).
 MAX_RECORD_EXCERPT_CHARS = 4096
@@ -23,6 +23,9 @@ class DeadLetter(BaseModel):
     offset: int | None = None
     record: str = ""
     image_url: str | None = None
+    # Set for stage "webhook": where the delivery was going and how many attempts it had.
+    webhook_url: str | None = None
+    attempts: int | None = None
 
     @staticmethod
     def excerpt(raw: bytes | str | None) -> str:

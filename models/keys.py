@@ -11,10 +11,13 @@ KEY_ID_PATTERN = r"^[a-z0-9]{8,32}$"
 KeyId = Annotated[str, Field(pattern=KEY_ID_PATTERN)]
 # Kafka's own rule for topic names.
 TopicName = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,249}$")]
+WebhookUrl = Annotated[str, Field(pattern=r"^https?://[^\s]+$", max_length=2000)]
+# Why a cap: each webhook costs a delivery per matching event; ten covers real set-ups.
+MAX_WEBHOOKS_PER_KEY = 10
 
 
 class KeyRecord(BaseModel):
-    """One API key: its hash (never the key), keywords and channel topics."""
+    """One API key: its hash (never the key), keywords, channel topics and webhooks."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -25,6 +28,10 @@ class KeyRecord(BaseModel):
     revoked: bool = False
     keywords: tuple[str, ...] = ()
     channels: tuple[str, ...] = ()
+    webhooks: tuple[str, ...] = ()
+    # Why kept in clear: every worker signs deliveries with it (HMAC); it is shown to the admin
+    # only when minted, never listed, never logged.
+    webhook_secret: str = ""
 
 
 class CreateKey(BaseModel):
@@ -70,8 +77,17 @@ class SetChannels(BaseModel):
     channels: tuple[TopicName, ...] = Field(min_length=1)
 
 
+class SetWebhooks(BaseModel):
+    """Replace the webhook URLs of a key; ``secret`` set: sign with this new secret."""
+
+    op: Literal["set_webhooks"] = "set_webhooks"
+    key_id: KeyId
+    urls: tuple[WebhookUrl, ...] = Field(max_length=MAX_WEBHOOKS_PER_KEY)
+    secret: str | None = Field(default=None, min_length=32, max_length=128)
+
+
 ControlCommand = Annotated[
-    CreateKey | RevokeKey | AddKeywords | RemoveKeywords | SetChannels,
+    CreateKey | RevokeKey | AddKeywords | RemoveKeywords | SetChannels | SetWebhooks,
     Field(discriminator="op"),
 ]
 control_command_adapter: TypeAdapter[ControlCommand] = TypeAdapter(ControlCommand)

@@ -38,6 +38,7 @@ def unique_settings(kafka: LocalKafka, **overrides: Any) -> Settings:
         "candidates_topic": f"candidates-{tag}",
         "control_topic": f"control-{tag}",
         "dead_letter_topic": f"dead-letter-{tag}",
+        "webhooks_topic": f"webhooks-{tag}",
         "channel_topic_prefix": f"channel-{tag}-",
         "topic_partitions": 2,
         "web_port": free_port(),

@@ -1,4 +1,4 @@
-"""/admin/keys: create, list and revoke API keys, and set their channels (x-admin-key)."""
+"""/admin/keys: create, list and revoke API keys; set their channels and webhooks (x-admin-key)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,15 @@ from app.keys_replica import keys_replica
 from app.web.auth import require_admin
 from app.web.control_client import apply_and_wait
 from app.web.errors import ApiError, read_json
-from models.keys import KEY_ID_PATTERN, CreateKey, KeyRecord, RevokeKey, SetChannels
+from app.webhooks.signing import new_secret
+from models.keys import (
+    KEY_ID_PATTERN,
+    CreateKey,
+    KeyRecord,
+    RevokeKey,
+    SetChannels,
+    SetWebhooks,
+)
 
 _MAX_BODY = 64 * 1024
 
@@ -29,6 +37,7 @@ def public_view(record: KeyRecord) -> dict[str, Any]:
         "revoked": record.revoked,
         "keywords": list(record.keywords),
         "channels": list(record.channels),
+        "webhooks": list(record.webhooks),
     }
 
 
@@ -102,6 +111,41 @@ async def set_channels(request: web.Request) -> web.Response:
     )
     assert updated is not None
     return web.json_response({"data": public_view(updated), "message": "Channels set"})
+
+
+async def set_webhooks(request: web.Request) -> web.Response:
+    """Replace the webhook URLs of a key; the signing secret is in the answer when minted."""
+    require_admin(request)
+    record = _key_or_404(request)
+    body = await read_json(request, _MAX_BODY)
+    if not isinstance(body, dict):
+        raise ApiError(400, "request body must be a JSON object")
+    rotate = body.get("rotate_secret", False)
+    if not isinstance(rotate, bool):
+        raise ApiError(400, "invalid webhooks: rotate_secret: must be true or false")
+    urls = body.get("urls")
+    if not isinstance(urls, list):
+        raise ApiError(400, "invalid webhooks: urls: a list of http(s) URLs is required")
+    # Why mint on the first URL: a key that never had webhooks has nothing to sign with.
+    secret = new_secret() if rotate or (urls and not record.webhook_secret) else None
+    try:
+        command = SetWebhooks(key_id=record.key_id, urls=tuple(urls or ()), secret=secret)
+    except (ValidationError, TypeError) as exc:
+        raise ApiError(400, f"invalid webhooks: {_first_error(exc)}") from None
+    wanted = tuple(dict.fromkeys(command.urls))
+    updated = await apply_and_wait(
+        command,
+        lambda r: (
+            r is not None
+            and r.webhooks == wanted
+            and (secret is None or r.webhook_secret == secret)
+        ),
+    )
+    assert updated is not None
+    data: dict[str, Any] = public_view(updated)
+    if secret is not None:
+        data["webhook_secret"] = secret  # shown this once, like the API key itself
+    return web.json_response({"data": data, "message": "Webhooks set"})
 
 
 def _first_error(exc: Exception) -> str:

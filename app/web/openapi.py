@@ -133,7 +133,15 @@ OPENAPI: dict[str, Any] = {
             },
             "Key": {
                 "type": "object",
-                "required": ["key_id", "label", "created_at", "revoked", "keywords", "channels"],
+                "required": [
+                    "key_id",
+                    "label",
+                    "created_at",
+                    "revoked",
+                    "keywords",
+                    "channels",
+                    "webhooks",
+                ],
                 "properties": {
                     "key_id": {"type": "string"},
                     "label": {"type": "string"},
@@ -141,7 +149,12 @@ OPENAPI: dict[str, Any] = {
                     "revoked": {"type": "boolean"},
                     "keywords": {"type": "array", "items": {"type": "string"}},
                     "channels": {"type": "array", "items": {"type": "string"}},
+                    "webhooks": {"type": "array", "items": {"type": "string"}},
                     "api_key": {"type": "string", "description": "only when created"},
+                    "webhook_secret": {
+                        "type": "string",
+                        "description": "only when minted (first webhook, or rotate_secret)",
+                    },
                 },
             },
             "KeyAnswer": {
@@ -184,6 +197,22 @@ OPENAPI: dict[str, Any] = {
                         "minItems": 1,
                         "items": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,249}$"},
                     }
+                },
+            },
+            "WebhooksIn": {
+                "type": "object",
+                "required": ["urls"],
+                "properties": {
+                    "urls": {
+                        "type": "array",
+                        "maxItems": 10,
+                        "items": {
+                            "type": "string",
+                            "pattern": "^https?://\\S+$",
+                            "maxLength": 2000,
+                        },
+                    },
+                    "rotate_secret": {"type": "boolean", "default": False},
                 },
             },
         },
@@ -296,6 +325,29 @@ OPENAPI: dict[str, Any] = {
                     "400": _error("invalid channels"),
                     "404": _error("no such key"),
                     "409": _error("the key is revoked, or a channel is a pipeline topic"),
+                    **_ADMIN_ERRORS,
+                },
+            }
+        },
+        "/admin/keys/{key_id}/webhooks": {
+            "put": {
+                "summary": "Set a key's webhook URLs (an empty list removes them)",
+                "description": "Deliveries are POSTed as JSON, signed with HMAC-SHA256 in "
+                "X-Ocrstream-Signature (see README.md, Webhooks). The signing secret is in the "
+                "answer when it is minted: with the key's first webhook, or on rotate_secret.",
+                "security": [{"adminKey": []}],
+                "parameters": [_KEY_ID],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/WebhooksIn"}}
+                    },
+                },
+                "responses": {
+                    "200": _json("KeyAnswer", "the key, and its new secret when minted"),
+                    "400": _error("invalid webhooks"),
+                    "404": _error("no such key"),
+                    "409": _error("the key is revoked, or a URL is refused (internal address)"),
                     **_ADMIN_ERRORS,
                 },
             }

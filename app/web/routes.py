@@ -47,6 +47,7 @@ def install_routes(
     router.add_get("/admin/keys", admin_view.list_keys)
     router.add_delete("/admin/keys/{key_id}", admin_view.revoke_key)
     router.add_put("/admin/keys/{key_id}/channels", admin_view.set_channels)
+    router.add_put("/admin/keys/{key_id}/webhooks", admin_view.set_webhooks)
     router.add_get("/openapi.json", openapi_handler)
     router.add_get("/dashboard", dashboard)
     router.add_get("/metrics", prometheus_metrics)

@@ -57,7 +57,19 @@ def test_keys_and_keywords_round_trip_through_the_worker(
     assert removed.stdout.split() == ["pepe"]
     assert _cli(env, "keywords", "list", key_id[1]).stdout.split() == ["pepe"]
 
+    hooked = _cli(env, "keys", "webhooks", key_id[1], "https://hooks.example.com/ocr")
+    assert hooked.returncode == 0, hooked.stderr
+    secret = re.search(r"signing secret:\s+(whsec_\S+)", hooked.stdout)
+    assert secret and "no worker applied" not in hooked.stderr, hooked.stdout + hooked.stderr
+    strict = env | {"OCRSTREAM_FETCH_ALLOW_PRIVATE": "false"}
+    internal = _cli(strict, "keys", "webhooks", key_id[1], "http://169.254.169.254/latest")
+    assert internal.returncode == 2 and "refused" in internal.stderr
+
     listed = _cli(env, "keys", "list")
+    assert "webhooks=1" in listed.stdout and secret[1] not in listed.stdout
+    assert _cli(env, "keys", "webhooks", key_id[1], "--clear").returncode == 0
+    listed = _cli(env, "keys", "list")
+    assert "webhooks=0" in listed.stdout
     assert key_id[1] in listed.stdout and "active" in listed.stdout
     assert api_key[1] not in listed.stdout
     assert _cli(env, "keys", "revoke", key_id[1]).returncode == 0

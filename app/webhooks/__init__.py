@@ -1,0 +1,1 @@
+"""Webhook deliveries: signing, retry policy, offset progress and the delivery service."""

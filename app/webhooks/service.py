@@ -1,0 +1,289 @@
+"""The webhook delivery service: reads the webhooks topic and POSTs each job to its endpoint.
+
+Each endpoint (a key's URL) has a lane: its jobs go out one at a time, in the order they were
+read, retried with backoff until delivered or dead-lettered. Lanes run side by side under one
+concurrency cap, so a slow or failing endpoint delays only its own jobs. An offset is committed
+only when every job below it is finished, so a crash repeats deliveries (same delivery id) but
+never loses one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.structs import ConsumerRecord
+from mode import Service
+from pydantic import ValidationError
+
+from app.admin import stop_consumer
+from app.dead_letter import report_dead_letter
+from app.faust_app import app, settings
+from app.fetch import limits_from
+from app.keys_replica import keys_replica
+from app.metrics import metrics
+from app.webhooks.policy import backoff_delay
+from app.webhooks.progress import PartitionProgress
+from app.webhooks.sender import Attempt, new_webhook_session, post_delivery
+from models.dead_letter import DeadLetter
+from models.webhooks import WebhookJob
+
+log = logging.getLogger(__name__)
+
+_COMMIT_INTERVAL_S = 1.0
+# Why: an idle lane's task is ended so endpoints that went quiet cost nothing.
+_LANE_IDLE_S = 60.0
+
+
+@dataclass
+class _Job:
+    record: ConsumerRecord[bytes, bytes]
+    progress: PartitionProgress
+
+
+@dataclass
+class _Lane:
+    queue: asyncio.Queue[_Job] = field(default_factory=asyncio.Queue)
+    task: asyncio.Task[None] | None = None
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, service: WebhookDelivery) -> None:
+        self._service = service
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self._service.release(revoked)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        log.info("webhooks: partitions %s", sorted(tp.partition for tp in assigned))
+
+
+class WebhookDelivery(Service):
+    """Delivers the webhooks topic to its endpoints (a consumer group of its own)."""
+
+    def __post_init__(self) -> None:
+        self._consumer: AIOKafkaConsumer | None = None
+        self._progress: dict[TopicPartition, PartitionProgress] = {}
+        self._paused: set[TopicPartition] = set()
+        self._lanes: dict[bytes, _Lane] = {}
+        self._slots = asyncio.Semaphore(settings.webhook_concurrency)
+        self._limits = limits_from(settings)
+        self._committed: dict[TopicPartition, int] = {}
+
+    async def on_start(self) -> None:
+        """Start consuming the webhooks topic."""
+        self.add_future(self._run())
+
+    async def on_stop(self) -> None:
+        """Stop the lanes; finished jobs are committed, unfinished ones are read again later."""
+        for lane in self._lanes.values():
+            if lane.task is not None:
+                lane.task.cancel()
+
+    def status(self) -> dict[str, Any]:
+        """Return lanes and pending jobs per partition (for /status/)."""
+        return {
+            "lanes": sum(1 for lane in self._lanes.values() if lane.task and not lane.task.done()),
+            "queued": sum(lane.queue.qsize() for lane in self._lanes.values()),
+            "pending": {
+                f"{tp.topic}/{tp.partition}": p.pending for tp, p in self._progress.items()
+            },
+            "paused": sorted(_name(tp) for tp in self._paused),
+        }
+
+    async def _run(self) -> None:
+        # Why a loop: deliveries must outlive a consumer error (a broker restart, say).
+        while not self.should_stop:
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=settings.broker,
+                group_id=f"{settings.app_id}-webhooks",
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                session_timeout_ms=int(settings.session_timeout_s * 1000),
+                heartbeat_interval_ms=int(min(3.0, settings.session_timeout_s / 3) * 1000),
+            )
+            session = new_webhook_session(
+                self._limits, settings.webhook_timeout_s, settings.webhook_concurrency
+            )
+            self._consumer = consumer
+            try:
+                await consumer.start()
+                consumer.subscribe([settings.webhooks_topic], listener=_Rebalance(self))
+                await self._consume(consumer, session)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("webhooks: %r; reconnecting", exc)
+                await asyncio.sleep(1)
+            finally:
+                await self._commit(consumer)
+                self._consumer = None
+                await stop_consumer(consumer)
+                await session.close()
+
+    async def _consume(self, consumer: AIOKafkaConsumer, session: Any) -> None:
+        await keys_replica.wait_ready()  # the secret and the current URLs come from there
+        last_commit = time.monotonic()
+        while not self.should_stop:
+            batch = await consumer.getmany(timeout_ms=500, max_records=500)
+            for tp, records in batch.items():
+                progress = self._progress.setdefault(tp, PartitionProgress())
+                for record in records:
+                    progress.begin(record.offset)
+                    self._enqueue(_Job(record, progress), session)
+            self._apply_backpressure(consumer)
+            if time.monotonic() - last_commit >= _COMMIT_INTERVAL_S:
+                await self._commit(consumer)
+                last_commit = time.monotonic()
+
+    def _enqueue(self, job: _Job, session: Any) -> None:
+        endpoint = job.record.key or b""
+        lane = self._lanes.get(endpoint)
+        if lane is None:
+            lane = self._lanes[endpoint] = _Lane()
+        lane.queue.put_nowait(job)
+        if lane.task is None or lane.task.done():
+            lane.task = asyncio.ensure_future(self._drain(endpoint, lane, session))
+
+    async def _drain(self, endpoint: bytes, lane: _Lane, session: Any) -> None:
+        while True:
+            try:
+                job = await asyncio.wait_for(lane.queue.get(), _LANE_IDLE_S)
+            except TimeoutError:
+                # No await between the emptiness check and the removal: no job can slip in.
+                if lane.queue.empty():
+                    self._lanes.pop(endpoint, None)
+                    return
+                continue
+            try:
+                await self._deliver(job.record, session)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Why catch all: one bad job must not end the lane and strand the jobs after it.
+                log.exception("webhooks: delivery of offset %s failed", job.record.offset)
+                self._dead_letter(job.record, None, "internal error (see the worker log)", 0)
+            job.progress.finish(job.record.offset)
+
+    async def _deliver(self, record: ConsumerRecord[bytes, bytes], session: Any) -> None:
+        try:
+            job = WebhookJob.model_validate_json(record.value or b"")
+        except ValidationError as exc:
+            self._dead_letter(record, None, f"unreadable webhook job: {exc.errors()[0]['msg']}", 0)
+            return
+        body = json.dumps(job.event, separators=(",", ":")).encode()
+        with metrics.tracking(job.delivery_id, "webhook"):
+            for attempt_no in range(1, settings.webhook_max_attempts + 1):
+                # Why look the key up on every attempt: a revoke, a removed URL or a rotated
+                # secret applies to deliveries already waiting.
+                key = keys_replica.get(job.key_id)
+                if key is None or key.revoked or job.url not in key.webhooks:
+                    metrics.count("webhooks.skipped")
+                    return
+                started = time.monotonic()
+                async with self._slots:
+                    attempt = await post_delivery(
+                        session,
+                        job.url,
+                        body,
+                        key.webhook_secret,
+                        job.delivery_id,
+                        attempt_no,
+                        self._limits,
+                    )
+                metrics.webhook_ms.observe((time.monotonic() - started) * 1000)
+                metrics.count(f"webhooks.{attempt.kind}")
+                if attempt.result == "delivered":
+                    metrics.count("webhooks.delivered")
+                    return
+                if attempt.result == "give_up" or attempt_no == settings.webhook_max_attempts:
+                    self._dead_letter(record, job.url, _reason(attempt, attempt_no), attempt_no)
+                    return
+                metrics.stage(f"retry {attempt_no} ({attempt.detail})")
+                await asyncio.sleep(
+                    backoff_delay(
+                        attempt_no,
+                        settings.webhook_backoff_base_s,
+                        settings.webhook_backoff_max_s,
+                        attempt.retry_after_s,
+                    )
+                )
+
+    def _dead_letter(
+        self, record: ConsumerRecord[bytes, bytes], url: str | None, reason: str, attempts: int
+    ) -> None:
+        metrics.count("webhooks.dead_lettered")
+        letter = DeadLetter(
+            stage="webhook",
+            reason=reason,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            record=DeadLetter.excerpt(record.value),
+            webhook_url=url,
+            attempts=attempts,
+        )
+        report_dead_letter(letter, record.key)
+
+    def _apply_backpressure(self, consumer: AIOKafkaConsumer) -> None:
+        """Pause partitions with too many unfinished jobs; resume them at half."""
+        limit = settings.webhook_max_pending
+        for tp, progress in self._progress.items():
+            if tp not in self._paused and progress.pending >= limit:
+                consumer.pause(tp)
+                self._paused.add(tp)
+            elif tp in self._paused and progress.pending <= limit // 2:
+                consumer.resume(tp)
+                self._paused.discard(tp)
+
+    async def _commit(
+        self, consumer: AIOKafkaConsumer, only: list[TopicPartition] | None = None
+    ) -> None:
+        offsets = {}
+        for tp, progress in self._progress.items():
+            point = progress.commit_point()
+            if (
+                (only is None or tp in only)
+                and point is not None
+                and self._committed.get(tp) != point
+            ):
+                offsets[tp] = point
+        if not offsets:
+            return
+        try:
+            await consumer.commit(offsets)
+            self._committed.update(offsets)
+        except (KafkaError, AssertionError) as exc:
+            # Not fatal: the next commit carries the same offsets, or a rebalance repeats work.
+            log.warning("webhooks: commit failed: %r", exc)
+
+    async def release(self, revoked: list[TopicPartition]) -> None:
+        """Commit what is finished on partitions leaving this worker, and forget them."""
+        if self._consumer is not None:
+            await self._commit(self._consumer, revoked)
+        for tp in revoked:
+            # Jobs still queued from these partitions are delivered anyway; the new owner
+            # repeats them from the commit point (same delivery id, so receivers can drop them).
+            self._progress.pop(tp, None)
+            self._paused.discard(tp)
+            self._committed.pop(tp, None)
+
+
+def _name(tp: TopicPartition) -> str:
+    return f"{tp.topic}/{tp.partition}"
+
+
+def _reason(attempt: Attempt, attempts: int) -> str:
+    if attempt.result == "give_up":
+        return f"webhook refused the delivery: {attempt.detail} (not retried)"
+    return f"webhook failed {attempts} times; last: {attempt.detail}"
+
+
+webhook_delivery = WebhookDelivery()
+app.service(webhook_delivery)  # type: ignore[arg-type]  # instances work too (see ocr_runtime)
