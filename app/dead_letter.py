@@ -55,8 +55,11 @@ async def send_dead_letter(
     report_dead_letter(letter, message.key)
 
 
-def report_dead_letter(letter: DeadLetter, key: bytes | None) -> None:
-    """Log, count and publish (in the background) a dead letter built by the caller."""
+def report_dead_letter(letter: DeadLetter, key: bytes | None) -> asyncio.Future[None]:
+    """Log, count and publish (in the background) a dead letter; return the publishing task.
+
+    The task ends when the broker has the letter or the send failed for good (logged).
+    """
     log.warning(
         "dead letter: stage=%s topic=%s partition=%s offset=%s reason=%s",
         letter.stage,
@@ -72,6 +75,7 @@ def report_dead_letter(letter: DeadLetter, key: bytes | None) -> None:
     task = asyncio.ensure_future(_publish(key, letter))
     _pending.add(task)
     task.add_done_callback(_pending.discard)
+    return task
 
 
 _pending: set[asyncio.Future[None]] = set()

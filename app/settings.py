@@ -182,7 +182,8 @@ class Settings(BaseSettings):
     webhook_max_pending: int = Field(
         default=1000,
         ge=1,
-        description="Deliveries read but not finished per partition before reading pauses.",
+        description="Jobs queued per webhook endpoint; beyond it an endpoint's overflow is "
+        "dead-lettered at once (an endpoint that cannot keep up must not hold the others).",
     )
 
     # Local broker (used when `broker` is empty)

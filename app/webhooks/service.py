@@ -2,9 +2,11 @@
 
 Each endpoint (a key's URL) has a lane: its jobs go out one at a time, in the order they were
 read, retried with backoff until delivered or dead-lettered. Lanes run side by side under one
-concurrency cap, so a slow or failing endpoint delays only its own jobs. An offset is committed
-only when every job below it is finished, so a crash repeats deliveries (same delivery id) but
-never loses one.
+concurrency cap, so a slow or failing endpoint delays only its own jobs. A lane holds at most
+``webhook_max_pending`` jobs: beyond that, an endpoint that cannot keep up gets its overflow
+dead-lettered at once (with the job, to replay) rather than holding memory or the partition.
+An offset is committed only when every job below it is finished (a dead letter counts once
+the broker has it), so a crash repeats deliveries (same delivery id) but never loses one.
 """
 
 from __future__ import annotations
@@ -70,7 +72,6 @@ class WebhookDelivery(Service):
     def __post_init__(self) -> None:
         self._consumer: AIOKafkaConsumer | None = None
         self._progress: dict[TopicPartition, PartitionProgress] = {}
-        self._paused: set[TopicPartition] = set()
         self._lanes: dict[bytes, _Lane] = {}
         self._slots = asyncio.Semaphore(settings.webhook_concurrency)
         self._limits = limits_from(settings)
@@ -94,7 +95,7 @@ class WebhookDelivery(Service):
             "pending": {
                 f"{tp.topic}/{tp.partition}": p.pending for tp, p in self._progress.items()
             },
-            "paused": sorted(_name(tp) for tp in self._paused),
+            "overflowed": metrics.counts.get("webhooks.overflow", 0),
         }
 
     async def _run(self) -> None:
@@ -137,7 +138,6 @@ class WebhookDelivery(Service):
                 for record in records:
                     progress.begin(record.offset)
                     self._enqueue(_Job(record, progress), session)
-            self._apply_backpressure(consumer)
             if time.monotonic() - last_commit >= _COMMIT_INTERVAL_S:
                 await self._commit(consumer)
                 last_commit = time.monotonic()
@@ -147,6 +147,13 @@ class WebhookDelivery(Service):
         lane = self._lanes.get(endpoint)
         if lane is None:
             lane = self._lanes[endpoint] = _Lane()
+        if lane.queue.qsize() >= settings.webhook_max_pending:
+            # Why not wait: the partition also holds other endpoints' jobs, which must not stall
+            # behind one endpoint that cannot keep up; the dead letter keeps the job to replay.
+            metrics.count("webhooks.overflow")
+            reason = f"endpoint backlog over {settings.webhook_max_pending} jobs: not attempted"
+            self._finish_later(job, self._dead_letter(job.record, None, reason, 0))
+            return
         lane.queue.put_nowait(job)
         if lane.task is None or lane.task.done():
             lane.task = asyncio.ensure_future(self._drain(endpoint, lane, session))
@@ -162,21 +169,28 @@ class WebhookDelivery(Service):
                     return
                 continue
             try:
-                await self._deliver(job.record, session)
+                dead_letter = await self._deliver(job.record, session)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 # Why catch all: one bad job must not end the lane and strand the jobs after it.
                 log.exception("webhooks: delivery of offset %s failed", job.record.offset)
-                self._dead_letter(job.record, None, "internal error (see the worker log)", 0)
-            job.progress.finish(job.record.offset)
+                reason = "internal error (see the worker log)"
+                dead_letter = self._dead_letter(job.record, None, reason, 0)
+            if dead_letter is None:
+                job.progress.finish(job.record.offset)
+            else:
+                self._finish_later(job, dead_letter)
 
-    async def _deliver(self, record: ConsumerRecord[bytes, bytes], session: Any) -> None:
+    async def _deliver(
+        self, record: ConsumerRecord[bytes, bytes], session: Any
+    ) -> asyncio.Future[None] | None:
+        """Deliver one job; return the dead letter being written when it was not delivered."""
         try:
             job = WebhookJob.model_validate_json(record.value or b"")
         except ValidationError as exc:
-            self._dead_letter(record, None, f"unreadable webhook job: {exc.errors()[0]['msg']}", 0)
-            return
+            reason = f"unreadable webhook job: {exc.errors()[0]['msg']}"
+            return self._dead_letter(record, None, reason, 0)
         body = json.dumps(job.event, separators=(",", ":")).encode()
         with metrics.tracking(job.delivery_id, "webhook"):
             for attempt_no in range(1, settings.webhook_max_attempts + 1):
@@ -185,7 +199,7 @@ class WebhookDelivery(Service):
                 key = keys_replica.get(job.key_id)
                 if key is None or key.revoked or job.url not in key.webhooks:
                     metrics.count("webhooks.skipped")
-                    return
+                    return None
                 started = time.monotonic()
                 async with self._slots:
                     attempt = await post_delivery(
@@ -201,10 +215,10 @@ class WebhookDelivery(Service):
                 metrics.count(f"webhooks.{attempt.kind}")
                 if attempt.result == "delivered":
                     metrics.count("webhooks.delivered")
-                    return
+                    return None
                 if attempt.result == "give_up" or attempt_no == settings.webhook_max_attempts:
-                    self._dead_letter(record, job.url, _reason(attempt, attempt_no), attempt_no)
-                    return
+                    reason = _reason(attempt, attempt_no)
+                    return self._dead_letter(record, job.url, reason, attempt_no)
                 metrics.stage(f"retry {attempt_no} ({attempt.detail})")
                 await asyncio.sleep(
                     backoff_delay(
@@ -214,10 +228,15 @@ class WebhookDelivery(Service):
                         attempt.retry_after_s,
                     )
                 )
+        return None  # not reached: the last attempt always returns above
+
+    def _finish_later(self, job: _Job, sent: asyncio.Future[None]) -> None:
+        """Mark the job finished once its dead letter is written (or failed for good)."""
+        sent.add_done_callback(lambda _: job.progress.finish(job.record.offset))
 
     def _dead_letter(
         self, record: ConsumerRecord[bytes, bytes], url: str | None, reason: str, attempts: int
-    ) -> None:
+    ) -> asyncio.Future[None]:
         metrics.count("webhooks.dead_lettered")
         letter = DeadLetter(
             stage="webhook",
@@ -229,18 +248,7 @@ class WebhookDelivery(Service):
             webhook_url=url,
             attempts=attempts,
         )
-        report_dead_letter(letter, record.key)
-
-    def _apply_backpressure(self, consumer: AIOKafkaConsumer) -> None:
-        """Pause partitions with too many unfinished jobs; resume them at half."""
-        limit = settings.webhook_max_pending
-        for tp, progress in self._progress.items():
-            if tp not in self._paused and progress.pending >= limit:
-                consumer.pause(tp)
-                self._paused.add(tp)
-            elif tp in self._paused and progress.pending <= limit // 2:
-                consumer.resume(tp)
-                self._paused.discard(tp)
+        return report_dead_letter(letter, record.key)
 
     async def _commit(
         self, consumer: AIOKafkaConsumer, only: list[TopicPartition] | None = None
@@ -271,7 +279,6 @@ class WebhookDelivery(Service):
             # Jobs still queued from these partitions are delivered anyway; the new owner
             # repeats them from the commit point (same delivery id, so receivers can drop them).
             self._progress.pop(tp, None)
-            self._paused.discard(tp)
             self._committed.pop(tp, None)
 
 
