@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from app import topics
 from app.admin import create_topics
-from app.control import ControlError, apply_command, check_channels
+from app.control import ControlError, apply_command, check_targets
 from app.dead_letter import send_dead_letter
 from app.faust_app import app, settings
 from app.keywords import KeywordError
@@ -45,7 +45,7 @@ async def apply_control(stream: Any) -> None:
         try:
             command = control_command_adapter.validate_json(event.value)
             record = apply_command(owned_key_record(command.key_id), command)
-            check_channels(settings, record.channels)
+            check_targets(settings, command)
         except (ValidationError, ControlError, KeywordError) as exc:
             await send_dead_letter("control", f"command refused: {exc}", event)
             continue

@@ -16,7 +16,7 @@ from app.keywords import match_keywords
 from app.metrics import metrics
 from models.events import EVENT_ID_HEADER, Candidate
 from models.keys import KeyRecord
-from models.webhooks import WebhookJob, endpoint_id
+from models.webhooks import WebhookJob
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,6 @@ async def deliver(candidate: Candidate, record_key: bytes | None) -> None:
                 key_id=key.key_id, url=url, event_id=candidate.event_id, event=delivery
             )
             await topics.webhooks.send(
-                key=endpoint_id(key.key_id, url).encode(), value=job.model_dump_json().encode()
+                key=job.endpoint_id.encode(), value=job.model_dump_json().encode()
             )
         metrics.count("deliveries.sent")

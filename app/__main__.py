@@ -12,7 +12,7 @@ from pathlib import Path
 
 from app.apikeys import MalformedKeyError, key_id_of
 from app.settings import Settings, get_settings
-from models.keys import ControlCommand, KeyRecord
+from models.keys import ControlCommand, KeyRecord, SetWebhooks
 
 log = logging.getLogger("ocrstream")
 
@@ -218,8 +218,20 @@ def _cmd_keys_list(args: argparse.Namespace) -> int:
 Built = tuple[ControlCommand, Callable[[KeyRecord], bool]]
 
 
-def _send_and_wait(key: str, build: Callable[[KeyRecord], Built]) -> int:
-    """Send the command ``build`` makes from the key's record; print the keywords once applied."""
+def _print_keywords(command: ControlCommand, record: KeyRecord | None) -> None:
+    for word in record.keywords if record is not None else ():
+        print(word)
+
+
+def _send_and_wait(
+    key: str,
+    build: Callable[[KeyRecord], Built],
+    show: Callable[[ControlCommand, KeyRecord | None], None] = _print_keywords,
+) -> int:
+    """Send the command ``build`` makes from the key's record; ``show`` the outcome.
+
+    ``show`` gets the record as applied, or None when no worker applied it in time.
+    """
     from app.admin import read_keys, send_command, wait_applied
 
     settings = _admin_settings()
@@ -234,9 +246,7 @@ def _send_and_wait(key: str, build: Callable[[KeyRecord], Built]) -> int:
         record = await wait_applied(settings, key_id, done)
         if record is None:
             print("sent; no worker applied it yet (is one running?)", file=sys.stderr)
-            return 0
-        for word in record.keywords:
-            print(word)
+        show(command, record)
         return 0
 
     return asyncio.run(go())
@@ -265,42 +275,33 @@ def _cmd_keys_channels(args: argparse.Namespace) -> int:
 
 
 def _cmd_keys_webhooks(args: argparse.Namespace) -> int:
-    from app.admin import read_keys, send_command, wait_applied
-    from app.control import ControlError, check_webhooks
-    from app.webhooks.signing import new_secret
-    from models.keys import SetWebhooks
+    from pydantic import ValidationError
+
+    from app.control import ControlError, check_webhooks, set_webhooks_command
 
     if bool(args.urls) == args.clear:
         raise UsageError("name the webhook URLs, or --clear to remove them all")
-    settings = _admin_settings()
-    key_id = _key_id(args.key)
-    urls = tuple(dict.fromkeys(args.urls))
     try:
-        check_webhooks(settings, urls)
+        check_webhooks(get_settings(), tuple(args.urls))
     except ControlError as exc:
         raise UsageError(str(exc)) from None
 
-    async def go() -> int:
-        current = (await read_keys(settings)).get(key_id)
-        if current is None:
-            raise UsageError(f"unknown key {key_id}")
-        mint = args.rotate_secret or (urls and not current.webhook_secret)
-        secret = new_secret() if mint else None
+    def build(current: KeyRecord) -> Built:
         try:
-            command = SetWebhooks(key_id=key_id, urls=urls, secret=secret)
-        except ValueError as exc:
-            raise UsageError(f"invalid webhooks: {exc}") from None
-        await send_command(settings, command)
-        record = await wait_applied(settings, key_id, lambda new: new.webhooks == urls)
-        if record is None:
-            print("sent; no worker applied it yet (is one running?)", file=sys.stderr)
-        for url in urls:
-            print(url)
-        if secret is not None:
-            print(f"signing secret: {secret}   (shown only now; verify deliveries with it)")
-        return 0
+            command = set_webhooks_command(current, args.urls, args.rotate_secret)
+        except ValidationError as exc:
+            raise UsageError(f"invalid webhooks: {exc.errors()[0]['msg']}") from None
+        return command, lambda new: new.webhooks == command.urls
 
-    return asyncio.run(go())
+    def show(command: ControlCommand, record: KeyRecord | None) -> None:
+        assert isinstance(command, SetWebhooks)
+        for url in command.urls:
+            print(url)
+        # Printed even when no worker applied it yet: this is the only time it is shown.
+        if command.secret is not None:
+            print(f"signing secret: {command.secret}   (shown only now; verify deliveries with it)")
+
+    return _send_and_wait(args.key, build, show)
 
 
 def _cmd_keywords_add(args: argparse.Namespace) -> int:

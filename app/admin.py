@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -17,6 +18,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from app.apikeys import hash_key, mint_key, new_key_id
 from app.settings import Settings
 from models.keys import ControlCommand, CreateKey, KeyRecord
+
+log = logging.getLogger(__name__)
 
 # Why: a running worker applies a command in well under a second; 15 s covers a cold one.
 APPLY_WAIT_S = 15.0
@@ -59,6 +62,31 @@ async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
         task = asyncio.current_task()
         if task is not None and task.cancelling():
             raise  # a real cancellation of our task
+
+
+async def consume_until_stopped(
+    should_stop: Callable[[], bool],
+    new_consumer: Callable[[], AIOKafkaConsumer],
+    consume: Callable[[AIOKafkaConsumer], Awaitable[None]],
+    what: str,
+) -> None:
+    """Run ``consume`` on a started consumer; after any error, on a fresh one, until stopped.
+
+    Why: a background reader must outlive consumer errors (a broker restart; a consumer seen
+    stopped during a rebalance) without taking the worker down.
+    """
+    while not should_stop():
+        consumer = new_consumer()
+        try:
+            await consumer.start()
+            await consume(consumer)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("%s: %r; starting again with a new consumer", what, exc)
+            await asyncio.sleep(1)
+        finally:
+            await stop_consumer(consumer)
 
 
 async def send_command(settings: Settings, command: ControlCommand) -> None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from yarl import URL
+
+from app.fetch import FetchError, check_url, limits_from
 from app.keywords import merge_keywords, remove_keywords
 from app.settings import Settings
+from app.webhooks.signing import new_secret
 from models.keys import (
     AddKeywords,
     ControlCommand,
@@ -50,8 +54,7 @@ def apply_command(current: KeyRecord | None, command: ControlCommand) -> KeyReco
         secret = command.secret or current.webhook_secret
         if command.urls and not secret:
             raise ControlError(f"key {command.key_id} has no webhook secret yet; send one")
-        urls = tuple(dict.fromkeys(command.urls))  # de-duplicated, in the order given
-        return current.model_copy(update={"webhooks": urls, "webhook_secret": secret})
+        return current.model_copy(update={"webhooks": command.urls, "webhook_secret": secret})
     raise ControlError(f"unsupported command {command!r}")
 
 
@@ -75,13 +78,33 @@ def check_channels(settings: Settings, channels: tuple[str, ...]) -> None:
 
 def check_webhooks(settings: Settings, urls: tuple[str, ...]) -> None:
     """Refuse webhook URLs we would never deliver to (scheme, literal non-public address)."""
-    from yarl import URL
-
-    from app.fetch import FetchError, check_url, limits_from
-
     limits = limits_from(settings)
     for url in urls:
         try:
             check_url(URL(url), limits)
         except (FetchError, ValueError) as exc:
             raise ControlError(f"webhook {url[:100]!r} refused: {exc}") from None
+
+
+def check_targets(settings: Settings, command: ControlCommand) -> None:
+    """Refuse channels or webhooks a command sets that this deployment would not deliver to.
+
+    Only commands that set them are checked: a revoke or a keyword change must still work on a
+    key whose targets a later, stricter setting would refuse.
+    """
+    if isinstance(command, CreateKey | SetChannels):
+        check_channels(settings, command.channels)
+    if isinstance(command, SetWebhooks):
+        check_webhooks(settings, command.urls)
+
+
+def set_webhooks_command(current: KeyRecord, urls: list[str], rotate: bool) -> SetWebhooks:
+    """Return the command that sets ``urls``, minting a secret when one is needed or asked for.
+
+    Raises pydantic's ValidationError for URLs that are not http(s) or too many.
+    """
+    # Why mint on the first URL: a key that never had webhooks has nothing to sign with.
+    mint = rotate or (bool(urls) and not current.webhook_secret)
+    return SetWebhooks(
+        key_id=current.key_id, urls=tuple(urls), secret=new_secret() if mint else None
+    )

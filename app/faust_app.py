@@ -30,7 +30,7 @@ app = faust.App(
     producer_linger=settings.producer_linger_ms / 1000,
     # Why: a worker killed without warning holds its partitions until this runs out.
     broker_session_timeout=settings.session_timeout_s,
-    broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
+    broker_heartbeat_interval=settings.heartbeat_interval_s,
 )
 
 

@@ -134,12 +134,16 @@ class PublicOnlyResolver(AbstractResolver):
         await self._inner.close()
 
 
+def resolver_for(limits: FetchLimits) -> AbstractResolver:
+    """Return the resolver outbound connections use: public addresses only, unless allowed."""
+    if limits.allow_private:
+        return DefaultResolver()
+    return PublicOnlyResolver(limits.allowed_networks)
+
+
 def new_session(limits: FetchLimits) -> aiohttp.ClientSession:
     """Return a client session whose connections obey ``limits`` (one per worker)."""
-    resolver: AbstractResolver = (
-        DefaultResolver() if limits.allow_private else PublicOnlyResolver(limits.allowed_networks)
-    )
-    connector = aiohttp.TCPConnector(resolver=resolver, limit=64, ttl_dns_cache=60)
+    connector = aiohttp.TCPConnector(resolver=resolver_for(limits), limit=64, ttl_dns_cache=60)
     timeout = aiohttp.ClientTimeout(
         total=limits.total_timeout_s,
         sock_connect=limits.connect_timeout_s,

@@ -14,7 +14,7 @@ import logging
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from mode import Service
 
-from app.admin import stop_consumer
+from app.admin import consume_until_stopped
 from app.faust_app import app, settings
 from app.tables import decode_key_record
 from models.keys import KeyRecord
@@ -34,22 +34,15 @@ class KeysReplica(Service):
         self.add_future(self._follow())
 
     async def _follow(self) -> None:
-        # Why a loop: the replica must outlive any consumer error (a stopped consumer was seen
-        # during a rebalance); on error it reads the changelog again from the start.
-        while not self.should_stop:
-            consumer = AIOKafkaConsumer(
+        # On a consumer error the replica reads the changelog again from the start.
+        await consume_until_stopped(
+            lambda: self.should_stop,
+            lambda: AIOKafkaConsumer(
                 bootstrap_servers=settings.broker, group_id=None, enable_auto_commit=False
-            )
-            try:
-                await consumer.start()
-                await self._tail(consumer)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("keys replica: %r; reading the changelog again", exc)
-                await asyncio.sleep(1)
-            finally:
-                await stop_consumer(consumer)
+            ),
+            self._tail,
+            "keys replica",
+        )
 
     async def _tail(self, consumer: AIOKafkaConsumer) -> None:
         topic = settings.keys_changelog_topic

@@ -199,6 +199,11 @@ class Settings(BaseSettings):
         hosts = [h.strip() for h in self.broker.split(",") if h.strip()]
         return ";".join(f"kafka://{h}" for h in hosts)
 
+    @property
+    def heartbeat_interval_s(self) -> float:
+        """Return how often consumers heartbeat: a third of the session timeout, at most 3 s."""
+        return min(3.0, self.session_timeout_s / 3)
+
     def channel_topic(self, key_id: str) -> str:
         """Return the default channel topic name of a key."""
         return f"{self.channel_topic_prefix}{key_id}"

@@ -27,10 +27,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from app.admin import stop_consumer  # noqa: E402
-from app.local_kafka import LocalKafka, free_port  # noqa: E402
+from app.local_kafka import LocalKafka  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from bench.ocr_bench import RUNNER, run_json, write_section  # noqa: E402
-from tests.support import Worker, post, produce, unique_settings  # noqa: E402
+from tests.support import Worker, post, produce, serve_on_loopback, unique_settings  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "ocr-dev"
 
@@ -39,11 +39,8 @@ async def serve_images() -> tuple[web.AppRunner, str]:
     """Serve the benchmark images on loopback; return the runner and base URL."""
     app = web.Application()
     app.router.add_static("/img/", DATA)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner, f"http://127.0.0.1:{port}/img"
+    runner, base = await serve_on_loopback(app)
+    return runner, f"{base}/img"
 
 
 async def read_results(bootstrap: str, topic: str, count: int, timeout_s: float) -> list[int]:

@@ -37,9 +37,9 @@ from aiokafka import AIOKafkaProducer
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from app.local_kafka import LocalKafka, free_port  # noqa: E402
+from app.local_kafka import LocalKafka  # noqa: E402
 from bench.ocr_bench import write_section  # noqa: E402
-from tests.support import Worker, post, unique_settings  # noqa: E402
+from tests.support import Worker, post, serve_on_loopback, unique_settings  # noqa: E402
 
 ADMIN = "bench-admin"
 
@@ -112,15 +112,12 @@ async def run(args: argparse.Namespace) -> str:
     receiver = Receiver(args.delay_ms / 1000)
     app = web.Application()
     app.router.add_post("/hook/{name}", receiver.handle)
-    runner = web.AppRunner(app, shutdown_timeout=0.5)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    base = f"http://127.0.0.1:{port}/hook"
+    runner, server = await serve_on_loopback(app, shutdown_timeout_s=0.5)
+    base = f"{server}/hook"
     with tempfile.TemporaryDirectory() as tmp:
         kafka = LocalKafka(Path(tmp) / "kafka")
         kafka.start()
-        settings = unique_settings(kafka, admin_key=ADMIN, web_port=free_port())
+        settings = unique_settings(kafka, admin_key=ADMIN)
         worker = Worker(settings, Path(tmp))
         worker.start()
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 # Why: key ids appear in topic names, so they are restricted to topic-safe characters.
 KEY_ID_PATTERN = r"^[a-z0-9]{8,32}$"
@@ -84,6 +84,11 @@ class SetWebhooks(BaseModel):
     key_id: KeyId
     urls: tuple[WebhookUrl, ...] = Field(max_length=MAX_WEBHOOKS_PER_KEY)
     secret: str | None = Field(default=None, min_length=32, max_length=128)
+
+    @field_validator("urls")
+    @classmethod
+    def _unique(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(urls))  # de-duplicated, in the order given
 
 
 ControlCommand = Annotated[

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import SecretStr
 
@@ -126,6 +127,20 @@ class Worker:
         """Stop the worker as an operator would (SIGTERM), killing it if it hangs."""
         process, self.process = self.process, None
         terminate(process, timeout_s)
+
+
+async def serve_on_loopback(
+    app: web.Application, shutdown_timeout_s: float = 60.0
+) -> tuple[web.AppRunner, str]:
+    """Serve ``app`` on a free loopback port; return its runner (``cleanup()`` stops it) and URL.
+
+    A short ``shutdown_timeout_s`` keeps deliberately stalling handlers from holding cleanup.
+    """
+    runner = web.AppRunner(app, shutdown_timeout=shutdown_timeout_s)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, f"http://127.0.0.1:{port}"
 
 
 async def produce(

@@ -10,20 +10,13 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from app.apikeys import hash_key, mint_key, new_key_id
+from app.control import set_webhooks_command
 from app.faust_app import settings
 from app.keys_replica import keys_replica
 from app.web.auth import require_admin
 from app.web.control_client import apply_and_wait
 from app.web.errors import ApiError, read_json
-from app.webhooks.signing import new_secret
-from models.keys import (
-    KEY_ID_PATTERN,
-    CreateKey,
-    KeyRecord,
-    RevokeKey,
-    SetChannels,
-    SetWebhooks,
-)
+from models.keys import KEY_ID_PATTERN, CreateKey, KeyRecord, RevokeKey, SetChannels
 
 _MAX_BODY = 64 * 1024
 
@@ -126,18 +119,16 @@ async def set_webhooks(request: web.Request) -> web.Response:
     urls = body.get("urls")
     if not isinstance(urls, list):
         raise ApiError(400, "invalid webhooks: urls: a list of http(s) URLs is required")
-    # Why mint on the first URL: a key that never had webhooks has nothing to sign with.
-    secret = new_secret() if rotate or (urls and not record.webhook_secret) else None
     try:
-        command = SetWebhooks(key_id=record.key_id, urls=tuple(urls or ()), secret=secret)
+        command = set_webhooks_command(record, urls, rotate)
     except (ValidationError, TypeError) as exc:
         raise ApiError(400, f"invalid webhooks: {_first_error(exc)}") from None
-    wanted = tuple(dict.fromkeys(command.urls))
+    secret = command.secret
     updated = await apply_and_wait(
         command,
         lambda r: (
             r is not None
-            and r.webhooks == wanted
+            and r.webhooks == command.urls
             and (secret is None or r.webhook_secret == secret)
         ),
     )

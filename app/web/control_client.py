@@ -7,12 +7,12 @@ import time
 from collections.abc import Callable
 
 from app import topics
-from app.control import ControlError, apply_command, check_channels, check_webhooks
+from app.control import ControlError, apply_command, check_targets
 from app.faust_app import settings
 from app.keys_replica import keys_replica
 from app.keywords import KeywordError
 from app.web.errors import ApiError
-from models.keys import ControlCommand, CreateKey, KeyRecord, SetChannels, SetWebhooks
+from models.keys import ControlCommand, KeyRecord
 
 
 async def apply_and_wait(
@@ -23,10 +23,7 @@ async def apply_and_wait(
     # caller deserves the reason now rather than a timeout.
     try:
         apply_command(keys_replica.get(command.key_id), command)
-        if isinstance(command, CreateKey | SetChannels):
-            check_channels(settings, command.channels)
-        if isinstance(command, SetWebhooks):
-            check_webhooks(settings, command.urls)
+        check_targets(settings, command)
     except ControlError as exc:
         raise ApiError(409, str(exc)) from None
     except KeywordError as exc:

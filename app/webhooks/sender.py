@@ -6,17 +6,15 @@ import time
 from dataclasses import dataclass
 
 import aiohttp
-from aiohttp.abc import AbstractResolver
-from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
 from app.fetch import (
     FetchError,
     FetchLimits,
-    PublicOnlyResolver,
     check_url,
     describe_error,
     refusal_in,
+    resolver_for,
 )
 from app.webhooks.policy import classify_status, parse_retry_after
 from app.webhooks.signing import ATTEMPT_HEADER, DELIVERY_HEADER, SIGNATURE_HEADER, sign
@@ -37,11 +35,11 @@ def new_webhook_session(
     limits: FetchLimits, timeout_s: float, concurrency: int
 ) -> aiohttp.ClientSession:
     """Return the session webhooks are posted with (one per worker)."""
-    resolver: AbstractResolver = (
-        DefaultResolver() if limits.allow_private else PublicOnlyResolver(limits.allowed_networks)
+    connector = aiohttp.TCPConnector(
+        resolver=resolver_for(limits), limit=concurrency, ttl_dns_cache=60
     )
     return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(resolver=resolver, limit=concurrency, ttl_dns_cache=60),
+        connector=connector,
         timeout=aiohttp.ClientTimeout(total=timeout_s),
         headers={"User-Agent": "ocrstream-webhooks/0.1"},
     )

@@ -24,7 +24,7 @@ from aiokafka.structs import ConsumerRecord
 from mode import Service
 from pydantic import ValidationError
 
-from app.admin import stop_consumer
+from app.admin import consume_until_stopped
 from app.dead_letter import report_dead_letter
 from app.faust_app import app, settings
 from app.fetch import limits_from
@@ -79,70 +79,58 @@ class WebhookDelivery(Service):
 
     async def on_start(self) -> None:
         """Start consuming the webhooks topic."""
-        self.add_future(self._run())
+        # Why one session for the service's life: lanes outlive a consumer that fails and is
+        # replaced, and must not be left holding a closed session.
+        self._session = new_webhook_session(
+            self._limits, settings.webhook_timeout_s, settings.webhook_concurrency
+        )
+        self.add_future(
+            consume_until_stopped(
+                lambda: self.should_stop, _new_consumer, self._consume, "webhooks"
+            )
+        )
 
     async def on_stop(self) -> None:
         """Stop the lanes; finished jobs are committed, unfinished ones are read again later."""
         for lane in self._lanes.values():
             if lane.task is not None:
                 lane.task.cancel()
+        await self._session.close()
 
     def status(self) -> dict[str, Any]:
         """Return lanes and pending jobs per partition (for /status/)."""
         return {
             "lanes": sum(1 for lane in self._lanes.values() if lane.task and not lane.task.done()),
             "queued": sum(lane.queue.qsize() for lane in self._lanes.values()),
-            "pending": {
-                f"{tp.topic}/{tp.partition}": p.pending for tp, p in self._progress.items()
-            },
+            "pending": {_name(tp): p.pending for tp, p in self._progress.items()},
             "overflowed": metrics.counts.get("webhooks.overflow", 0),
         }
 
-    async def _run(self) -> None:
-        # Why a loop: deliveries must outlive a consumer error (a broker restart, say).
-        while not self.should_stop:
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=settings.broker,
-                group_id=f"{settings.app_id}-webhooks",
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                session_timeout_ms=int(settings.session_timeout_s * 1000),
-                heartbeat_interval_ms=int(min(3.0, settings.session_timeout_s / 3) * 1000),
-            )
-            session = new_webhook_session(
-                self._limits, settings.webhook_timeout_s, settings.webhook_concurrency
-            )
-            self._consumer = consumer
-            try:
-                await consumer.start()
-                consumer.subscribe([settings.webhooks_topic], listener=_Rebalance(self))
-                await self._consume(consumer, session)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("webhooks: %r; reconnecting", exc)
-                await asyncio.sleep(1)
-            finally:
-                await self._commit(consumer)
-                self._consumer = None
-                await stop_consumer(consumer)
-                await session.close()
+    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        self._consumer = consumer
+        consumer.subscribe([settings.webhooks_topic], listener=_Rebalance(self))
+        try:
+            await keys_replica.wait_ready()  # the secret and the current URLs come from there
+            last_commit = time.monotonic()
+            while not self.should_stop:
+                batch = await consumer.getmany(timeout_ms=500, max_records=500)
+                for tp, records in batch.items():
+                    progress = self._progress.setdefault(tp, PartitionProgress())
+                    for record in records:
+                        progress.begin(record.offset)
+                        self._enqueue(_Job(record, progress))
+                if time.monotonic() - last_commit >= _COMMIT_INTERVAL_S:
+                    await self._commit(consumer)
+                    last_commit = time.monotonic()
+        finally:
+            await self._commit(consumer)
+            self._consumer = None
+            # A replacement consumer starts from the committed offsets with fresh bookkeeping;
+            # jobs still in lanes finish on the progress objects they hold.
+            self._progress.clear()
+            self._committed.clear()
 
-    async def _consume(self, consumer: AIOKafkaConsumer, session: Any) -> None:
-        await keys_replica.wait_ready()  # the secret and the current URLs come from there
-        last_commit = time.monotonic()
-        while not self.should_stop:
-            batch = await consumer.getmany(timeout_ms=500, max_records=500)
-            for tp, records in batch.items():
-                progress = self._progress.setdefault(tp, PartitionProgress())
-                for record in records:
-                    progress.begin(record.offset)
-                    self._enqueue(_Job(record, progress), session)
-            if time.monotonic() - last_commit >= _COMMIT_INTERVAL_S:
-                await self._commit(consumer)
-                last_commit = time.monotonic()
-
-    def _enqueue(self, job: _Job, session: Any) -> None:
+    def _enqueue(self, job: _Job) -> None:
         endpoint = job.record.key or b""
         lane = self._lanes.get(endpoint)
         if lane is None:
@@ -156,9 +144,9 @@ class WebhookDelivery(Service):
             return
         lane.queue.put_nowait(job)
         if lane.task is None or lane.task.done():
-            lane.task = asyncio.ensure_future(self._drain(endpoint, lane, session))
+            lane.task = asyncio.ensure_future(self._drain(endpoint, lane))
 
-    async def _drain(self, endpoint: bytes, lane: _Lane, session: Any) -> None:
+    async def _drain(self, endpoint: bytes, lane: _Lane) -> None:
         while True:
             try:
                 job = await asyncio.wait_for(lane.queue.get(), _LANE_IDLE_S)
@@ -169,7 +157,7 @@ class WebhookDelivery(Service):
                     return
                 continue
             try:
-                dead_letter = await self._deliver(job.record, session)
+                dead_letter = await self._deliver(job.record)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -182,9 +170,7 @@ class WebhookDelivery(Service):
             else:
                 self._finish_later(job, dead_letter)
 
-    async def _deliver(
-        self, record: ConsumerRecord[bytes, bytes], session: Any
-    ) -> asyncio.Future[None] | None:
+    async def _deliver(self, record: ConsumerRecord[bytes, bytes]) -> asyncio.Future[None] | None:
         """Deliver one job; return the dead letter being written when it was not delivered."""
         try:
             job = WebhookJob.model_validate_json(record.value or b"")
@@ -203,7 +189,7 @@ class WebhookDelivery(Service):
                 started = time.monotonic()
                 async with self._slots:
                     attempt = await post_delivery(
-                        session,
+                        self._session,
                         job.url,
                         body,
                         key.webhook_secret,
@@ -217,8 +203,7 @@ class WebhookDelivery(Service):
                     metrics.count("webhooks.delivered")
                     return None
                 if attempt.result == "give_up" or attempt_no == settings.webhook_max_attempts:
-                    reason = _reason(attempt, attempt_no)
-                    return self._dead_letter(record, job.url, reason, attempt_no)
+                    break
                 metrics.stage(f"retry {attempt_no} ({attempt.detail})")
                 await asyncio.sleep(
                     backoff_delay(
@@ -228,7 +213,7 @@ class WebhookDelivery(Service):
                         attempt.retry_after_s,
                     )
                 )
-        return None  # not reached: the last attempt always returns above
+        return self._dead_letter(record, job.url, _reason(attempt, attempt_no), attempt_no)
 
     def _finish_later(self, job: _Job, sent: asyncio.Future[None]) -> None:
         """Mark the job finished once its dead letter is written (or failed for good)."""
@@ -280,6 +265,17 @@ class WebhookDelivery(Service):
             # repeats them from the commit point (same delivery id, so receivers can drop them).
             self._progress.pop(tp, None)
             self._committed.pop(tp, None)
+
+
+def _new_consumer() -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.broker,
+        group_id=f"{settings.app_id}-webhooks",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=int(settings.session_timeout_s * 1000),
+        heartbeat_interval_ms=int(settings.heartbeat_interval_s * 1000),
+    )
 
 
 def _name(tp: TopicPartition) -> str:

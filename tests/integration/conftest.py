@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from app.local_kafka import LocalKafka, free_port
+from app.local_kafka import LocalKafka
 from app.settings import Settings
 from tests.conftest import DATA
-from tests.support import Worker
+from tests.support import Worker, serve_on_loopback
 
 
 @pytest.fixture(scope="session")
@@ -46,12 +46,8 @@ async def image_host() -> AsyncIterator[str]:
     app.router.add_static("/copy/", DATA)  # the same bytes under other URLs
     app.router.add_get("/big.png", _eleven_megabytes_chunked)
     app.router.add_get("/page.html", _html_page)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    yield f"http://127.0.0.1:{port}/img"
+    runner, base = await serve_on_loopback(app)
+    yield f"{base}/img"
     await runner.cleanup()
 
 

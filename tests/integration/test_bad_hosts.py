@@ -15,9 +15,9 @@ from aiokafka import AIOKafkaConsumer
 from PIL import Image
 
 from app.admin import stop_consumer
-from app.local_kafka import LocalKafka, free_port
+from app.local_kafka import LocalKafka
 from tests.conftest import DATA
-from tests.support import post, produce, unique_settings
+from tests.support import post, produce, serve_on_loopback, unique_settings
 
 pytestmark = pytest.mark.integration
 
@@ -146,11 +146,8 @@ async def bad_host() -> AsyncIterator[str]:
     router.add_get("/logo.svg", _static(svg, "image/svg+xml"))
     router.add_get("/mislabelled", _static(PNG, "text/plain"))
     # Why a short shutdown: the stalling handlers would otherwise hold cleanup for a minute.
-    runner = web.AppRunner(app, shutdown_timeout=1.0)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield f"http://127.0.0.1:{port}"
+    runner, base = await serve_on_loopback(app, shutdown_timeout_s=1.0)
+    yield base
     await runner.cleanup()
 
 

@@ -17,13 +17,11 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from aiokafka import AIOKafkaConsumer
 
-from app.admin import stop_consumer
-from app.local_kafka import LocalKafka, free_port
+from app.local_kafka import LocalKafka
 from app.webhooks.signing import DELIVERY_HEADER, SIGNATURE_HEADER, verify
 from models.webhooks import endpoint_id
-from tests.support import consume, post, produce, unique_settings, wait_for
+from tests.support import consume, post, produce, serve_on_loopback, unique_settings, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -69,11 +67,8 @@ async def receiver() -> AsyncIterator[Receiver]:
     state = Receiver()
     app = web.Application()
     app.router.add_post("/hook/{name}", state.handle)
-    runner = web.AppRunner(app, shutdown_timeout=0.5)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    state.base = f"http://127.0.0.1:{port}/hook"
+    runner, base = await serve_on_loopback(app, shutdown_timeout_s=0.5)
+    state.base = f"{base}/hook"
     yield state
     await runner.cleanup()
 
@@ -86,23 +81,11 @@ async def _admin(http: Any, method: str, path: str, **body: Any) -> dict[str, An
         return data
 
 
-async def _endpoint_order(bootstrap: str, topic: str) -> dict[bytes, list[str]]:
-    """Return, per endpoint (record key), the delivery ids in the webhooks topic's order."""
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    order: dict[bytes, list[str]] = defaultdict(list)
-    try:
-        batch = await consumer.getmany(timeout_ms=3000)
-        while batch:
-            for records in batch.values():
-                for record in records:
-                    job = json.loads(record.value)
-                    order[record.key].append(job["event_id"])
-            batch = await consumer.getmany(timeout_ms=1000)
-    finally:
-        await stop_consumer(consumer)
+async def _endpoint_order(bootstrap: str, topic: str, jobs: int) -> dict[str, list[str]]:
+    """Return, per endpoint id, the event ids of its jobs in the webhooks topic's order."""
+    order: dict[str, list[str]] = defaultdict(list)
+    for job in await consume(bootstrap, topic, count=jobs, settle_s=1.0):
+        order[endpoint_id(job["key_id"], job["url"])].append(job["event_id"])
     return order
 
 
@@ -174,14 +157,14 @@ async def test_webhooks_are_signed_retried_ordered_and_dead_lettered(
             assert "keyword_matches" not in event  # the key has no keywords
 
     # Each endpoint got its deliveries in the webhooks topic's order, retries included.
-    order = await _endpoint_order(kafka.bootstrap, settings.webhooks_topic)
+    order = await _endpoint_order(kafka.bootstrap, settings.webhooks_topic, jobs=4 * POSTS + 3)
     by_delivery = {}
     for name in ("ok", "flaky", "stall"):
         for delivery, _, body, _ in receiver.accepted[name]:
             by_delivery[delivery] = f"post:x:{json.loads(body)['mid']}"
     for name in ("ok", "flaky", "stall"):
         received = [by_delivery[d[0]] for d in receiver.accepted[name]]
-        assert received == order[endpoint_id(key["key_id"], f"{receiver.base}/{name}").encode()]
+        assert received == order[endpoint_id(key["key_id"], f"{receiver.base}/{name}")]
 
     # "gone" (always 500) was tried the full number of times, "teapot" (400) once: both dead.
     gone_letters = by_url[f"{receiver.base}/gone"]

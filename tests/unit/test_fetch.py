@@ -25,7 +25,7 @@ from app.fetch import (
     new_session,
     parse_networks,
 )
-from app.local_kafka import free_port
+from tests.support import serve_on_loopback
 
 CAP = 1000
 LIMITS = FetchLimits(
@@ -74,11 +74,8 @@ async def host() -> AsyncIterator[str]:
     app.router.add_get("/stall", _stall)
     app.router.add_get("/redirect/{n}", _redirect)
     app.router.add_get("/loop", _loop)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield f"http://127.0.0.1:{port}"
+    runner, base = await serve_on_loopback(app)
+    yield base
     await runner.cleanup()
 
 
