@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -174,7 +175,7 @@ async def relay(bootstrap: str, source: str, target: str, count: int) -> float:
         await stop_consumer(consumer)
 
 
-def cuts(values: list[float]) -> dict[str, float]:
+def cuts(values: Sequence[float]) -> dict[str, float]:
     """Return p50, p95 and p99 of ``values``."""
     q = statistics.quantiles(values, n=100)
     return {"p50": q[49], "p95": q[94], "p99": q[98]}

@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
+from app.apikeys import split_key
 from app.local_kafka import LocalKafka
 from tests.conftest import DATA
 from tests.support import Worker, consume, post, produce, unique_settings
@@ -153,7 +154,7 @@ async def test_missing_unknown_and_revoked_keys(http: Any) -> None:
     assert status == 403
 
     key = await _new_key(http)
-    key_id = key.split("_")[1]
+    key_id, _ = split_key(key)
     async with http.delete(f"/admin/keys/{key_id}", headers={"x-admin-key": ADMIN}) as r:
         assert r.status == 200 and (await r.json())["data"]["revoked"] is True
     status, body, _ = await _ocr(http, key, image="AAAA")
@@ -208,11 +209,11 @@ async def test_admin_routes_need_the_admin_key(http: Any, worker: Worker) -> Non
     async with http.get("/admin/keys", headers={"x-admin-key": ADMIN}) as r:
         listed = await r.json()
     text = str(listed)
-    assert key.split("_")[1] in text
+    assert split_key(key)[0] in text
     assert key not in text and "key_hash" not in text  # never the secret, never the hash
     async with http.delete("/admin/keys/nosuchkey00", headers={"x-admin-key": ADMIN}) as r:
         assert r.status == 404
-    key_id = key.split("_")[1]
+    key_id, _ = split_key(key)
     channels = {"channels": ["alerts-a", "alerts-b"]}
     async with http.put(
         f"/admin/keys/{key_id}/channels", json=channels, headers={"x-admin-key": ADMIN}
@@ -273,7 +274,7 @@ async def test_secrets_never_reach_logs_topics_or_error_messages(
 ) -> None:
     """Runs last in this module: everything the worker logged and created so far is checked."""
     key = await _new_key(http, "secret-check")
-    secret = key.rsplit("_", 1)[1]
+    _, secret = split_key(key)
     answers = [
         await _ocr(http, key),  # neither field
         await _ocr(http, key, image="%%%"),  # bad base64

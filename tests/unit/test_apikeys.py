@@ -6,7 +6,15 @@ import re
 
 import pytest
 
-from app.apikeys import MalformedKeyError, hash_key, key_id_of, key_matches, mint_key, new_key_id
+from app.apikeys import (
+    MalformedKeyError,
+    hash_key,
+    key_id_of,
+    key_matches,
+    mint_key,
+    new_key_id,
+    split_key,
+)
 from app.settings import Settings
 from models.keys import KEY_ID_PATTERN
 
@@ -26,10 +34,20 @@ def test_channel_topic_names_carry_the_id_never_the_secret() -> None:
     api_key = mint_key(key_id)
     topic = Settings().channel_topic(key_id)
     assert key_id in topic
-    # Why not rsplit("_"): the secret is urlsafe base64 and may itself hold "_" (or end in
-    # one, which made this test fail about once in 64 runs).
-    secret = api_key.removeprefix(f"osk_{key_id}_")
+    _, secret = split_key(api_key)
     assert len(secret) == 32 and secret not in topic
+
+
+def test_new_keys_are_one_word_and_older_keys_still_parse() -> None:
+    """New secrets are letters and digits; keys minted with "_" or "-" in the secret still parse."""
+    for _ in range(200):
+        key_id = new_key_id()
+        _, secret = split_key(mint_key(key_id))
+        assert secret.isalnum() and len(secret) == 32
+    assert split_key("osk_abcdef012345_ab_cd-ef_ghijklmnopqrs_") == (
+        "abcdef012345",
+        "ab_cd-ef_ghijklmnopqrs_",
+    )
 
 
 @pytest.mark.parametrize(
