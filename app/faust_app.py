@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import faust
 
+from app import kafka_fixes
 from app.settings import get_settings
+
+kafka_fixes.apply()
 
 settings = get_settings()
 
