@@ -10,25 +10,14 @@ from pydantic import ValidationError
 
 from app import topics
 from app.dead_letter import send_dead_letter
+from app.delivery import delivery_for
 from app.faust_app import app
 from app.keys_replica import keys_replica
-from app.keywords import match_keywords
 from app.metrics import metrics
 from models.events import EVENT_ID_HEADER, Candidate
-from models.keys import KeyRecord
 from models.webhooks import WebhookJob
 
 log = logging.getLogger(__name__)
-
-
-def delivery_for(key: KeyRecord, candidate: Candidate) -> dict[str, Any] | None:
-    """Return the event as ``key`` receives it, or None when its keywords do not match."""
-    if not key.keywords:
-        return candidate.event  # a key without keywords receives everything
-    matches = match_keywords(key.keywords, candidate.match_text)
-    if not matches:
-        return None
-    return {**candidate.event, "keyword_matches": matches}
 
 
 @app.agent(topics.candidates)

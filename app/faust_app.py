@@ -50,4 +50,5 @@ def discover_agents() -> list[str]:
     importlib.import_module("app.views")
     # Not a Faust agent (it commits its own offsets, see there) but started with the worker.
     importlib.import_module("app.webhooks.service")
+    importlib.import_module("app.live.hub")
     return names

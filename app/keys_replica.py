@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from mode import Service
@@ -28,6 +29,11 @@ class KeysReplica(Service):
     def __post_init__(self) -> None:
         self._keys: dict[str, KeyRecord] = {}
         self._ready = asyncio.Event()
+        self._watchers: list[Callable[[str, KeyRecord | None], None]] = []
+
+    def watch(self, on_change: Callable[[str, KeyRecord | None], None]) -> None:
+        """Call ``on_change(key_id, record or None)`` after every change this replica reads."""
+        self._watchers.append(on_change)
 
     async def on_start(self) -> None:
         """Start tailing the changelog from its beginning."""
@@ -67,11 +73,14 @@ class KeysReplica(Service):
         key_id = key.decode()
         if value is None:
             self._keys.pop(key_id, None)
-            return
-        try:
-            self._keys[key_id] = decode_key_record(value)
-        except ValueError:
-            log.error("unreadable keys changelog record for %s; ignored", key_id)
+        else:
+            try:
+                self._keys[key_id] = decode_key_record(value)
+            except ValueError:
+                log.error("unreadable keys changelog record for %s; ignored", key_id)
+                return
+        for on_change in self._watchers:
+            on_change(key_id, self._keys.get(key_id))
 
     def _set_ready(self) -> None:
         self._ready.set()

@@ -66,6 +66,7 @@ class Metrics:
         self.webhook_ms = Histogram()
         self.recent_errors: deque[dict[str, object]] = deque(maxlen=_RECENT_ERRORS)
         self.in_flight: dict[int, Work] = {}
+        self.live_connections = 0
         self._ids = itertools.count()
 
     def count(self, name: str, n: int = 1) -> None:

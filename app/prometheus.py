@@ -33,6 +33,11 @@ _LABELLED_COUNTERS = {
         "outcome",
     ),
     "http.": ("ocrstream_http_responses", "HTTP API answers, by status code.", "status"),
+    "stream.": (
+        "ocrstream_stream_events",
+        "Live-stream events: sent to a client, or dropped because it read too slowly.",
+        "outcome",
+    ),
 }
 _PLAIN_COUNTERS = {
     "posts_in": ("ocrstream_posts", "Posts read from the posts topic."),
@@ -84,6 +89,11 @@ class WorkerCollector(Collector):
         yield lag
         yield GaugeMetricFamily(
             "ocrstream_in_flight", "Images and deliveries under way.", len(self._metrics.in_flight)
+        )
+        yield GaugeMetricFamily(
+            "ocrstream_stream_connections",
+            "Open live streams (/ws and /stream).",
+            self._metrics.live_connections,
         )
         yield GaugeMetricFamily(
             "ocrstream_uptime_seconds", "Seconds since the worker started.", self._uptime()

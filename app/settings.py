@@ -186,6 +186,20 @@ class Settings(BaseSettings):
         "dead-lettered at once (an endpoint that cannot keep up must not hold the others).",
     )
 
+    # Live streams (/ws and /stream)
+    stream_buffer_events: int = Field(
+        default=1000,
+        ge=1,
+        description="Events waiting per live-stream connection; past it the newest are dropped "
+        "and the client gets a stream_dropped notice with their number.",
+    )
+    stream_ping_s: float = Field(
+        default=30.0, gt=0, description="Seconds between keep-alive pings on live streams."
+    )
+    stream_max_per_key: int = Field(
+        default=5, ge=1, description="Live-stream connections one API key may hold per worker."
+    )
+
     # Local broker (used when `broker` is empty)
     local_kafka_dir: str = Field(
         default="",

@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
 from app.faust_app import app, settings
 from app.keys_replica import keys_replica
+from app.live.hub import live_hub
 from app.metrics import metrics
 from app.ocr_runtime import runtime
 from app.prometheus import WorkerCollector, render
@@ -73,6 +74,7 @@ def status_snapshot() -> dict[str, Any]:
             "webhooks": settings.webhooks_topic,
         },
         "webhooks": webhook_delivery.status(),
+        "live_streams": live_hub.status(),
         "active_keys": len(keys_replica.active()),
         "consumer_lag": consumer_lag(by_partition),
         # Why per partition too: one partition that never drains is a stuck consumer, not load.

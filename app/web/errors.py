@@ -51,7 +51,7 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
 
 
 # Paths whose errors are ours to shape (Faust's own pages keep theirs).
-API_PREFIXES = ("/ocr", "/keywords", "/admin", "/openapi.json")
+API_PREFIXES = ("/ocr", "/keywords", "/admin", "/openapi.json", "/ws", "/stream")
 
 
 async def read_json(request: web.Request, max_bytes: int) -> Any:

@@ -274,6 +274,49 @@ OPENAPI: dict[str, Any] = {
                 },
             },
         },
+        "/ws": {
+            "get": {
+                "summary": "Live stream of the caller's deliveries over a WebSocket",
+                "description": "Text frames, one JSON document each: the events the key's "
+                "channel topics get, plus stream_ready (first) and stream_dropped (events "
+                "dropped because the client read too slowly, and how many). Pings every "
+                "OCRSTREAM_STREAM_PING_S seconds; closes with 1008 when the key is revoked and "
+                "1001 when the worker stops. See README.md, Live streams.",
+                "security": [{"apiKey": []}],
+                "responses": {
+                    "101": {"description": "switching protocols: the stream follows"},
+                    "400": _error("not a WebSocket upgrade request"),
+                    "503": _error("the broker cannot be read"),
+                    **_AUTH_ERRORS,
+                    "429": _error(
+                        "rate limit exceeded, or too many live streams for this key; "
+                        "retry_after says when to retry"
+                    ),
+                },
+            }
+        },
+        "/stream": {
+            "get": {
+                "summary": "Live stream of the caller's deliveries as Server-Sent Events",
+                "description": "Unnamed events carry the deliveries (one JSON document each, "
+                "as on the key's channel topics); named events stream_ready, stream_dropped "
+                "and stream_closed carry the stream's own news. A ': ping' comment every "
+                "OCRSTREAM_STREAM_PING_S seconds. See README.md, Live streams.",
+                "security": [{"apiKey": []}],
+                "responses": {
+                    "200": {
+                        "description": "the stream (never ends unless revoked or stopped)",
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    },
+                    "503": _error("the broker cannot be read"),
+                    **_AUTH_ERRORS,
+                    "429": _error(
+                        "rate limit exceeded, or too many live streams for this key; "
+                        "retry_after says when to retry"
+                    ),
+                },
+            }
+        },
         "/admin/keys": {
             "post": {
                 "summary": "Create an API key (the key is in the answer, once)",

@@ -12,6 +12,7 @@ from app.web import admin_view, keywords_view
 from app.web.errors import API_PREFIXES, error_middleware
 from app.web.ocr_view import ocr_handler
 from app.web.openapi import openapi_handler
+from app.web.stream_view import sse_stream, websocket_stream
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -48,6 +49,8 @@ def install_routes(
     router.add_delete("/admin/keys/{key_id}", admin_view.revoke_key)
     router.add_put("/admin/keys/{key_id}/channels", admin_view.set_channels)
     router.add_put("/admin/keys/{key_id}/webhooks", admin_view.set_webhooks)
+    router.add_get("/ws", websocket_stream)
+    router.add_get("/stream", sse_stream)
     router.add_get("/openapi.json", openapi_handler)
     router.add_get("/dashboard", dashboard)
     router.add_get("/metrics", prometheus_metrics)

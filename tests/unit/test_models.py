@@ -7,8 +7,8 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from agents.filter import delivery_for
 from agents.posts import parse_post
+from app.delivery import delivery_for
 from models.events import BuyCa, Candidate, OcrResult, Ref
 from models.keys import KeyRecord
 from models.posts import Post

@@ -1,0 +1,1 @@
+"""Live streams: each API key's deliveries pushed to WebSocket and Server-Sent Events clients."""

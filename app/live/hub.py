@@ -1,0 +1,168 @@
+"""The live-stream hub: one reader of the delivery candidates per worker, fanned out per key.
+
+Why the candidates topic and not the channel topics: a client may connect to any worker, so
+each worker must see every key's deliveries; one group-less reader of the candidates topic
+does that for all connected keys at once, applying the same ``delivery_for`` as the filter
+agent, so a stream carries exactly what the key's channels get. The reader runs only while
+someone is connected and starts at the end of the topic: a stream is live, not a replay
+(channel topics and webhooks are the durable deliveries).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from mode import Service
+from pydantic import ValidationError
+
+from app.admin import consume_until_stopped
+from app.delivery import delivery_for
+from app.faust_app import app, settings
+from app.keys_replica import keys_replica
+from app.live.feed import BoundedFeed, Closed
+from app.metrics import metrics
+from models.events import Candidate
+from models.keys import KeyRecord
+
+log = logging.getLogger(__name__)
+
+# WebSocket close codes (RFC 6455): 1001 going away, 1008 policy violation.
+GOING_AWAY = Closed(1001, "worker shutting down")
+REVOKED = Closed(1008, "API key revoked")
+# Why linger: a client that reconnects at once should not pay for a new reader each time.
+_LINGER_S = 30.0
+
+
+class TooManyStreams(Exception):
+    """The key already holds its allowed number of live streams on this worker."""
+
+
+class LiveHub(Service):
+    """Feeds every open live stream of this worker with its key's deliveries."""
+
+    def __post_init__(self) -> None:
+        self._feeds: dict[str, set[BoundedFeed]] = defaultdict(set)
+        self._reader: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        keys_replica.watch(self._key_changed)
+
+    @asynccontextmanager
+    async def subscription(self, key_id: str) -> AsyncIterator[BoundedFeed]:
+        """Register a live stream of ``key_id`` for the block; raise TooManyStreams past the cap."""
+        feeds = self._feeds[key_id]
+        if len(feeds) >= settings.stream_max_per_key:
+            raise TooManyStreams(key_id)
+        feed = BoundedFeed(settings.stream_buffer_events)
+        feeds.add(feed)
+        metrics.live_connections += 1
+        try:
+            if self._reader is None or self._reader.done():
+                self._reader = asyncio.ensure_future(self._read())
+            yield feed
+        finally:
+            metrics.live_connections -= 1
+            feeds.discard(feed)
+            if not feeds:
+                self._feeds.pop(key_id, None)
+
+    async def wait_ready(self, timeout_s: float) -> bool:
+        """Wait until the reader stands at the end of the topic; False if not within timeout."""
+        try:
+            await asyncio.wait_for(self._ready.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    def status(self) -> dict[str, Any]:
+        """Return open streams, keys streamed and events dropped (for /status/)."""
+        return {
+            "connections": metrics.live_connections,
+            "keys": len(self._feeds),
+            "reading": self._ready.is_set(),
+            "dropped": metrics.counts.get("stream.dropped", 0),
+        }
+
+    async def on_stop(self) -> None:
+        """Close every stream with "going away", then stop the reader."""
+        for feeds in self._feeds.values():
+            for feed in feeds:
+                feed.close(GOING_AWAY)
+        if self._reader is not None:
+            self._reader.cancel()
+
+    def _key_changed(self, key_id: str, record: KeyRecord | None) -> None:
+        if record is None or record.revoked:
+            for feed in self._feeds.get(key_id, ()):
+                feed.close(REVOKED)
+
+    async def _read(self) -> None:
+        # Why this stop condition: no await lies between seeing no feeds and the task ending,
+        # so a stream that subscribes meanwhile always finds a reader or starts one.
+        await consume_until_stopped(
+            lambda: self.should_stop or not self._feeds,
+            lambda: AIOKafkaConsumer(
+                # Why no group: every worker reads every partition (and new ones as they come).
+                settings.candidates_topic,
+                bootstrap_servers=settings.broker,
+                group_id=None,
+                enable_auto_commit=False,
+                auto_offset_reset="latest",
+            ),
+            self._tail,
+            "live streams",
+        )
+
+    async def _tail(self, consumer: AIOKafkaConsumer) -> None:
+        while not consumer.assignment():
+            await asyncio.sleep(0.05)  # the partitions come with the first metadata answer
+        for tp in consumer.assignment():
+            await consumer.position(tp)  # resolve "latest" now: events after this are streamed
+        self._ready.set()
+        log.info("live streams: reading %s from its end", settings.candidates_topic)
+        idle_since: float | None = None
+        try:
+            while not self.should_stop:
+                batch = await consumer.getmany(timeout_ms=500, max_records=500)
+                for records in batch.values():
+                    for record in records:
+                        self._fan_out(record.value or b"")
+                if self._feeds:
+                    idle_since = None
+                elif idle_since is None:
+                    idle_since = time.monotonic()
+                elif time.monotonic() - idle_since > _LINGER_S:
+                    log.info("live streams: nobody connected; reader stopped")
+                    return
+        finally:
+            self._ready.clear()
+
+    def _fan_out(self, value: bytes) -> None:
+        if not self._feeds:
+            return
+        try:
+            candidate = Candidate.model_validate_json(value)
+        except ValidationError:
+            return  # the filter agent dead-letters it
+        for key_id, feeds in self._feeds.items():
+            key = keys_replica.get(key_id)
+            if key is None or key.revoked:
+                continue
+            delivery = delivery_for(key, candidate)
+            if delivery is None:
+                continue
+            body = json.dumps(delivery, separators=(",", ":")).encode()
+            for feed in feeds:
+                if not feed.offer(body):
+                    metrics.count("stream.dropped")
+
+
+live_hub = LiveHub()
+app.service(live_hub)  # type: ignore[arg-type]  # instances work too (see ocr_runtime)

@@ -1,0 +1,170 @@
+"""GET /ws (WebSocket) and GET /stream (Server-Sent Events): a key's deliveries as they happen.
+
+Both carry the same events as the key's channel topics, one JSON document each. Besides them:
+``stream_ready`` once the stream is live, ``stream_dropped`` where events were dropped because
+the client read too slowly, and the end of the stream on revoke or shutdown (a WebSocket close
+code, or a ``stream_closed`` event).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from app.faust_app import settings
+from app.live.feed import BoundedFeed, Closed, Dropped
+from app.live.hub import TooManyStreams, live_hub
+from app.metrics import metrics
+from app.web.auth import api_key_caller
+from app.web.errors import ApiError
+
+# Why: a broker that cannot be reached should get a clear answer, not a silent stream.
+_READY_TIMEOUT_S = 10.0
+
+
+def _ready_message() -> dict[str, Any]:
+    return {
+        "source": "stream_ready",
+        "buffer_events": settings.stream_buffer_events,
+        "ping_s": settings.stream_ping_s,
+    }
+
+
+def _dropped_message(dropped: Dropped) -> dict[str, Any]:
+    return {
+        "source": "stream_dropped",
+        "dropped": dropped.count,
+        "reason": f"the client read too slowly: over {settings.stream_buffer_events} events "
+        "were waiting",
+    }
+
+
+@asynccontextmanager
+async def _open_feed(request: web.Request) -> AsyncIterator[tuple[BoundedFeed, dict[str, str]]]:
+    """Authenticate, rate-limit and subscribe; errors here are JSON answers, before any upgrade."""
+    record, headers = api_key_caller(request)
+    try:
+        async with live_hub.subscription(record.key_id) as feed:
+            if not await live_hub.wait_ready(_READY_TIMEOUT_S):
+                raise ApiError(503, "live stream unavailable: the broker cannot be read")
+            yield feed, headers
+    except TooManyStreams:
+        raise ApiError(
+            429,
+            f"this key already has {settings.stream_max_per_key} live streams open on this worker",
+            extra={"retry_after": 5},
+            headers={**headers, "Retry-After": "5"},
+        ) from None
+
+
+async def _pump(
+    feed: BoundedFeed,
+    send_event: Callable[[bytes], Awaitable[None]],
+    send_meta: Callable[[dict[str, Any]], Awaitable[None]],
+    ping: Callable[[], Awaitable[None]] | None = None,
+    gone: Callable[[], bool] = lambda: False,
+) -> Closed:
+    """Write the feed to the client until it closes; return why it closed."""
+    # Why a write deadline: a client that stopped reading must not hold a handler forever.
+    write_timeout_s = 2 * settings.stream_ping_s
+    # Why wake up every second: a client that left is noticed (and its slot freed) at once,
+    # not at the next write.
+    last_write = time.monotonic()
+    while True:
+        item = await feed.take(1.0)
+        if isinstance(item, Closed):
+            return item
+        if item is None:
+            if gone():
+                return Closed(1000, "client closed")
+            if ping is not None and time.monotonic() - last_write >= settings.stream_ping_s:
+                await asyncio.wait_for(ping(), write_timeout_s)
+                last_write = time.monotonic()
+            continue
+        last_write = time.monotonic()
+        if isinstance(item, Dropped):
+            await asyncio.wait_for(send_meta(_dropped_message(item)), write_timeout_s)
+        else:
+            await asyncio.wait_for(send_event(item), write_timeout_s)
+            metrics.count("stream.sent")
+
+
+async def websocket_stream(request: web.Request) -> web.StreamResponse:
+    """Stream the caller's deliveries over a WebSocket (text frames, one JSON event each)."""
+    # aiohttp pings every stream_ping_s and closes the socket when no pong comes back.
+    ws = web.WebSocketResponse(heartbeat=settings.stream_ping_s)
+    if not ws.can_prepare(request).ok:
+        raise ApiError(400, "GET /ws needs a WebSocket upgrade (or use /stream for SSE)")
+    async with _open_feed(request) as (feed, headers):
+        ws.headers.update(headers)
+        await ws.prepare(request)
+        reader = asyncio.ensure_future(_read_until_closed(ws, feed))
+        try:
+            await ws.send_json(_ready_message())
+            closed = await _pump(
+                feed,
+                lambda event: ws.send_str(event.decode()),
+                ws.send_json,
+            )
+            if not ws.closed:
+                await ws.close(code=closed.code, message=closed.reason.encode())
+        except (ConnectionError, TimeoutError):
+            pass  # the client went away or stopped reading: nothing to tell it
+        finally:
+            reader.cancel()
+        return ws
+
+
+async def _read_until_closed(ws: web.WebSocketResponse, feed: BoundedFeed) -> None:
+    """Read (and ignore) what the client sends, so its close and pongs are seen."""
+    async for message in ws:
+        if message.type == WSMsgType.ERROR:
+            break
+    feed.close(Closed(1000, "client closed"))
+
+
+async def sse_stream(request: web.Request) -> web.StreamResponse:
+    """Stream the caller's deliveries as Server-Sent Events (``data:`` lines, one JSON each)."""
+    async with _open_feed(request) as (feed, headers):
+        response = web.StreamResponse(
+            headers={
+                **headers,
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                # Why: proxies such as nginx would otherwise buffer the stream.
+                "X-Accel-Buffering": "no",
+            }
+        )
+        await response.prepare(request)
+
+        async def send_meta(message: dict[str, Any]) -> None:
+            await response.write(sse_frame(json.dumps(message).encode(), message["source"]))
+
+        try:
+            await send_meta(_ready_message())
+            closed = await _pump(
+                feed,
+                lambda event: response.write(sse_frame(event)),
+                send_meta,
+                ping=lambda: response.write(b": ping\n\n"),
+                gone=lambda: request.transport is None or request.transport.is_closing(),
+            )
+            await send_meta(
+                {"source": "stream_closed", "code": closed.code, "reason": closed.reason}
+            )
+            await response.write_eof()
+        except (ConnectionError, TimeoutError):
+            pass  # the client went away or stopped reading
+        return response
+
+
+def sse_frame(data: bytes, event: str | None = None) -> bytes:
+    """Return one Server-Sent Events frame (``data`` is one line of JSON)."""
+    head = f"event: {event}\n".encode() if event else b""
+    return head + b"data: " + data + b"\n\n"
