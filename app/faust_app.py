@@ -24,6 +24,12 @@ app = faust.App(
     web_port=settings.web_port,
     web_bind=settings.web_host,
     topic_partitions=settings.topic_partitions,
+    # Why no standby: a worker whose standby copy of the keys changelog became active in a
+    # rebalance (its peer was killed) never finished recovery (faust-streaming 0.15.3): the
+    # changelog records it had read as standby were not read again as active, recovery waited
+    # for them forever, and every stream partition stayed paused. The keys table is small and
+    # read from its changelog in milliseconds; every worker's keys replica reads it anyway.
+    table_standby_replicas=0,
     topic_replication_factor=settings.topic_replicas,
     # Why: every record is JSON we validate with pydantic ourselves, so Faust moves bytes.
     key_serializer="raw",
@@ -51,4 +57,5 @@ def discover_agents() -> list[str]:
     # Not a Faust agent (it commits its own offsets, see there) but started with the worker.
     importlib.import_module("app.webhooks.service")
     importlib.import_module("app.live.hub")
+    importlib.import_module("app.stall_watch")
     return names

@@ -43,6 +43,10 @@ _PLAIN_COUNTERS = {
     "posts_in": ("ocrstream_posts", "Posts read from the posts topic."),
     "images_out": ("ocrstream_image_jobs", "Image jobs emitted (one per image of a post)."),
     "ocr_results": ("ocrstream_ocr_results", "ocr_result events produced."),
+    "stalls.reread": (
+        "ocrstream_partition_rereads",
+        "Partitions read again from their committed offset because they had stopped advancing.",
+    ),
 }
 
 

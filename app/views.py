@@ -45,6 +45,10 @@ def consumer_flow() -> dict[str, Any]:
         "flow_active": bool(getattr(consumer, "flow_active", True)),
         "paused": sorted(f"{tp.topic}/{tp.partition}" for tp in consumer._paused_partitions),
         "buffered": sorted(f"{tp.topic}/{tp.partition}" for tp in consumer._buffered_partitions),
+        # What Faust asks the fetcher for: assigned, minus paused, minus buffered.
+        "fetching": sorted(
+            f"{tp.topic}/{tp.partition}" for tp in (consumer._active_partitions or ())
+        ),
         "assigned": sorted(f"{tp.topic}/{tp.partition}" for tp in consumer.assignment()),
     }
 

@@ -1,0 +1,91 @@
+"""Re-read a partition whose progress stopped while the worker has nothing left to do.
+
+Why: after the rebalance that follows a peer's kill -9, Faust (0.15.3) sometimes loses a few
+records of a partition it took over: they are fetched but never reach the agent, so its
+committed offset stops short of them and stays there, with every later record processed and
+nothing in flight (seen in test_a_survivor_takes_over_a_killed_workers_partitions, about one
+run in five). A partition with records past its committed offset while the worker is idle,
+twice in a row, cannot be making progress; reading it again from the committed offset hands
+the lost records to the agent (the ones after them repeat, with their idempotency keys).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from app.faust_app import app
+from app.metrics import metrics
+
+log = logging.getLogger(__name__)
+
+# Why 10 s: longer than Faust's commit interval (2.8 s by default), so a partition that is
+# merely between commits is never taken for a stalled one.
+CHECK_INTERVAL_S = 10.0
+
+
+def stalled_partitions(
+    committed: dict[Any, int], end: dict[Any, int], candidates: set[Any]
+) -> dict[Any, int]:
+    """Return, of ``candidates``, the partitions with records past their committed offset."""
+    return {
+        tp: committed[tp]
+        for tp in candidates
+        if tp in committed and tp in end and end[tp] > committed[tp]
+    }
+
+
+class StallWatch:
+    """Remembers last check's suspects; seeks those still stuck at the same offset."""
+
+    def __init__(self) -> None:
+        self._suspects: dict[Any, int] = {}
+
+    def _idle(self) -> bool:
+        consumer: Any = app.consumer
+        return not (
+            app.rebalancing
+            or app.in_recovery
+            or not consumer.flow_active
+            or metrics.in_flight
+            or consumer._unacked_messages
+        )
+
+    async def check(self) -> None:
+        """Seek partitions that were stuck at the same offset at this check and the last."""
+        if not self._idle():
+            self._suspects.clear()
+            return
+        consumer: Any = app.consumer
+        monitor: Any = app.monitor
+        changelogs = set(app.tables.changelog_topics)
+        streams = {
+            tp
+            for tp in consumer.assignment()
+            if tp.topic not in changelogs and tp not in consumer._paused_partitions
+        }
+        stuck = stalled_partitions(
+            dict(monitor.tp_committed_offsets or {}), dict(monitor.tp_end_offsets or {}), streams
+        )
+        for tp, offset in stuck.items():
+            if self._suspects.get(tp) != offset:
+                continue
+            log.warning(
+                "%s/%s: no progress past offset %d with records after it and nothing in "
+                "progress; reading it again from there",
+                tp.topic,
+                tp.partition,
+                offset,
+            )
+            metrics.count("stalls.reread")
+            await consumer.seek(tp, offset)
+        self._suspects = {tp: o for tp, o in stuck.items() if self._suspects.get(tp) != o}
+
+
+stall_watch = StallWatch()
+
+
+@app.timer(CHECK_INTERVAL_S)  # type: ignore[untyped-decorator]  # Faust leaves it untyped
+async def watch_for_stalled_partitions() -> None:
+    """Look for stalled partitions (see the module docstring)."""
+    await stall_watch.check()
