@@ -50,6 +50,33 @@ def consumer_flow() -> dict[str, Any]:
             f"{tp.topic}/{tp.partition}" for tp in (consumer._active_partitions or ())
         ),
         "assigned": sorted(f"{tp.topic}/{tp.partition}" for tp in consumer.assignment()),
+        "fetcher": fetcher_state(consumer),
+    }
+
+
+def fetcher_state(consumer: Any) -> dict[str, Any]:
+    """Return aiokafka's own view of each assigned partition: position, status, paused.
+
+    Why: Faust can list a partition as fetched while aiokafka never fetches it (after a
+    rebalance; see README, Takeover after a crash); this is where the two views part. Read
+    without locks from the consumer's thread, so a figure may be a moment old.
+    """
+    try:
+        kafka_consumer = consumer._thread._ensure_consumer()
+        assignment = kafka_consumer._subscription.subscription.assignment
+        states = dict(assignment._tp_state)
+        # Fetched and not yet handed out: aiokafka fetches a partition again only after.
+        held = set(kafka_consumer._fetcher._records)
+    except Exception:  # no consumer or no assignment yet (or a Faust/aiokafka change)
+        return {}
+    return {
+        f"{tp.topic}/{tp.partition}": {
+            "position": state._position,
+            "status": state._status.name,
+            "paused": state._paused,
+            "holding_fetched_records": tp in held,
+        }
+        for tp, state in sorted(states.items())
     }
 
 
