@@ -212,3 +212,15 @@ async def wait_for(predicate: Any, timeout_s: float = 30.0) -> None:
             return
         await asyncio.sleep(0.3)
     raise AssertionError("condition not met in time")
+
+
+async def admin_request(
+    http: Any, admin_key: str, method: str, path: str, **body: Any
+) -> dict[str, Any]:
+    """Call an /admin route with ``body`` as JSON; assert it succeeded; return its ``data``."""
+    headers = {"x-admin-key": admin_key}
+    async with http.request(method, path, json=body, headers=headers) as response:
+        answer = await response.json()
+        assert response.status in (200, 201), answer
+        data: dict[str, Any] = answer["data"]
+        return data

@@ -21,11 +21,13 @@ from app.faust_app import settings
 from app.live.feed import BoundedFeed, Closed, Dropped
 from app.live.hub import TooManyStreams, live_hub
 from app.metrics import metrics
-from app.web.auth import api_key_caller
+from app.web.auth import api_key_caller, too_many_requests
 from app.web.errors import ApiError
 
 # Why: a broker that cannot be reached should get a clear answer, not a silent stream.
 _READY_TIMEOUT_S = 10.0
+# Why a guess: a slot frees when one of the key's streams closes, which no one can foretell.
+_STREAM_RETRY_AFTER_S = 5.0
 
 
 def _ready_message() -> dict[str, Any]:
@@ -55,11 +57,10 @@ async def _open_feed(request: web.Request) -> AsyncIterator[tuple[BoundedFeed, d
                 raise ApiError(503, "live stream unavailable: the broker cannot be read")
             yield feed, headers
     except TooManyStreams:
-        raise ApiError(
-            429,
+        raise too_many_requests(
             f"this key already has {settings.stream_max_per_key} live streams open on this worker",
-            extra={"retry_after": 5},
-            headers={**headers, "Retry-After": "5"},
+            _STREAM_RETRY_AFTER_S,
+            headers,
         ) from None
 
 

@@ -134,7 +134,7 @@ async def test_bad_records_go_to_dead_letter_and_never_stall(
 @pytest.mark.xfail(
     strict=False,
     reason="faust-streaming 0.15.3: after the rebalance that follows a kill -9, the survivor "
-    "sometimes never fetches some of the partitions it took over (4 of 14 runs since the fixes "
+    "sometimes never fetches some of the partitions it took over (5 of 15 runs since the fixes "
     "of 2026-11-25; see README, Takeover after a crash). Kept running so a fix shows up as "
     "XPASS.",
 )

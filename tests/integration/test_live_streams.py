@@ -12,23 +12,15 @@ import aiohttp
 import pytest
 
 from app.local_kafka import LocalKafka
-from tests.support import Worker, consume, post, produce, unique_settings, wait_for
+from tests.support import Worker, admin_request, consume, post, produce, unique_settings, wait_for
 
 pytestmark = pytest.mark.integration
 
 ADMIN = "test-admin-secret"
 
 
-async def _admin(http: Any, method: str, path: str, **body: Any) -> dict[str, Any]:
-    async with http.request(method, path, json=body, headers={"x-admin-key": ADMIN}) as response:
-        answer = await response.json()
-        assert response.status in (200, 201), answer
-        data: dict[str, Any] = answer["data"]
-        return data
-
-
 async def _new_key(http: Any, label: str, keywords: list[str] | None = None) -> dict[str, Any]:
-    key = await _admin(http, "POST", "/admin/keys", label=label)
+    key = await admin_request(http, ADMIN, "POST", "/admin/keys", label=label)
     if keywords:
         headers = {"x-api-key": key["api_key"]}
         async with http.post("/keywords", json={"keywords": keywords}, headers=headers) as r:
@@ -178,11 +170,11 @@ async def test_streams_carry_each_keys_deliveries_ping_and_close_on_revoke(
     assert sorted(map(json.dumps, channel)) == sorted(map(json.dumps, got))
 
     # Revoking a key ends its streams: a 1008 close, and a stream_closed event.
-    await _admin(http, "DELETE", f"/admin/keys/{picky['key_id']}")
+    await admin_request(http, ADMIN, "DELETE", f"/admin/keys/{picky['key_id']}")
     closing = await ws.next()
     assert closing.type == aiohttp.WSMsgType.CLOSE
     assert (closing.data, closing.extra) == (1008, "API key revoked")
-    await _admin(http, "DELETE", f"/admin/keys/{everything['key_id']}")
+    await admin_request(http, ADMIN, "DELETE", f"/admin/keys/{everything['key_id']}")
     name, data = await _next_sse(events, timeout_s=30)
     while name == "ping":
         name, data = await _next_sse(events, timeout_s=30)

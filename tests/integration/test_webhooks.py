@@ -21,7 +21,15 @@ from aiohttp import web
 from app.local_kafka import LocalKafka
 from app.webhooks.signing import DELIVERY_HEADER, SIGNATURE_HEADER, verify
 from models.webhooks import endpoint_id
-from tests.support import consume, post, produce, serve_on_loopback, unique_settings, wait_for
+from tests.support import (
+    admin_request,
+    consume,
+    post,
+    produce,
+    serve_on_loopback,
+    unique_settings,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -73,14 +81,6 @@ async def receiver() -> AsyncIterator[Receiver]:
     await runner.cleanup()
 
 
-async def _admin(http: Any, method: str, path: str, **body: Any) -> dict[str, Any]:
-    async with http.request(method, path, json=body, headers={"x-admin-key": ADMIN}) as response:
-        answer = await response.json()
-        assert response.status in (200, 201), answer
-        data: dict[str, Any] = answer["data"]
-        return data
-
-
 async def _endpoint_order(bootstrap: str, topic: str, jobs: int) -> dict[str, list[str]]:
     """Return, per endpoint id, the event ids of its jobs in the webhooks topic's order."""
     order: dict[str, list[str]] = defaultdict(list)
@@ -103,22 +103,28 @@ async def test_webhooks_are_signed_retried_ordered_and_dead_lettered(
     worker = start_worker(settings)
     base = f"http://127.0.0.1:{settings.web_port}"
     async with aiohttp.ClientSession(base_url=base) as http:
-        key = await _admin(http, "POST", "/admin/keys", label="hooks")
+        key = await admin_request(http, ADMIN, "POST", "/admin/keys", label="hooks")
         urls = [f"{receiver.base}/{name}" for name in ("ok", "flaky", "stall", "teapot")]
-        hooks = await _admin(http, "PUT", f"/admin/keys/{key['key_id']}/webhooks", urls=urls)
+        hooks = await admin_request(
+            http, ADMIN, "PUT", f"/admin/keys/{key['key_id']}/webhooks", urls=urls
+        )
         secret = hooks["webhook_secret"]
         assert hooks["webhooks"] == urls
         # A second key, with a keyword three posts match, whose only endpoint always fails.
-        picky = await _admin(http, "POST", "/admin/keys", label="picky")
+        picky = await admin_request(http, ADMIN, "POST", "/admin/keys", label="picky")
         async with http.post(
             "/keywords", json={"keywords": ["Post 1 "]}, headers={"x-api-key": picky["api_key"]}
         ) as response:
             assert response.status == 200, await response.text()
-        gone = await _admin(
-            http, "PUT", f"/admin/keys/{picky['key_id']}/webhooks", urls=[f"{receiver.base}/gone"]
+        gone = await admin_request(
+            http,
+            ADMIN,
+            "PUT",
+            f"/admin/keys/{picky['key_id']}/webhooks",
+            urls=[f"{receiver.base}/gone"],
         )
         assert gone["webhook_secret"] != secret  # a secret per key
-        listed = await _admin(http, "GET", "/admin/keys")
+        listed = await admin_request(http, ADMIN, "GET", "/admin/keys")
         assert "webhook_secret" not in json.dumps(listed)  # shown once, never listed
 
     texts = [f"post {n} about nothing" for n in range(POSTS)]
@@ -199,10 +205,10 @@ async def test_no_webhook_delivery_is_lost_when_the_worker_is_killed(
     worker = start_worker(settings)
     base = f"http://127.0.0.1:{settings.web_port}"
     async with aiohttp.ClientSession(base_url=base) as http:
-        key = await _admin(http, "POST", "/admin/keys", label="crash")
+        key = await admin_request(http, ADMIN, "POST", "/admin/keys", label="crash")
         # "slow" answers after 20 ms, so the kill lands while deliveries are under way.
         url = f"{receiver.base}/slow"
-        await _admin(http, "PUT", f"/admin/keys/{key['key_id']}/webhooks", urls=[url])
+        await admin_request(http, ADMIN, "PUT", f"/admin/keys/{key['key_id']}/webhooks", urls=[url])
     count = 200
     await produce(
         kafka.bootstrap, settings.posts_topic, [post(f"k{n}", "x", []) for n in range(count)]
