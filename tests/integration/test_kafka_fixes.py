@@ -1,16 +1,16 @@
-"""aiokafka keeps the topics it knows when a producer sends to a new one (app/kafka_fixes.py)."""
+"""The aiokafka fixes of app/kafka_fixes.py, each against a real broker."""
 
 from __future__ import annotations
 
 import uuid
 
 import pytest
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from app import kafka_fixes
 from app.admin import create_topics
 from app.local_kafka import LocalKafka
-from tests.support import unique_settings
+from tests.support import produce, unique_settings
 
 pytestmark = pytest.mark.integration
 
@@ -36,3 +36,41 @@ async def test_a_send_to_a_new_topic_keeps_the_leaders_of_known_topics(kafka: Lo
         assert producer.client.cluster.leader_for_partition(TopicPartition(known, 0)) is not None
     finally:
         await producer.stop()
+
+
+async def test_seek_to_committed_rewinds_partitions_with_no_committed_offset(
+    kafka: LocalKafka,
+) -> None:
+    kafka_fixes.apply()
+    settings = unique_settings(kafka)
+    topic = f"seek-{uuid.uuid4().hex[:8]}"
+    await create_topics(settings, {topic: 2})
+    await produce(kafka.bootstrap, topic, [b"%d" % n for n in range(10)], key=b"same")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka.bootstrap,
+        group_id=f"group-{uuid.uuid4().hex[:8]}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, 0), TopicPartition(topic, 1)]
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        full = next(tp for tp in tps if ends[tp] == 10)
+        empty = next(tp for tp in tps if tp != full)
+        read = await consumer.getmany(full, timeout_ms=10_000)
+        assert len(read[full]) == 10 and await consumer.position(full) == 10
+        await consumer.commit({empty: 0})  # a commit at 0, the other case aiokafka skips
+        consumer.seek(empty, 0)
+        # What Faust does after dropping records it fetched during a rebalance. Nothing was
+        # ever committed for ``full``: without the fix its position stays at 10 and the
+        # ten records are never read again.
+        committed = await consumer.seek_to_committed()
+        assert committed == {full: None, empty: 0}
+        assert await consumer.position(full) == 0
+        assert await consumer.position(empty) == 0
+        again = await consumer.getmany(full, timeout_ms=10_000)
+        assert [r.value for r in again[full]] == [b"%d" % n for n in range(10)]
+    finally:
+        await consumer.stop()
