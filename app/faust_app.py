@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import faust
 
-from app import kafka_fixes
+from app import faust_fixes, kafka_fixes
 from app.settings import get_settings
 
 kafka_fixes.apply()
+faust_fixes.apply()
 
 settings = get_settings()
 

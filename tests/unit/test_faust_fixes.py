@@ -1,0 +1,135 @@
+"""The end of Faust's recovery seeks stream partitions before it resumes them (app/faust_fixes)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from types import SimpleNamespace
+from typing import Any
+
+from faust.types import TP
+
+from app import faust_fixes
+
+STREAM = TP(topic="posts", partition=0)
+CHANGELOG = TP(topic="keys-changelog", partition=0)
+
+
+class Recorder:
+    """Stands in for the consumer, app and recovery service; records the calls in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def step(self, name: str, result: Any = None) -> Any:
+        def record(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append(name)
+            return result
+
+        return record
+
+    def async_step(self, name: str) -> Any:
+        async def record(*args: Any, **kwargs: Any) -> None:
+            self.calls.append(name)
+
+        return record
+
+
+def _recovery(calls: Recorder) -> Any:
+    consumer = SimpleNamespace(
+        assignment=lambda: {STREAM, CHANGELOG},
+        perform_seek=calls.async_step("seek"),
+        resume_partitions=lambda tps: calls.calls.append(f"resume {sorted(t.topic for t in tps)}"),
+        resume_flow=calls.step("resume flow"),
+    )
+    app = SimpleNamespace(
+        consumer=consumer,
+        consumer_generation_id=3,
+        conf=SimpleNamespace(broker_request_timeout=30.0),
+        on_rebalance_complete=SimpleNamespace(send=calls.async_step("rebalance complete")),
+        flow_control=SimpleNamespace(resume=calls.step("flow control")),
+        _fetcher=SimpleNamespace(maybe_start=calls.async_step("fetcher")),
+        assignor=SimpleNamespace(assigned_standbys=lambda: set()),
+        on_rebalance_end=calls.step("rebalance end"),
+    )
+
+    async def wait(coro: Any, timeout: float) -> None:
+        await coro
+
+    return SimpleNamespace(
+        app=app,
+        log=SimpleNamespace(info=calls.step("log"), warning=calls.step("warning")),
+        _wait=wait,
+        _is_changelog_tp=lambda tp: tp.topic.endswith("-changelog"),
+        _set_recovery_ended=calls.step("recovery ended"),
+        completed=SimpleNamespace(set=calls.step("completed")),
+        tables=SimpleNamespace(
+            values=lambda: [],
+            on_actives_ready=calls.step("actives ready"),
+            on_standbys_ready=calls.step("standbys ready"),
+        ),
+        actives_for_table={},
+        standbys_for_table={},
+    )
+
+
+def _order(calls: Recorder) -> list[str]:
+    return [c for c in calls.calls if c != "log"]
+
+
+def test_recovery_end_seeks_before_it_resumes_the_stream_partitions() -> None:
+    calls = Recorder()
+    asyncio.run(faust_fixes._on_recovery_completed(_recovery(calls), generation_id=3))
+    order = _order(calls)
+    assert order.index("seek") < order.index("resume ['posts']") < order.index("resume flow")
+    assert order[-1] == "rebalance end"
+
+
+def test_the_tableless_path_seeks_before_it_resumes_too() -> None:
+    calls = Recorder()
+    asyncio.run(faust_fixes._resume_streams(_recovery(calls), generation_id=3))
+    order = _order(calls)
+    assert order.index("seek") < order.index("resume ['posts']") < order.index("resume flow")
+
+
+def test_a_newer_rebalance_leaves_the_partitions_alone() -> None:
+    calls = Recorder()
+    asyncio.run(faust_fixes._on_recovery_completed(_recovery(calls), generation_id=2))
+    assert "seek" not in calls.calls and not any(c.startswith("resume") for c in calls.calls)
+
+
+class FakeFetcher:
+    """aiokafka's fetcher as far as Faust's fetch uses it: records the partitions asked for."""
+
+    def __init__(self, change: set[Any]) -> None:
+        self._closed = False
+        self.asked: list[Any] = []
+        self._change = change
+        self._subscriptions = SimpleNamespace(fetch_context=contextlib.nullcontext)
+
+    async def fetched_records(self, partitions: Any, **kwargs: Any) -> dict[Any, list[Any]]:
+        self._change.clear()  # recovery pauses the changelog while the fetch waits
+        self.asked.append(partitions)
+        return {}
+
+
+def _fetch(active: set[Any] | None) -> FakeFetcher:
+    fetcher = FakeFetcher(active if active is not None else set())
+    thread = SimpleNamespace(consumer=SimpleNamespace(flow_active=True))
+    consumer = SimpleNamespace(_closed=False, _fetcher=fetcher)
+    asyncio.run(faust_fixes._fetch_records(thread, consumer, active, timeout=1.0))
+    return fetcher
+
+
+def test_a_fetch_asks_for_a_copy_of_the_active_partitions() -> None:
+    fetcher = _fetch({CHANGELOG})
+    # The live set emptied during the fetch; to aiokafka an empty set would mean "all".
+    assert fetcher.asked == [frozenset({CHANGELOG})]
+
+
+def test_no_active_partition_fetches_nothing() -> None:
+    assert _fetch(set()).asked == []
+
+
+def test_a_client_only_app_still_fetches_every_partition() -> None:
+    assert _fetch(None).asked == [None]
