@@ -1,12 +1,11 @@
 """Re-read a partition whose progress stopped while the worker has nothing left to do.
 
-Why: after the rebalance that follows a peer's kill -9, Faust (0.15.3) sometimes loses a few
-records of a partition it took over: they are fetched but never reach the agent, so its
-committed offset stops short of them and stays there, with every later record processed and
-nothing in flight (seen in test_a_survivor_takes_over_a_killed_workers_partitions, about one
-run in five). A partition with records past its committed offset while the worker is idle,
-twice in a row, cannot be making progress; reading it again from the committed offset hands
-the lost records to the agent (the ones after them repeat, with their idempotency keys).
+Why: a safety net for records fetched but never handed to an agent. The known causes, in
+Faust (0.15.3) and aiokafka (0.14.0) around a rebalance, are fixed in app/faust_fixes.py and
+app/kafka_fixes.py; this catches what such a fault would leave behind. A partition with
+records past its committed offset while the worker is idle, twice in a row at the same offset,
+cannot be making progress; reading it again from the committed offset hands the lost records
+to the agent (the ones after them repeat, with their idempotency keys).
 """
 
 from __future__ import annotations

@@ -131,13 +131,6 @@ async def test_bad_records_go_to_dead_letter_and_never_stall(
     assert any(r["ref"]["mid"] == "good" for r in results)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="faust-streaming 0.15.3: after the rebalance that follows a kill -9, the survivor "
-    "sometimes never fetches some of the partitions it took over (5 of 15 runs since the fixes "
-    "of 2026-11-25; see README, Takeover after a crash). Kept running so a fix shows up as "
-    "XPASS.",
-)
 async def test_a_survivor_takes_over_a_killed_workers_partitions(
     kafka: LocalKafka, image_host: str, tmp_path: Path
 ) -> None:
@@ -167,7 +160,7 @@ async def test_a_survivor_takes_over_a_killed_workers_partitions(
                 f"{second.status()}\nsurvivor's log:\n{second.log()[-6000:]}"
             )
         print(f"\nsurvivor finished the remaining work {took:.1f}s after the kill")
-        # The survivor's keys table (a standby copy until the kill) still filters correctly.
+        # The survivor's keys table (read from its changelog at the takeover) filters correctly.
         # $PEPE is in two of the five images (s30_promo.png and s19_tweet.png). Why before
         # the workers stop: the last ocr_results are filtered moments after they appear.
         pepe_posts = {f"t{i}" for i in range(200) if IMAGES[i % len(IMAGES)] in PEPE_IMAGES}
