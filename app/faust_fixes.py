@@ -34,6 +34,7 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 async def _seek_then_resume_streams(recovery: Any, assignment: set[Any]) -> None:
     consumer = recovery.app.consumer
+    # Why the seek comes first: until the resume, no stream record can be handed out.
     if assignment:
         recovery.log.info("Seek stream partitions to committed offsets.")
         await recovery._wait(
@@ -113,7 +114,7 @@ async def _fetch_records(
 
 def apply() -> None:
     """Patch Faust: seek stream partitions before resuming them; fetch only what was asked."""
-    # Why the ignores: replacing these two methods is the point (see the module docstring).
+    # Why the ignores: replacing these three methods is the point (see the module docstring).
     Recovery._resume_streams = _resume_streams  # type: ignore[method-assign]
     Recovery.on_recovery_completed = _on_recovery_completed  # type: ignore[method-assign]
     AIOKafkaConsumerThread._fetch_records = _fetch_records  # type: ignore[method-assign]
