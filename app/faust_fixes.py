@@ -114,6 +114,14 @@ async def _fetch_records(
 
 def apply() -> None:
     """Patch Faust: seek stream partitions before resuming them; fetch only what was asked."""
+    # Why check: a Faust that renamed these would otherwise run unpatched without a word.
+    for owner, name in (
+        (Recovery, "_resume_streams"),
+        (Recovery, "on_recovery_completed"),
+        (AIOKafkaConsumerThread, "_fetch_records"),
+    ):
+        if not callable(getattr(owner, name, None)):
+            raise RuntimeError(f"faust_fixes: {owner.__name__}.{name} not found; re-check the fix")
     # Why the ignores: replacing these three methods is the point (see the module docstring).
     Recovery._resume_streams = _resume_streams  # type: ignore[method-assign]
     Recovery.on_recovery_completed = _on_recovery_completed  # type: ignore[method-assign]
