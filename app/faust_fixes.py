@@ -47,24 +47,29 @@ async def _seek_then_resume_streams(recovery: Any, assignment: set[Any]) -> None
     await recovery.app._fetcher.maybe_start()  # make sure the fetcher runs
 
 
-async def _resume_streams(self: Any, generation_id: int = 0) -> None:
-    app = self.app
-    await app.on_rebalance_complete.send()
+async def _finish_rebalance(recovery: Any, generation_id: int, standbys_ready: bool) -> None:
+    """Faust's last steps of a rebalance, unless a newer one began: seek, resume, ready."""
+    app = recovery.app
     assignment = app.consumer.assignment()
     if app.consumer_generation_id != generation_id:
-        self.log.warning("Recovery rebalancing again")
+        recovery.log.warning("Recovery rebalancing again")
         return
-    await _seek_then_resume_streams(self, assignment)
-    self.tables.on_actives_ready()
-    self.tables.on_standbys_ready()
+    await _seek_then_resume_streams(recovery, assignment)
+    recovery.tables.on_actives_ready()
+    if standbys_ready:
+        recovery.tables.on_standbys_ready()
     app.on_rebalance_end()
-    self.log.info("Worker ready")
+    recovery.log.info("Worker ready")
+
+
+async def _resume_streams(self: Any, generation_id: int = 0) -> None:
+    await self.app.on_rebalance_complete.send()
+    await _finish_rebalance(self, generation_id, standbys_ready=True)
 
 
 async def _on_recovery_completed(self: Any, generation_id: int = 0) -> None:
-    app = self.app
     self.log.info("Restore complete!")
-    await app.on_rebalance_complete.send()
+    await self.app.on_rebalance_complete.send()
     self._set_recovery_ended()
     callbacks = [
         asyncio.ensure_future(
@@ -76,16 +81,10 @@ async def _on_recovery_completed(self: Any, generation_id: int = 0) -> None:
     ]
     if callbacks:
         await asyncio.wait(callbacks)
-    assignment = app.consumer.assignment()
-    if app.consumer_generation_id != generation_id:
-        self.log.warning("Recovery rebalancing again")
-        return
-    await _seek_then_resume_streams(self, assignment)
-    self.tables.on_actives_ready()
-    if not app.assignor.assigned_standbys():
-        self.tables.on_standbys_ready()
-    app.on_rebalance_end()
-    self.log.info("Worker ready")
+    # Why the condition: Faust marks standbys ready here only when none are assigned.
+    await _finish_rebalance(
+        self, generation_id, standbys_ready=not self.app.assignor.assigned_standbys()
+    )
 
 
 async def _fetch_records(

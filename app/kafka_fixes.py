@@ -14,13 +14,13 @@ the client already knows.
 Seeking to committed offsets. Faust (0.15.3) drops records it fetched while a rebalance was
 under way and relies on ``seek_to_committed`` to read them again. aiokafka's
 ``seek_to_committed`` moves only partitions whose committed offset is above 0: a partition
-nothing was ever committed for (a peer was killed before its first commit, or a whole group
-was restarted) keeps the position past the dropped records, and they are never read.
-Seen here: the survivor of a kill -9 never produced an ``ocr_result`` for the 107 images of
-the two partitions it took over (test_a_survivor_takes_over_a_killed_workers_partitions),
-and a restarted worker never delivered the webhooks of posts read before the crash. The fix:
-a partition without a committed offset goes back to where the group's reset policy
-(``auto_offset_reset``, earliest for Faust) starts it, and one committed at 0 goes to 0.
+nothing was ever committed for (a peer was killed before its first commit, or a whole group was
+restarted) keeps the position past the dropped records, and they are never read. Seen here: the
+survivor of a kill -9 dropped all 107 records of the two images partitions it took over and
+never read them again (105 images without an ``ocr_result`` in
+test_a_survivor_takes_over_a_killed_workers_partitions). The fix: a partition without a
+committed offset goes back to where the group's reset policy (``auto_offset_reset``, earliest
+for Faust) starts it, and one committed at 0 goes to 0.
 """
 
 from __future__ import annotations

@@ -57,9 +57,10 @@ def consumer_flow() -> dict[str, Any]:
 def fetcher_state(consumer: Any) -> dict[str, Any]:
     """Return aiokafka's own view of each assigned partition: position, status, paused.
 
-    Why: Faust can list a partition as fetched while aiokafka never fetches it (after a
-    rebalance; see README, Takeover after a crash); this is where the two views part. Read
-    without locks from the consumer's thread, so a figure may be a moment old.
+    Why: records aiokafka has fetched (its position moved past them) can still fail to reach
+    an agent, as around a rebalance before app/faust_fixes.py (see README, Takeover after a
+    crash); a position ahead of Faust's progress is where the two views part. Read without
+    locks from the consumer's thread, so a figure may be a moment old.
     """
     try:
         kafka_consumer = consumer._thread._ensure_consumer()

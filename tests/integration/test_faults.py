@@ -8,7 +8,7 @@ import random
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import aiohttp
 import pytest
@@ -131,6 +131,14 @@ async def test_bad_records_go_to_dead_letter_and_never_stall(
     assert any(r["ref"]["mid"] == "good" for r in results)
 
 
+def _fail_with_state_of(survivor: Worker, what: str) -> NoReturn:
+    """Fail with ``what``, the survivor's status, log tail and task stacks (in its log)."""
+    survivor.dump_tasks()
+    pytest.fail(
+        f"{what}\nsurvivor's status: {survivor.status()}\nsurvivor's log:\n{survivor.log()[-6000:]}"
+    )
+
+
 async def test_a_survivor_takes_over_a_killed_workers_partitions(
     kafka: LocalKafka, image_host: str, tmp_path: Path
 ) -> None:
@@ -154,11 +162,7 @@ async def test_a_survivor_takes_over_a_killed_workers_partitions(
         seen = await _event_ids(kafka.bootstrap, settings.ocr_result_topic, 200, timeout_s=90)
         took = time.monotonic() - killed_at
         if len(seen) < 200:
-            second.dump_tasks()
-            pytest.fail(
-                f"{200 - len(seen)} images without ocr_result; survivor's status: "
-                f"{second.status()}\nsurvivor's log:\n{second.log()[-6000:]}"
-            )
+            _fail_with_state_of(second, f"{200 - len(seen)} images without ocr_result")
         print(f"\nsurvivor finished the remaining work {took:.1f}s after the kill")
         # The survivor's keys table (read from its changelog at the takeover) filters correctly.
         # $PEPE is in two of the five images (s30_promo.png and s19_tweet.png). Why before
@@ -182,11 +186,8 @@ async def test_a_survivor_takes_over_a_killed_workers_partitions(
                 for c in candidates
                 if c["event"]["source"] == "ocr_result" and c["event"]["ref"]["mid"] in missing
             ]
-            second.dump_tasks()
-            pytest.fail(
-                f"not delivered: {sorted(missing)}; their candidates: {theirs}\n"
-                f"survivor's status: {second.status()}\n"
-                f"survivor's log:\n{second.log()[-6000:]}"
+            _fail_with_state_of(
+                second, f"not delivered: {sorted(missing)}; their candidates: {theirs}"
             )
     finally:
         first.stop()
