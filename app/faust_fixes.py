@@ -1,4 +1,4 @@
-"""Two fixes for Faust (faust-streaming 0.15.3) around a rebalance.
+"""Three fixes for Faust (faust-streaming 0.15.3): two around a rebalance, one in its commits.
 
 Seek before resume. At the end of a rebalance Faust resumes the stream partitions and only then
 seeks them to their committed offsets. Flow is already on (it was turned on to read the
@@ -20,6 +20,15 @@ stream partitions, which Faust then throws away because they are not active. aio
 past them, so they are never read. Seen here: a restarted worker read every record of the posts
 and candidates topics and processed none (the webhook test that kills a worker). The fix: fetch
 for a copy of the set taken at the call, and for nothing when it is empty.
+
+Never commit past a record still in flight (faust-streaming #606, open; PR #707). With an
+agent's concurrency above one, records of a partition finish out of order. Faust commits the
+first run of acked offsets, and guards against a hole at the head of the run only when the
+hole is more than one offset wide (``min(acked) - committed > 1``: one offset may be a
+transaction marker, never delivered), and not at all before the partition's first commit. So
+when the record at the head is still being read (a slow image) and the ones after it are done,
+Faust commits past it, and a crash then loses it. The fix: the run also ends before the lowest
+offset still in flight (delivered to a stream and not acked yet).
 """
 
 from __future__ import annotations
@@ -29,7 +38,9 @@ from typing import Any
 
 from aiokafka.errors import ConsumerStoppedError
 from faust.tables.recovery import Recovery
+from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from faust.utils.functional import consecutive_numbers
 
 
 async def _seek_then_resume_streams(recovery: Any, assignment: set[Any]) -> None:
@@ -111,17 +122,64 @@ async def _fetch_records(
         return records
 
 
+# Faust's own, kept for the regression test that shows what the fix changes.
+UPSTREAM_NEW_OFFSET = Consumer._new_offset
+
+
+def _new_offset(self: Any, tp: Any) -> int | None:
+    """Return the offset to commit for ``tp``: past the acked run that starts at the head."""
+    acked: list[int] = self._acked[tp]
+    if not acked:
+        return None
+    # As Faust: offsets it never saw (compacted away, transaction markers) count as acked.
+    max_offset = max(acked)
+    gap_for_tp = self._gap[tp]
+    if gap_for_tp:
+        candidates = sorted(gap_for_tp.overlap(0, max_offset), key=lambda x: x.begin)
+        if candidates:
+            stuff_to_add: list[int] = []
+            for entry in candidates:
+                stuff_to_add.extend(range(entry.begin, entry.end))
+            acked.extend(stuff_to_add)
+            gap_for_tp.chop(0, max(stuff_to_add[-1], max_offset + 1))
+    acked.sort()
+    committed = self._committed_offset[tp]
+    # As Faust: a hole of one offset at the head may be a transaction marker (never delivered).
+    if committed and acked[0] - committed > 1:
+        return None
+    batch = list(next(consecutive_numbers(acked)))
+    in_flight = [
+        message.offset
+        for message in list(self._unacked_messages)
+        if message.tp == tp
+        and not message.acked
+        and (committed is None or message.offset >= committed)
+    ]
+    if in_flight:
+        # The fix: a record delivered to a stream and not acked yet is never committed past
+        # (Faust's head check above lets one through, and does not run before a first commit).
+        lowest = min(in_flight)
+        batch = [offset for offset in batch if offset < lowest]
+        if not batch:
+            return None
+    acked[: len(batch)] = []
+    self._acked_index[tp].difference_update(batch)
+    return batch[-1] + 1
+
+
 def apply() -> None:
-    """Patch Faust: seek stream partitions before resuming them; fetch only what was asked."""
+    """Patch Faust: seek before resuming; fetch what was asked; never commit past in-flight."""
     # Why check: a Faust that renamed these would otherwise run unpatched without a word.
     for owner, name in (
         (Recovery, "_resume_streams"),
         (Recovery, "on_recovery_completed"),
         (AIOKafkaConsumerThread, "_fetch_records"),
+        (Consumer, "_new_offset"),
     ):
         if not callable(getattr(owner, name, None)):
             raise RuntimeError(f"faust_fixes: {owner.__name__}.{name} not found; re-check the fix")
-    # Why the ignores: replacing these three methods is the point (see the module docstring).
+    # Why the ignores: replacing these four methods is the point (see the module docstring).
     Recovery._resume_streams = _resume_streams  # type: ignore[method-assign]
     Recovery.on_recovery_completed = _on_recovery_completed  # type: ignore[method-assign]
     AIOKafkaConsumerThread._fetch_records = _fetch_records  # type: ignore[method-assign]
+    Consumer._new_offset = _new_offset  # type: ignore[method-assign]

@@ -7,6 +7,7 @@ import contextlib
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from faust.types import TP
 
 from app import faust_fixes
@@ -133,3 +134,44 @@ def test_no_active_partition_fetches_nothing() -> None:
 
 def test_a_client_only_app_still_fetches_every_partition() -> None:
     assert _fetch(None).asked == [None]
+
+
+def _consumer(committed: int | None, acked: list[int], in_flight: list[int]) -> Any:
+    """Faust's consumer state as far as ``_new_offset`` reads it."""
+    tp = STREAM
+
+    class Gaps(list[Any]):
+        def overlap(self, begin: int, end: int) -> list[Any]:
+            return []
+
+    messages = [SimpleNamespace(tp=tp, offset=o, acked=False) for o in in_flight]
+    return SimpleNamespace(
+        _acked={tp: sorted(acked)},
+        _acked_index={tp: set(acked)},
+        _gap={tp: Gaps()},
+        _committed_offset={tp: committed},
+        _unacked_messages=messages,
+    )
+
+
+@pytest.mark.parametrize(
+    ("committed", "acked", "in_flight", "upstream", "fixed"),
+    [
+        # faust-streaming #606: the head record (2585) is still being read, the next ones are
+        # done. Faust commits 2590, past it; a crash then loses 2585.
+        (2585, [2586, 2587, 2588, 2589], [2585], 2590, None),
+        # Before the partition's first commit Faust does not look at the head at all.
+        (None, [1, 2, 3], [0], 4, None),
+        # A slow record in the middle of the run: commit up to it, not past it.
+        (10, [10, 11, 13, 14], [12], 12, 12),
+        (10, [10, 11, 12, 13], [15], 14, 14),  # in flight after the run: no change
+        (10, [12, 13], [], None, None),  # a wider hole at the head: both wait
+    ],
+)
+def test_a_commit_never_passes_a_record_still_in_flight(
+    committed: int | None, acked: list[int], in_flight: list[int], upstream: Any, fixed: Any
+) -> None:
+    assert faust_fixes.UPSTREAM_NEW_OFFSET(_consumer(committed, acked, in_flight), STREAM) == (
+        upstream
+    )
+    assert faust_fixes._new_offset(_consumer(committed, acked, in_flight), STREAM) == fixed
