@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +16,7 @@ from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
 from app.settings import Settings
+from models.events import ErrorKind
 
 _REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -22,37 +26,37 @@ _CHUNK = 64 * 1024
 class FetchError(Exception):
     """The image could not be fetched; the message says why, ``kind`` says it for machines."""
 
-    kind = "fetch_failed"
+    kind: ErrorKind = "fetch_failed"
 
 
 class FetchRefusedError(FetchError):
     """The URL points at a target we refuse (scheme, private address)."""
 
-    kind = "refused"
+    kind: ErrorKind = "refused"
 
 
 class FetchTooLargeError(FetchError):
     """The body is larger than the size cap."""
 
-    kind = "too_large"
+    kind: ErrorKind = "too_large"
 
 
 class FetchTimeoutError(FetchError):
     """The host did not answer, or did not send the whole body, in time."""
 
-    kind = "timeout"
+    kind: ErrorKind = "timeout"
 
 
 class FetchStatusError(FetchError):
     """The host answered with an HTTP status other than 200."""
 
-    kind = "http_status"
+    kind: ErrorKind = "http_status"
 
 
 class TooManyRedirectsError(FetchError):
     """The redirects did not end within the limit (a loop, or a long chain)."""
 
-    kind = "too_many_redirects"
+    kind: ErrorKind = "too_many_redirects"
 
 
 @dataclass(frozen=True)
@@ -92,23 +96,64 @@ def limits_from(settings: Settings) -> FetchLimits:
     )
 
 
-def _ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# IPv6 prefixes whose last 32 bits are an IPv4 address the packet ends up at: IPv4-compatible
+# (deprecated, ::a.b.c.d), NAT64 well-known and local-use prefixes (RFC 6052, RFC 8215).
+_LAST_32_BITS_IPV4 = tuple(
+    ipaddress.IPv6Network(net) for net in ("::/96", "64:ff9b::/96", "64:ff9b:1::/48")
+)
+# ISATAP interface identifiers (RFC 5214): 0000:5efe or 0200:5efe, then the IPv4 address.
+_ISATAP_IDS = (0x00005EFE, 0x02005EFE)
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """Return the IPv4 addresses an IPv6 address leads to (transition forms), if any."""
+    found: list[ipaddress.IPv4Address] = []
+    if ip.ipv4_mapped is not None:
+        found.append(ip.ipv4_mapped)
+    if ip.sixtofour is not None:
+        found.append(ip.sixtofour)
+    if ip.teredo is not None:
+        found.extend(ip.teredo)  # (server, client)
+    value = int(ip)
+    if any(ip in net for net in _LAST_32_BITS_IPV4) and value & 0xFFFFFFFF:
+        found.append(ipaddress.IPv4Address(value & 0xFFFFFFFF))
+    if (value >> 32) & 0xFFFFFFFF in _ISATAP_IDS:
+        found.append(ipaddress.IPv4Address(value & 0xFFFFFFFF))
+    return found
+
+
+def _parse(address: str) -> IPAddress:
+    return ipaddress.ip_address(address.split("%", 1)[0])
+
+
+def _public(ip: IPAddress) -> bool:
+    return ip.is_global and not ip.is_multicast
 
 
 def is_public_address(address: str) -> bool:
-    """Tell whether an IP address is globally routable (not loopback/private/link-local/...)."""
-    ip = _ip(address)
-    return ip.is_global and not ip.is_multicast
+    """Tell whether an IP address is globally routable (not loopback/private/link-local/...).
+
+    An IPv6 address that embeds an IPv4 one (mapped, compatible, NAT64, 6to4, Teredo, ISATAP)
+    is public only if that IPv4 address is too.
+    """
+    ip = _parse(address)
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:  # the IPv4 address itself, written as IPv6
+            return _public(ip.ipv4_mapped)
+        return _public(ip) and all(_public(v4) for v4 in embedded_ipv4(ip))
+    return _public(ip)
 
 
 def is_fetchable_address(address: str, allowed_networks: tuple[Network, ...] = ()) -> bool:
     """Tell whether we may connect to an address: public, or inside an allowed network."""
-    ip = _ip(address)
-    return is_public_address(address) or any(ip in network for network in allowed_networks)
+    if is_public_address(address):
+        return True
+    ip = _parse(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in allowed_networks)
 
 
 class PublicOnlyResolver(AbstractResolver):
@@ -171,15 +216,69 @@ def check_url(url: URL, limits: FetchLimits) -> None:
         raise FetchRefusedError(f"{url.host} is not a public address")
 
 
-async def fetch_image(session: aiohttp.ClientSession, url: str, limits: FetchLimits) -> bytes:
-    """Download ``url`` following bounded redirects, stopping at ``limits.max_bytes``."""
-    current = URL(url)
+class HostSlots:
+    """Bounds the downloads in flight to one host, so a slow host holds only its own slots.
+
+    Why: a post with several images on a host that sends a byte a second held every fetch
+    slot of the worker for the whole timeout; other posts' images waited behind it.
+    """
+
+    def __init__(self, per_host: int, wait_s: float) -> None:
+        self._per_host = per_host
+        self._wait_s = wait_s
+        self._slots: dict[str, asyncio.Semaphore] = {}
+        self._users: dict[str, int] = {}
+
+    @asynccontextmanager
+    async def hold(self, host: str) -> AsyncIterator[None]:
+        """Hold a download slot of ``host``; FetchTimeoutError if none frees within the wait."""
+        slots = self._slots.setdefault(host, asyncio.Semaphore(self._per_host))
+        self._users[host] = self._users.get(host, 0) + 1
+        try:
+            try:
+                await asyncio.wait_for(slots.acquire(), self._wait_s)
+            except TimeoutError:
+                raise FetchTimeoutError(
+                    f"timed out waiting for the image host: {self._per_host} downloads from "
+                    f"{host[:100]} were already under way"
+                ) from None
+            try:
+                yield
+            finally:
+                slots.release()
+        finally:
+            self._users[host] -= 1
+            if not self._users[host]:  # bounded: only hosts with downloads keep a semaphore
+                del self._users[host], self._slots[host]
+
+    def busy(self) -> dict[str, int]:
+        """Return, per host with downloads under way or waiting, how many (for /status/)."""
+        return dict(self._users)
+
+
+async def fetch_image(
+    session: aiohttp.ClientSession,
+    url: str,
+    limits: FetchLimits,
+    hosts: HostSlots | None = None,
+) -> bytes:
+    """Download ``url`` following bounded redirects, stopping at ``limits.max_bytes``.
+
+    With ``hosts``, each hop holds one of its host's download slots.
+    """
+    try:
+        current = URL(url)
+    except (ValueError, TypeError):
+        raise FetchRefusedError("not a valid URL") from None
     for _ in range(limits.max_redirects + 1):
         check_url(current, limits)
         try:
-            async with session.get(current, allow_redirects=False) as response:
+            async with (
+                hosts.hold(current.host or "") if hosts is not None else nullcontext(),
+                session.get(current, allow_redirects=False) as response,
+            ):
                 if response.status in _REDIRECT_STATUSES and "Location" in response.headers:
-                    current = current.join(URL(response.headers["Location"]))
+                    current = _redirect_target(current, response.headers["Location"])
                     continue
                 if response.status != 200:
                     raise FetchStatusError(f"HTTP {response.status} from image host")
@@ -191,6 +290,13 @@ async def fetch_image(session: aiohttp.ClientSession, url: str, limits: FetchLim
         except aiohttp.ClientError as exc:
             raise FetchError(f"cannot fetch the image: {describe_error(exc)}") from None
     raise TooManyRedirectsError(f"more than {limits.max_redirects} redirects")
+
+
+def _redirect_target(current: URL, location: str) -> URL:
+    try:
+        return current.join(URL(location))
+    except (ValueError, TypeError):
+        raise FetchError("the image host redirected to an invalid URL") from None
 
 
 async def _read_capped(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:

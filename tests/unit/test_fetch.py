@@ -21,6 +21,7 @@ from app.fetch import (
     TooManyRedirectsError,
     check_url,
     fetch_image,
+    is_fetchable_address,
     is_public_address,
     new_session,
     parse_networks,
@@ -133,6 +134,34 @@ async def test_loopback_is_refused_by_default(host: str) -> None:
 )  # fmt: skip
 def test_internal_addresses_are_not_public(address: str) -> None:
     assert not is_public_address(address)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "::127.0.0.1",  # IPv4-compatible (deprecated)
+        "64:ff9b::7f00:1",  # NAT64 well-known prefix
+        "64:ff9b:1::a01:203",  # NAT64 local-use prefix, 10.1.2.3
+        "2002:7f00:1::",  # 6to4
+        "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
+        "2001:0:4136:e378:8000:63bf:80ff:fffe",  # Teredo, client 127.0.0.1
+        "2606:4700::5efe:7f00:1",  # ISATAP interface id
+        "::ffff:169.254.169.254",
+    ],
+)
+def test_ipv6_forms_that_embed_an_internal_ipv4_address_are_refused(address: str) -> None:
+    assert not is_public_address(address)
+    loopback_allowed = parse_networks("127.0.0.1/32")
+    assert not is_fetchable_address(address, loopback_allowed) or address.startswith("::ffff:")
+    strict = dataclasses.replace(LIMITS, allow_private=False)
+    with pytest.raises(FetchRefusedError, match="not a public address"):
+        check_url(URL(f"http://[{address}]/a.png"), strict)
+
+
+def test_ipv6_forms_of_public_ipv4_addresses_stay_public() -> None:
+    assert is_public_address("64:ff9b::808:808")
+    assert is_public_address("2002:808:808::")
+    assert is_public_address("::ffff:8.8.8.8")
 
 
 def test_public_addresses_are_public() -> None:
