@@ -10,8 +10,8 @@ from pathlib import Path
 from app.addresses import extract_addresses
 from app.fetch import FetchError, fetch_image, limits_from, new_session
 from app.ocr.engine import EngineConfig, OcrEngine
-from app.ocr.images import ImageError, decode_image
-from app.settings import get_settings
+from app.ocr.images import ImageError
+from app.settings import get_settings, image_limits
 
 
 async def run_ocr(sources: list[str], as_json: bool) -> int:
@@ -31,7 +31,7 @@ async def run_ocr(sources: list[str], as_json: bool) -> int:
                     data = await fetch_image(session, source, limits)
                 else:
                     data = Path(source).read_bytes()
-                output = engine.recognize(decode_image(data, settings.max_image_pixels))
+                output = engine.read(data, image_limits(settings))
             except (OSError, FetchError, ImageError) as exc:
                 failed += 1
                 _emit(as_json, {"file": source, "error": str(exc)}, f"{source}: error: {exc}")

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from app.ocr.images import ImageLimits, UnreadableImageError, decode_image
+
 
 @dataclass(frozen=True)
 class EngineConfig:
@@ -37,7 +39,7 @@ class OcrEngine:
     def __init__(self, config: EngineConfig) -> None:
         from rapidocr import RapidOCR  # heavy import: only in processes that OCR
 
-        # Why each parameter (see ../shared/OCR-NOTES.md): the angle classifier garbles long
+        # Why each parameter (see docs/benchmarks.md): the angle classifier garbles long
         # address lines; a 960 px detector side keeps every address at lower cost; batching
         # recognition crops pads to the widest and is slower on CPU.
         self._ocr = RapidOCR(
@@ -53,6 +55,23 @@ class OcrEngine:
                 "EngineConfig.onnxruntime.enable_cpu_mem_arena": True,
             }
         )
+
+    def read(self, data: bytes, limits: ImageLimits) -> OcrOutput:
+        """Decode untrusted image bytes and return their text lines.
+
+        Raises ImageError (a subclass saying which) for bytes that are not a readable image,
+        and UnreadableImageError for any failure of the engine on a decoded one.
+        """
+        rgb = decode_image(data, limits)
+        try:
+            return self.recognize(rgb)
+        except Exception as exc:
+            # Why every exception: the engine's failures on odd inputs (its ResizeImgError on
+            # thin strips, numpy errors) are properties of one image, never of the stream.
+            raise UnreadableImageError(
+                f"the OCR engine failed on this {rgb.shape[1]}x{rgb.shape[0]} image: "
+                f"{type(exc).__name__}: {exc}"[:500]
+            ) from None
 
     def recognize(self, rgb: NDArray[np.uint8]) -> OcrOutput:
         """Return the text lines found in an RGB image."""

@@ -15,13 +15,14 @@ from concurrent.futures.process import BrokenProcessPool
 from PIL import Image, ImageDraw
 
 from app.ocr.engine import EngineConfig, OcrEngine, OcrOutput
-from app.ocr.images import decode_image
+from app.ocr.images import ImageLimits
+from models.events import ErrorKind
 
 log = logging.getLogger(__name__)
 
 # One engine per worker process, built by the pool initializer.
 _engine: OcrEngine | None = None
-_max_pixels: int = 0
+_limits = ImageLimits(max_pixels=0)
 
 
 def _die_with_parent() -> None:
@@ -31,18 +32,18 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
-def _init_worker(config: EngineConfig, max_pixels: int) -> None:
-    global _engine, _max_pixels
+def _init_worker(config: EngineConfig, limits: ImageLimits) -> None:
+    global _engine, _limits
     # Why: without it, each kill -9 of a worker left its OCR process (~300 MB) running.
     _die_with_parent()
     _engine = OcrEngine(config)
-    _max_pixels = max_pixels
+    _limits = limits
 
 
 def _ocr_bytes(data: bytes) -> OcrOutput:
     """Decode and OCR in the worker process (decoding untrusted bytes stays out of the loop)."""
     assert _engine is not None, "worker process not initialised"
-    return _engine.recognize(decode_image(data, _max_pixels))
+    return _engine.read(data, _limits)
 
 
 def _warm_image() -> bytes:
@@ -57,16 +58,16 @@ def _warm_image() -> bytes:
 class OcrPoolError(RuntimeError):
     """An OCR worker process died; the pool was restarted."""
 
-    kind = "ocr_crashed"
+    kind: ErrorKind = "ocr_crashed"
 
 
 class OcrPool:
     """Processes that each hold one warmed OCR engine."""
 
-    def __init__(self, config: EngineConfig, processes: int, max_pixels: int) -> None:
+    def __init__(self, config: EngineConfig, processes: int, limits: ImageLimits) -> None:
         self._config = config
         self._processes = processes
-        self._max_pixels = max_pixels
+        self._limits = limits
         self._executor: ProcessPoolExecutor | None = None
 
     def _new_executor(self) -> ProcessPoolExecutor:
@@ -75,7 +76,7 @@ class OcrPool:
             max_workers=self._processes,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
-            initargs=(self._config, self._max_pixels),
+            initargs=(self._config, self._limits),
         )
 
     async def start(self) -> float:
