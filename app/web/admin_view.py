@@ -15,7 +15,8 @@ from app.faust_app import settings
 from app.keys_replica import keys_replica
 from app.web.auth import require_admin
 from app.web.control_client import apply_and_wait
-from app.web.errors import ApiError, read_json
+from app.web.errors import ApiError, describe_invalid, read_model
+from models.api import CreateKeyRequest, SetChannelsRequest, SetWebhooksRequest
 from models.keys import KEY_ID_PATTERN, CreateKey, KeyRecord, RevokeKey, SetChannels
 
 _MAX_BODY = 64 * 1024
@@ -49,21 +50,16 @@ def _is_key_id(value: str) -> bool:
 async def create_key(request: web.Request) -> web.Response:
     """Create a key; the answer holds the secret key, shown this once."""
     require_admin(request)
-    body = await read_json(request, _MAX_BODY) if request.can_read_body else {}
-    if not isinstance(body, dict):
-        raise ApiError(400, "request body must be a JSON object")
+    body = await read_model(request, CreateKeyRequest, _MAX_BODY, empty=b"{}")
     key_id = new_key_id()
     api_key = mint_key(key_id)
-    try:
-        command = CreateKey(
-            key_id=key_id,
-            key_hash=hash_key(api_key),
-            label=body.get("label", ""),
-            created_at=time.time(),
-            channels=tuple(body.get("channels") or (settings.channel_topic(key_id),)),
-        )
-    except (ValidationError, TypeError) as exc:
-        raise ApiError(400, f"invalid key settings: {_first_error(exc)}") from None
+    command = CreateKey(
+        key_id=key_id,
+        key_hash=hash_key(api_key),
+        label=body.label,
+        created_at=time.time(),
+        channels=tuple(body.channels or (settings.channel_topic(key_id),)),
+    )
     record = await apply_and_wait(command, lambda r: r is not None)
     assert record is not None
     return web.json_response(
@@ -94,11 +90,8 @@ async def set_channels(request: web.Request) -> web.Response:
     """Replace the channel topics of a key."""
     require_admin(request)
     record = _key_or_404(request)
-    body = await read_json(request, _MAX_BODY)
-    try:
-        command = SetChannels(key_id=record.key_id, channels=tuple(body.get("channels") or ()))
-    except (ValidationError, TypeError, AttributeError) as exc:
-        raise ApiError(400, f"invalid channels: {_first_error(exc)}") from None
+    body = await read_model(request, SetChannelsRequest, _MAX_BODY)
+    command = SetChannels(key_id=record.key_id, channels=tuple(body.channels))
     updated = await apply_and_wait(
         command, lambda r: r is not None and r.channels == command.channels
     )
@@ -110,19 +103,11 @@ async def set_webhooks(request: web.Request) -> web.Response:
     """Replace the webhook URLs of a key; the signing secret is in the answer when minted."""
     require_admin(request)
     record = _key_or_404(request)
-    body = await read_json(request, _MAX_BODY)
-    if not isinstance(body, dict):
-        raise ApiError(400, "request body must be a JSON object")
-    rotate = body.get("rotate_secret", False)
-    if not isinstance(rotate, bool):
-        raise ApiError(400, "invalid webhooks: rotate_secret: must be true or false")
-    urls = body.get("urls")
-    if not isinstance(urls, list):
-        raise ApiError(400, "invalid webhooks: urls: a list of http(s) URLs is required")
+    body = await read_model(request, SetWebhooksRequest, _MAX_BODY)
     try:
-        command = set_webhooks_command(record, urls, rotate)
-    except (ValidationError, TypeError) as exc:
-        raise ApiError(400, f"invalid webhooks: {_first_error(exc)}") from None
+        command = set_webhooks_command(record, body.urls, body.rotate_secret)
+    except ValidationError as exc:
+        raise ApiError(400, f"invalid webhooks: {describe_invalid(exc)}") from None
     secret = command.secret
     updated = await apply_and_wait(
         command,
@@ -137,10 +122,3 @@ async def set_webhooks(request: web.Request) -> web.Response:
     if secret is not None:
         data["webhook_secret"] = secret  # shown this once, like the API key itself
     return web.json_response({"data": data, "message": "Webhooks set"})
-
-
-def _first_error(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        error = exc.errors()[0]
-        return f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
-    return str(exc)

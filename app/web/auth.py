@@ -41,14 +41,16 @@ def rate_limit(record: KeyRecord, response_headers: dict[str, str]) -> None:
     response_headers["X-RateLimit-Remaining"] = str(decision.remaining)
     response_headers["X-RateLimit-Reset"] = str(math.ceil(decision.reset_s))
     if not decision.allowed:
-        raise too_many_requests("rate limit exceeded", decision.retry_after_s, response_headers)
+        raise retry_later(429, "rate limit exceeded", decision.retry_after_s, response_headers)
 
 
-def too_many_requests(message: str, retry_after_s: float, headers: dict[str, str]) -> ApiError:
-    """Return the 429 answer: ``retry_after`` in the body and Retry-After (whole seconds)."""
+def retry_later(
+    status: int, message: str, retry_after_s: float, headers: dict[str, str]
+) -> ApiError:
+    """Return a 429 or 503 answer: ``retry_after`` in the body and Retry-After (whole seconds)."""
     retry_after = max(1, math.ceil(retry_after_s))
     return ApiError(
-        429,
+        status,
         message,
         extra={"retry_after": retry_after},
         headers={**headers, "Retry-After": str(retry_after)},

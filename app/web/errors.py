@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
+import logging
+import uuid
+from typing import Any, TypeVar
 
 from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+log = logging.getLogger(__name__)
+Body = TypeVar("Body", bound=BaseModel)
 
 # Where a handler leaves the caller's X-RateLimit-* headers for error answers.
 RATE_HEADERS = web.RequestKey("rate_headers", dict)
@@ -35,7 +40,11 @@ class ApiError(Exception):
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Turn ApiError (and aiohttp's own HTTP errors) into the JSON error shape."""
+    """The error boundary of every request: each failure becomes a JSON error answer.
+
+    ApiError and aiohttp's HTTP errors keep their status; anything else is a 500 with a request
+    id that is logged with the traceback and counted, so no answer is ever a bare text 500.
+    """
     try:
         response: web.StreamResponse = await handler(request)
         return response
@@ -48,14 +57,29 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         if exc.status < 400 or not request.path.startswith(API_PREFIXES):
             raise
         return ApiError(exc.status, exc.reason).response()
+    except Exception:
+        request_id = uuid.uuid4().hex[:16]
+        # Why the path only: a query string may carry a secret (a stream token).
+        log.exception(
+            "internal error answering %s %s (request %s)",
+            request.method,
+            request.path[:200],
+            request_id,
+        )
+        return ApiError(
+            500,
+            "internal error; the server logged it with this request id",
+            extra={"request_id": request_id},
+            headers={"X-Request-Id": request_id},
+        ).response()
 
 
 # Paths whose errors are ours to shape (Faust's own pages keep theirs).
 API_PREFIXES = ("/ocr", "/keywords", "/admin", "/openapi.json", "/ws", "/stream")
 
 
-async def read_json(request: web.Request, max_bytes: int) -> Any:
-    """Read a JSON body of at most ``max_bytes``; 413 past it, 400 when it is not JSON."""
+async def read_body(request: web.Request, max_bytes: int) -> bytes:
+    """Read a request body of at most ``max_bytes``; 413 past it (declared or counted)."""
     declared = request.content_length
     if declared is not None and declared > max_bytes:
         raise ApiError(413, f"request body is {declared:,} bytes, over the {max_bytes:,} limit")
@@ -64,9 +88,38 @@ async def read_json(request: web.Request, max_bytes: int) -> Any:
         body.extend(chunk)
         if len(body) > max_bytes:
             raise ApiError(413, f"request body is over the {max_bytes:,} byte limit")
-    if not body:
-        raise ApiError(400, "request body must be a JSON object")
+    return bytes(body)
+
+
+async def read_model(
+    request: web.Request, model: type[Body], max_bytes: int, empty: bytes | None = None
+) -> Body:
+    """Parse the JSON body into ``model``: 400 with the first reason, 413 past ``max_bytes``.
+
+    ``empty``: the JSON an empty body stands for (None: an empty body is refused).
+    """
+    return parse_body(await read_body(request, max_bytes), model, empty)
+
+
+def parse_body(raw: bytes, model: type[Body], empty: bytes | None = None) -> Body:
+    """Return ``raw`` parsed into ``model``; raise ApiError(400) saying why it cannot be."""
+    if not raw.strip():
+        if empty is None:
+            raise ApiError(400, "request body must be a JSON object")
+        raw = empty
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, f"request body is not valid JSON: {exc}") from None
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise ApiError(400, describe_invalid(exc)) from None
+
+
+def describe_invalid(exc: ValidationError) -> str:
+    """Return the first reason a body was refused, as one sentence for the client."""
+    error = exc.errors(include_url=False)[0]
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "json_invalid":
+        return f"request body is not valid JSON: {message.removeprefix('Invalid JSON: ')}"
+    if error["type"] in ("model_type", "dict_type") and not error["loc"]:
+        return "request body must be a JSON object"
+    where = ".".join(str(part) for part in error["loc"])
+    return f"{where}: {message}" if where else message

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from app.keywords import KeywordError, merge_keywords, normalize_keyword
 from app.web.auth import api_key_caller
 from app.web.control_client import apply_and_wait
-from app.web.errors import ApiError, read_json
+from app.web.errors import ApiError, read_model
+from models.api import KeywordsRequest, RemoveKeywordsRequest
 from models.keys import AddKeywords, KeyRecord, RemoveKeywords
 
 _MAX_BODY = 64 * 1024  # 100 keywords of 100 characters fit with room to spare
@@ -21,13 +20,6 @@ def _answer(keywords: tuple[str, ...], headers: dict[str, str], message: str) ->
     )
 
 
-def _keyword_list(body: Any) -> list[str]:
-    words = body.get("keywords") if isinstance(body, dict) else None
-    if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
-        raise ApiError(400, "keywords must be a list of strings")
-    return words
-
-
 async def list_keywords(request: web.Request) -> web.Response:
     """Return the caller's keywords."""
     record, headers = api_key_caller(request)
@@ -37,9 +29,7 @@ async def list_keywords(request: web.Request) -> web.Response:
 async def add_keywords(request: web.Request) -> web.Response:
     """Add keywords (trimmed, lowercased, de-duplicated; at most 100); return the full list."""
     record, headers = api_key_caller(request)
-    words = _keyword_list(await read_json(request, _MAX_BODY))
-    if not words:
-        raise ApiError(400, "keywords must not be empty")
+    words = (await read_model(request, KeywordsRequest, _MAX_BODY)).keywords
     try:
         merged = tuple(merge_keywords(record.keywords, words))
     except KeywordError as exc:
@@ -55,11 +45,9 @@ async def add_keywords(request: web.Request) -> web.Response:
 async def remove_keywords(request: web.Request) -> web.Response:
     """Remove the listed keywords, or all with ``{"all": true}``; return what is left."""
     record, headers = api_key_caller(request)
-    body = await read_json(request, _MAX_BODY) if request.can_read_body else {}
-    remove_all = isinstance(body, dict) and body.get("all") is True
-    words = [] if remove_all else _keyword_list(body)
-    if not remove_all and not words:
-        raise ApiError(400, 'name keywords to remove, or send {"all": true}')
+    body = await read_model(request, RemoveKeywordsRequest, _MAX_BODY, empty=b"{}")
+    remove_all = body.all
+    words = [] if remove_all else body.keywords
     gone = {normalize_keyword(w) for w in words}
 
     def done(r: KeyRecord | None) -> bool:

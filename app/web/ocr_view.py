@@ -7,14 +7,17 @@ import time
 from aiohttp import web
 
 from app.faust_app import settings
-from app.fetch import FetchError, FetchRefusedError, FetchTooLargeError, check_url, fetch_image
+from app.fetch import FetchError, FetchRefusedError, FetchTooLargeError, check_url
 from app.metrics import metrics
+from app.ocr.admission import OcrBusyError
+from app.ocr.images import BadDimensionsError, ImageTooLargeError, UnreadableImageError
 from app.ocr.images import ImageError as DecodeError
-from app.ocr.images import ImageTooLargeError
+from app.ocr.pool import OcrPoolError
 from app.ocr_runtime import fetch_limits, runtime
-from app.web.auth import api_key_caller
-from app.web.errors import ApiError, read_json
+from app.web.auth import api_key_caller, retry_later
+from app.web.errors import ApiError, read_model
 from app.web.image_input import ImageInputError, ImageInputTooLargeError, decode_image_field
+from models.api import OcrRequest
 
 # Why: base64 carries 4 bytes per 3, plus room for a data-URI prefix and JSON around it.
 MAX_BODY_BYTES = settings.max_image_bytes * 4 // 3 + 64 * 1024
@@ -24,27 +27,19 @@ async def ocr_handler(request: web.Request) -> web.Response:
     """OCR the image in ``imageUrl`` or ``image`` and return its text lines with timings."""
     started = time.perf_counter()
     _, headers = api_key_caller(request)
-    body = await read_json(request, MAX_BODY_BYTES)
-    if not isinstance(body, dict):
-        raise ApiError(400, "request body must be a JSON object")
-    image_url, image = body.get("imageUrl"), body.get("image")
-    if (image_url is None) == (image is None):
-        raise ApiError(400, "give exactly one of imageUrl or image")
-    if image_url is not None:
-        data = await _fetch(image_url)
-    else:
-        if not isinstance(image, str):
-            raise ApiError(400, "image must be a string (data URI or base64)")
-        try:
-            data = decode_image_field(image, settings.max_image_bytes)
-        except ImageInputTooLargeError as exc:
-            raise ApiError(413, str(exc)) from None
-        except ImageInputError as exc:
-            raise ApiError(400, str(exc)) from None
+    body = await read_model(request, OcrRequest, MAX_BODY_BYTES)
     try:
-        output = await runtime.ocr(data)
+        runtime.admission.check_room("http")
+        data = await _image_bytes(body)
+        output = await runtime.ocr(data, lane="http")
+    except OcrBusyError as exc:
+        raise retry_later(503, str(exc), exc.retry_after_s, headers) from None
+    except OcrPoolError as exc:
+        raise retry_later(503, str(exc), 1, headers) from None
     except ImageTooLargeError as exc:
         raise ApiError(413, str(exc)) from None
+    except (BadDimensionsError, UnreadableImageError) as exc:
+        raise ApiError(422, f"the image cannot be read: {exc}") from None
     except DecodeError as exc:
         raise ApiError(415, f"not an image we can read: {exc}") from None
     metrics.count("http_ocr_ok")
@@ -63,14 +58,26 @@ async def ocr_handler(request: web.Request) -> web.Response:
     )
 
 
-async def _fetch(image_url: object) -> bytes:
-    if not isinstance(image_url, str) or not image_url.startswith(("http://", "https://")):
+async def _image_bytes(body: OcrRequest) -> bytes:
+    if body.imageUrl is not None:
+        return await _fetch(body.imageUrl)
+    assert body.image is not None  # exactly one of the two (OcrRequest)
+    try:
+        return decode_image_field(body.image, settings.max_image_bytes)
+    except ImageInputTooLargeError as exc:
+        raise ApiError(413, str(exc)) from None
+    except ImageInputError as exc:
+        raise ApiError(400, str(exc)) from None
+
+
+async def _fetch(image_url: str) -> bytes:
+    if not image_url.startswith(("http://", "https://")):
         raise ApiError(400, "imageUrl must be an http(s) URL")
     try:
         from yarl import URL
 
         check_url(URL(image_url), fetch_limits)
-        return await fetch_image(await runtime.session(), image_url, fetch_limits)
+        return await runtime.fetch(image_url)
     except FetchTooLargeError as exc:
         raise ApiError(413, str(exc)) from None
     except FetchRefusedError as exc:

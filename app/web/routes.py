@@ -19,17 +19,19 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def count_responses(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Count the API's answers by status code (for /metrics and the status page)."""
-    if not request.path.startswith(API_PREFIXES):
-        response: web.StreamResponse = await handler(request)
-        return response
+    """Count the API's answers by status code, and every 5xx of any page (for /metrics)."""
     try:
-        response = await handler(request)
+        response: web.StreamResponse = await handler(request)
     except web.HTTPException as exc:
-        metrics.count(f"http.{exc.status}")
+        _count(request, exc.status)
         raise
-    metrics.count(f"http.{response.status}")
+    _count(request, response.status)
     return response
+
+
+def _count(request: web.Request, status: int) -> None:
+    if status >= 500 or request.path.startswith(API_PREFIXES):
+        metrics.count(f"http.{status}")
 
 
 def install_routes(

@@ -21,7 +21,7 @@ from app.faust_app import settings
 from app.live.feed import BoundedFeed, Closed, Dropped
 from app.live.hub import TooManyStreams, live_hub
 from app.metrics import metrics
-from app.web.auth import api_key_caller, too_many_requests
+from app.web.auth import api_key_caller, retry_later
 from app.web.errors import ApiError
 
 # Why: a broker that cannot be reached should get a clear answer, not a silent stream.
@@ -57,7 +57,8 @@ async def _open_feed(request: web.Request) -> AsyncIterator[tuple[BoundedFeed, d
                 raise ApiError(503, "live stream unavailable: the broker cannot be read")
             yield feed, headers
     except TooManyStreams:
-        raise too_many_requests(
+        raise retry_later(
+            429,
             f"this key already has {settings.stream_max_per_key} live streams open on this worker",
             _STREAM_RETRY_AFTER_S,
             headers,

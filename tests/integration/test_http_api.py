@@ -246,10 +246,25 @@ async def test_fifty_parallel_ocr_requests_while_the_stream_flows(
     posts = [post(f"p{i}", "flow", [f"{image_host}/{names[i % 5]}?i={i}"]) for i in range(10)]
     streaming = asyncio.ensure_future(produce(kafka.bootstrap, settings.posts_topic, posts))
     payload = {"image": _b64("s30_promo.png")}
-    answers = await asyncio.gather(*(_ocr(http, key, **payload) for _ in range(50)))
+    busy: list[int] = []
+
+    async def until_read() -> tuple[int, dict[str, Any], Any]:
+        # Past the bounded /ocr queue the worker answers 503 with retry_after (and past the
+        # key's rate, 429); a client that waits that long and retries is served.
+        while True:
+            status, body, headers = await _ocr(http, key, **payload)
+            if status not in (429, 503):
+                return status, body, headers
+            if status == 503:
+                busy.append(body["retry_after"])
+            assert headers["Retry-After"] == str(body["retry_after"])
+            await asyncio.sleep(body["retry_after"])
+
+    answers = await asyncio.gather(*(until_read() for _ in range(50)))
     await streaming
     assert [status for status, _, _ in answers] == [200] * 50
     assert all(body["data"]["text"] == "\n".join(PEPE_LINES) for _, body, _ in answers)
+    assert busy and all(seconds >= 1 for seconds in busy)  # the queue stayed bounded
     results = await consume(kafka.bootstrap, settings.ocr_result_topic, count=10, timeout_s=120)
     assert sorted(r["ref"]["mid"] for r in results) == sorted(f"p{i}" for i in range(10))
 
