@@ -7,16 +7,16 @@ import logging
 from typing import Any
 
 from aiokafka.errors import KafkaError
-from pydantic import ValidationError
 
 from app import topics
 from app.admin import create_topics
+from app.boundary import record_boundary
 from app.control import ControlError, apply_command, check_targets
-from app.dead_letter import send_dead_letter
 from app.faust_app import app, settings
 from app.keywords import KeywordError
+from app.records import RecordRefused, decode_with
 from app.tables import encode_key_record, keys_table, owned_key_record
-from models.keys import control_command_adapter
+from models.keys import ControlCommand, KeyRecord, control_command_adapter
 
 log = logging.getLogger(__name__)
 
@@ -42,15 +42,25 @@ async def _create_channel_topics(names: tuple[str, ...]) -> None:
 async def apply_control(stream: Any) -> None:
     """Update the keys table from each command; refused commands go to the dead-letter topic."""
     async for event in stream.events():
-        try:
-            command = control_command_adapter.validate_json(event.value)
-            record = apply_command(owned_key_record(command.key_id), command)
-            check_targets(settings, command)
-        except (ValidationError, ControlError, KeywordError) as exc:
-            await send_dead_letter("control", f"command refused: {exc}", event)
-            continue
-        await _create_channel_topics(record.channels)
-        keys_table[record.key_id.encode()] = encode_key_record(record)
-        log.info(
-            "key %s: %s applied (%d keywords)", record.key_id, command.op, len(record.keywords)
-        )
+        async with record_boundary("control", event):
+            record, command = decide(event.value)
+            await _create_channel_topics(record.channels)
+            keys_table[record.key_id.encode()] = encode_key_record(record)
+            log.info(
+                "key %s: %s applied (%d keywords)", record.key_id, command.op, len(record.keywords)
+            )
+
+
+def decide(raw: bytes | None) -> tuple[KeyRecord, ControlCommand]:
+    """Return the key record a command makes; raise RecordRefused saying why it cannot apply.
+
+    Every rule is checked here again, whoever sent the command: a command written by an older
+    version (say, a channel name it still accepted) is refused, never applied.
+    """
+    command = decode_with(raw, control_command_adapter, "control command")
+    try:
+        record = apply_command(owned_key_record(command.key_id), command)
+        check_targets(settings, command)
+    except (ControlError, KeywordError) as exc:
+        raise RecordRefused(f"command refused: {exc}") from None
+    return record, command

@@ -6,18 +6,30 @@ import json
 import logging
 from typing import Any
 
-from pydantic import ValidationError
-
 from app import topics
+from app.boundary import record_boundary
+from app.channel_sink import ChannelSink
 from app.dead_letter import send_dead_letter
 from app.delivery import delivery_for
-from app.faust_app import app
+from app.faust_app import app, settings
 from app.keys_replica import keys_replica
 from app.metrics import metrics
+from app.records import decode_record
 from models.events import EVENT_ID_HEADER, Candidate
 from models.webhooks import WebhookJob
 
 log = logging.getLogger(__name__)
+
+
+async def _send_to_channel(
+    name: str, key: bytes | None, value: bytes, headers: dict[str, bytes]
+) -> None:
+    await topics.channel(name).send(key=key, value=value, headers=headers)
+
+
+channels = ChannelSink(
+    _send_to_channel, settings.channel_send_timeout_s, settings.channel_retry_after_s
+)
 
 
 @app.agent(topics.candidates)
@@ -26,17 +38,19 @@ async def filter_candidates(stream: Any) -> None:
     async for event in stream.events():
         # Why: before the replica has read the changelog it would match against no keys.
         await keys_replica.wait_ready()
-        try:
-            candidate = Candidate.model_validate_json(event.value)
-        except ValidationError as exc:
-            await send_dead_letter("filter", f"invalid candidate: {exc.errors()[0]['msg']}", event)
-            continue
-        with metrics.tracking(candidate.event_id, "deliver"):
-            await deliver(candidate, event.key)
+        async with record_boundary("filter", event):
+            candidate = decode_record(event.value, Candidate, "candidate")
+            with metrics.tracking(candidate.event_id, "deliver"):
+                await deliver(candidate, event)
 
 
-async def deliver(candidate: Candidate, record_key: bytes | None) -> None:
-    """Send a candidate to the channel topics of every key whose keywords it matches."""
+async def deliver(candidate: Candidate, event: Any) -> None:
+    """Send a candidate to the channel topics of every key whose keywords it matches.
+
+    A channel that cannot take it costs only that key's delivery there: its dead letter says
+    which key, which channel and why, and the other keys' deliveries go on.
+    """
+    headers = {EVENT_ID_HEADER: candidate.event_id.encode()}
     for key in keys_replica.active():
         delivery = delivery_for(key, candidate)
         if delivery is None:
@@ -44,11 +58,10 @@ async def deliver(candidate: Candidate, record_key: bytes | None) -> None:
             continue
         body = json.dumps(delivery, separators=(",", ":")).encode()
         for name in key.channels:
-            await topics.channel(name).send(
-                key=record_key,
-                value=body,
-                headers={EVENT_ID_HEADER: candidate.event_id.encode()},
-            )
+            refused = await channels.send(name, event.key, body, headers)
+            if refused is not None:
+                metrics.count("deliveries.refused")
+                await send_dead_letter("filter", f"key {key.key_id}: {refused}", event)
         for url in key.webhooks:
             # Why keyed by endpoint: one partition per endpoint keeps its deliveries in order.
             job = WebhookJob(

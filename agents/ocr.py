@@ -5,20 +5,21 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from pydantic import ValidationError
-
 from app import topics
 from app.addresses import extract_addresses
-from app.dead_letter import send_dead_letter
+from app.boundary import record_boundary
 from app.faust_app import app, settings
 from app.fetch import FetchError
 from app.metrics import metrics
 from app.ocr.images import ImageError
 from app.ocr.pool import OcrPoolError
 from app.ocr_runtime import runtime
+from app.records import decode_record
+from app.redact import redact_text, redact_url
 from models.events import (
     EVENT_ID_HEADER,
     Candidate,
+    ErrorKind,
     ImageJob,
     OcrError,
     OcrResult,
@@ -26,6 +27,9 @@ from models.events import (
 )
 
 log = logging.getLogger(__name__)
+
+# The ocr_error kind of a failure no one foresaw while reading an image (a bug, not the image).
+INTERNAL_ERROR: ErrorKind = "internal_error"
 
 
 async def ocr_job(job: ImageJob) -> OcrResult:
@@ -43,14 +47,10 @@ async def ocr_job(job: ImageJob) -> OcrResult:
 async def process_images(stream: Any) -> None:
     """OCR each image job; an image that cannot be read yields an ``ocr_error`` event."""
     async for event in stream.events():
-        try:
-            job = ImageJob.model_validate_json(event.value)
-        except ValidationError as exc:
-            await send_dead_letter("ocr", f"invalid image job: {exc.errors()[0]['msg']}", event)
-            continue
-        event_id = ocr_event_id(job.ref, job.image_url)
-        with metrics.tracking(job.image_url[:200], "fetch"):
-            await read_image(job, event_id)
+        async with record_boundary("ocr", event):
+            job = decode_record(event.value, ImageJob, "image job")
+            with metrics.tracking(job.image_url, "fetch"):
+                await read_image(job, ocr_event_id(job.ref, job.image_url))
 
 
 async def read_image(job: ImageJob, event_id: str) -> None:
@@ -59,7 +59,15 @@ async def read_image(job: ImageJob, event_id: str) -> None:
         result = await ocr_job(job)
     except (FetchError, ImageError, OcrPoolError) as exc:
         metrics.stage("publish error")
-        await publish_error(job, exc, event_id)
+        await publish_error(job, exc.kind, str(exc), event_id)
+        return
+    except Exception as exc:
+        # Why here and not only in the boundary: every image must end in an ocr_result or an
+        # ocr_error, whatever failed while reading it.
+        log.exception("unexpected error reading image %s", redact_url(job.image_url))
+        metrics.stage("publish error")
+        reason = f"unexpected error reading the image: {type(exc).__name__}: {exc}"[:500]
+        await publish_error(job, INTERNAL_ERROR, reason, event_id)
         return
     metrics.count("ocr_results")
     metrics.stage("publish")
@@ -78,14 +86,12 @@ async def read_image(job: ImageJob, event_id: str) -> None:
     )
 
 
-async def publish_error(
-    job: ImageJob, exc: FetchError | ImageError | OcrPoolError, event_id: str
-) -> None:
+async def publish_error(job: ImageJob, kind: ErrorKind, reason: str, event_id: str) -> None:
     """Publish the ``ocr_error`` event of an image that could not be read."""
-    metrics.count(f"ocr_errors.{exc.kind}")
-    metrics.error("ocr", f"{exc.kind}: {exc} ({job.image_url[:200]})")
-    log.info("image not read (%s): %s: %s", exc.kind, job.image_url[:200], exc)
-    error = OcrError(image_url=job.image_url, ref=job.ref, error=exc.kind, reason=str(exc))
+    metrics.count(f"ocr_errors.{kind}")
+    metrics.error("ocr", f"{kind}: {reason} ({job.image_url})")
+    log.info("image not read (%s): %s: %s", kind, redact_url(job.image_url), redact_text(reason))
+    error = OcrError(image_url=job.image_url, ref=job.ref, error=kind, reason=reason)
     # Why Faust's producer (not the dead-letter one): this event is part of the at-least-once
     # contract, "one ocr_result or one ocr_error per image", like ocr_result itself.
     await topics.ocr_error.send(

@@ -3,40 +3,80 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
-
 from app import topics
+from app.boundary import record_boundary
 from app.dead_letter import send_dead_letter
 from app.faust_app import app, settings
 from app.metrics import metrics
-from models.events import Candidate, ImageJob, Ref, post_event_id
+from app.records import RecordRefused, check_present, decode_record
+from models.events import (
+    EVENT_ID_HEADER,
+    Candidate,
+    ImageJob,
+    OcrError,
+    Ref,
+    ocr_event_id,
+    post_event_id,
+)
 from models.posts import Post
 
 log = logging.getLogger(__name__)
 
+# Why: a post is text and a few URLs; a record far past the text limit is not one, and is
+# refused before it is parsed.
+_RECORD_SLACK_BYTES = 1_000_000
 
-def parse_post(raw: bytes) -> Post:
-    """Return the validated post; raise ValueError with a readable reason."""
-    if len(raw) > settings.max_post_text_chars * 4 + 1_000_000:
-        raise ValueError(f"record is {len(raw):,} bytes, too large to be a post")
-    try:
-        post = Post.model_validate_json(raw)
-    except ValidationError as exc:
-        raise ValueError(_summarize(exc)) from None
-    if len(post.text) > settings.max_post_text_chars:
-        limit = settings.max_post_text_chars
-        raise ValueError(f"text is {len(post.text):,} characters, over the {limit:,} limit")
+
+def parse_post(raw: bytes | None, max_text_chars: int) -> Post:
+    """Return the validated post; raise RecordRefused with a readable reason."""
+    raw = check_present(raw, "a post")
+    if len(raw) > max_text_chars * 4 + _RECORD_SLACK_BYTES:
+        raise RecordRefused(f"record is {len(raw):,} bytes, too large to be a post")
+    post = decode_record(raw, Post, "post")
+    if len(post.text) > max_text_chars:
+        raise RecordRefused(
+            f"text is {len(post.text):,} characters, over the {max_text_chars:,} limit"
+        )
     return post
 
 
-def _summarize(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors()[:5]:
-        where = ".".join(str(p) for p in error["loc"]) or "record"
-        parts.append(f"{where}: {error['msg']}")
-    return "invalid post: " + "; ".join(parts)
+@dataclass
+class PostPlan:
+    """What one post becomes: its candidate, its image jobs, and an error per refused image."""
+
+    candidate: Candidate
+    jobs: list[ImageJob] = field(default_factory=list)
+    refused: list[tuple[OcrError, str]] = field(default_factory=list)  # (event, its event id)
+    # Set when the post has more images than are read: the dead letter's reason.
+    overflow: str | None = None
+
+
+def plan_post(post: Post, max_images: int) -> PostPlan:
+    """Return the records a post turns into (pure: the agent only sends them)."""
+    ref = Ref.of(post)
+    plan = PostPlan(
+        candidate=Candidate(event=post.event(), match_text=post.text, event_id=post_event_id(post))
+    )
+    plan.jobs = [
+        ImageJob(image_url=url, ref=ref, post_text=post.text) for url in post.images[:max_images]
+    ]
+    plan.refused = [
+        (
+            OcrError(image_url=image.url, ref=ref, error="refused", reason=image.reason),
+            ocr_event_id(ref, image.url),
+        )
+        for image in post.refused_images[:max_images]
+    ]
+    dropped = len(post.images) - len(plan.jobs) + len(post.refused_images) - len(plan.refused)
+    if dropped:
+        plan.overflow = (
+            f"post has {len(post.images) + len(post.refused_images)} images; only the first "
+            f"{max_images} are OCR'd ({dropped} not read)"
+        )
+    return plan
 
 
 @app.agent(topics.posts)
@@ -44,35 +84,30 @@ async def process_posts(stream: Any) -> None:
     """Turn each post into image jobs and a delivery candidate."""
     async for event in stream.events():
         metrics.count("posts_in")
-        try:
-            post = parse_post(event.value)
-        except ValueError as exc:
-            await send_dead_letter("posts", str(exc), event)
-            continue
-        with metrics.tracking(f"post {post.source}:{post.mid}"[:200], "emit candidate"):
-            await emit(post, event)
+        async with record_boundary("posts", event):
+            post = parse_post(event.value, settings.max_post_text_chars)
+            with metrics.tracking(f"post {post.source}:{post.mid}", "emit candidate"):
+                await emit(plan_post(post, settings.max_images_per_post), event)
 
 
-async def emit(post: Post, event: Any) -> None:
-    """Send a post's delivery candidate and one job per image (up to the cap)."""
+async def emit(plan: PostPlan, event: Any) -> None:
+    """Send a post's delivery candidate, its image jobs and its refused images' errors."""
+    candidate = plan.candidate
     await topics.candidates.send(
-        key=post.mid.encode(),
-        value=Candidate(event=post.event(), match_text=post.text, event_id=post_event_id(post))
-        .model_dump_json()
-        .encode(),
+        key=candidate.event["mid"].encode(), value=candidate.model_dump_json().encode()
     )
     metrics.stage("emit image jobs")
-    ref = Ref.of(post)
-    kept = post.images[: settings.max_images_per_post]
-    for url in kept:
-        job = ImageJob(image_url=url, ref=ref, post_text=post.text)
+    for job in plan.jobs:
         # Why keyed by URL: repeats of one image land on one partition (and one cache).
-        await topics.images.send(key=url.encode(), value=job.model_dump_json().encode())
-    metrics.count("images_out", len(kept))
-    if len(post.images) > len(kept):
-        await send_dead_letter(
-            "posts",
-            f"post has {len(post.images)} images; only the first "
-            f"{settings.max_images_per_post} are OCR'd",
-            event,
+        await topics.images.send(key=job.image_url.encode(), value=job.model_dump_json().encode())
+    metrics.count("images_out", len(plan.jobs))
+    for error, event_id in plan.refused:
+        metrics.count("ocr_errors.refused")
+        metrics.error("posts", f"refused: {error.reason}")
+        await topics.ocr_error.send(
+            key=error.image_url.encode(),
+            value=error.model_dump_json().encode(),
+            headers={EVENT_ID_HEADER: event_id.encode()},
         )
+    if plan.overflow is not None:
+        await send_dead_letter("posts", plan.overflow, event)

@@ -135,16 +135,9 @@ async def create_key(
 
 async def ensure_topics(settings: Settings) -> list[str]:
     """Create the pipeline's topics that do not exist yet; return the names created."""
-    wanted = {
-        settings.posts_topic: settings.topic_partitions,
-        settings.images_topic: settings.topic_partitions,
-        settings.ocr_result_topic: settings.topic_partitions,
-        settings.ocr_error_topic: settings.topic_partitions,
-        settings.candidates_topic: settings.topic_partitions,
-        settings.dead_letter_topic: settings.topic_partitions,
-        settings.webhooks_topic: settings.topic_partitions,
-        settings.control_topic: 1,  # one partition keeps commands in order
-    }
+    wanted = dict(settings.pipeline_topics())
+    # Why not the changelog: Faust creates it itself, with the settings its table needs.
+    del wanted[settings.keys_changelog_topic]
     return await create_topics(settings, wanted)
 
 

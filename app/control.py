@@ -17,6 +17,7 @@ from models.keys import (
     RevokeKey,
     SetChannels,
     SetWebhooks,
+    topic_name_problem,
 )
 
 
@@ -59,19 +60,12 @@ def apply_command(current: KeyRecord | None, command: ControlCommand) -> KeyReco
 
 
 def check_channels(settings: Settings, channels: tuple[str, ...]) -> None:
-    """Refuse channel topics that are the pipeline's own (a delivery there would loop)."""
-    own = {
-        settings.posts_topic,
-        settings.images_topic,
-        settings.ocr_result_topic,
-        settings.ocr_error_topic,
-        settings.candidates_topic,
-        settings.control_topic,
-        settings.dead_letter_topic,
-        settings.webhooks_topic,
-        settings.keys_changelog_topic,
-    }
-    clash = sorted(set(channels) & own)
+    """Refuse channel topics Kafka would refuse, or that are the pipeline's own (a loop)."""
+    for name in channels:
+        problem = topic_name_problem(name)
+        if problem is not None:
+            raise ControlError(f"invalid channel: {problem}")
+    clash = sorted(set(channels) & set(settings.pipeline_topics()))
     if clash:
         raise ControlError(f"channels cannot be the pipeline's own topics: {', '.join(clash)}")
 

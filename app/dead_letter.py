@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -12,6 +14,7 @@ from mode import Service
 
 from app.faust_app import app, settings
 from app.metrics import metrics
+from app.redact import redact_text
 from models.dead_letter import DeadLetter, Stage
 
 log = logging.getLogger(__name__)
@@ -55,21 +58,55 @@ async def send_dead_letter(
     report_dead_letter(letter, message.key)
 
 
+# Why: one broken setting (a channel Kafka refuses) can dead-letter every delivery of a key;
+# the topic gets each letter, the log one line per kind of reason per this many seconds.
+_LOG_EVERY_S = 10.0
+
+
+class LogThrottle:
+    """Lets one log line through per kind per interval, counting the ones held back."""
+
+    def __init__(self, every_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._every_s = every_s
+        self._clock = clock
+        self._last: dict[str, tuple[float, int]] = {}
+
+    def allow(self, kind: str) -> int | None:
+        """Return None to hold this line back, else how many were held back since the last."""
+        now = self._clock()
+        last = self._last.get(kind)
+        if last is not None and now - last[0] < self._every_s:
+            self._last[kind] = (last[0], last[1] + 1)
+            return None
+        if len(self._last) > 1000:  # bounded: kinds come from reasons, which vary
+            self._last.clear()
+        self._last[kind] = (now, 0)
+        return last[1] if last is not None else 0
+
+
+_log_throttle = LogThrottle(_LOG_EVERY_S)
+
+
 def report_dead_letter(letter: DeadLetter, key: bytes | None) -> asyncio.Future[None]:
     """Log, count and publish (in the background) a dead letter; return the publishing task.
 
     The task ends when the broker has the letter or the send failed for good (logged).
     """
-    log.warning(
-        "dead letter: stage=%s topic=%s partition=%s offset=%s reason=%s",
-        letter.stage,
-        letter.topic,
-        letter.partition,
-        letter.offset,
-        letter.reason,
-    )
+    repeats = _log_throttle.allow(f"{letter.stage}:{letter.reason[:60]}")
+    if repeats is not None:
+        log.warning(
+            "dead letter: stage=%s topic=%s partition=%s offset=%s reason=%s%s",
+            letter.stage,
+            letter.topic,
+            letter.partition,
+            letter.offset,
+            redact_text(letter.reason),
+            f" (and {repeats} more like it in the last {_LOG_EVERY_S:.0f} s)" if repeats else "",
+        )
+        # Why with the log line: one broken setting must not push every other error off the
+        # status page's short list of recent ones.
+        metrics.error(letter.stage, letter.reason)
     metrics.count(f"dead_letters.{letter.stage}")
-    metrics.error(letter.stage, letter.reason)
     # Why in the background: a dead-letter send that hung once stalled the whole worker;
     # the stream must never wait on it. Tasks are kept so they are not garbage-collected.
     task = asyncio.ensure_future(_publish(key, letter))

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from app.redact import redact_text
+
 # Why 1000: enough samples for a stable p95, small enough to sort on every request.
 _LATENCY_WINDOW = 1000
 _RECENT_ERRORS = 20
@@ -74,15 +76,16 @@ class Metrics:
         self.counts[name] += n
 
     def error(self, stage: str, reason: str) -> None:
-        """Remember a recent error for the status page (reasons never hold secrets)."""
-        self.recent_errors.appendleft({"at": time.time(), "stage": stage, "reason": reason[:300]})
+        """Remember a recent error for the status page (URLs in it redacted: it is public)."""
+        shown = redact_text(reason)[:300]
+        self.recent_errors.appendleft({"at": time.time(), "stage": stage, "reason": shown})
 
     @contextmanager
     def tracking(self, what: str, stage: str) -> Iterator[None]:
         """Show ``what`` as work in flight (with its stage and age) until the block ends."""
         work_id = next(self._ids)
         now = time.monotonic()
-        self.in_flight[work_id] = Work(what, stage, now, now)
+        self.in_flight[work_id] = Work(redact_text(what)[:200], stage, now, now)
         token = _current_work.set(work_id)
         try:
             yield

@@ -10,11 +10,13 @@ import aiohttp
 from mode import Service
 
 from app.faust_app import app, settings
-from app.fetch import fetch_image, limits_from, new_session
+from app.fetch import HostSlots, fetch_image, limits_from, new_session
 from app.metrics import metrics
+from app.ocr.admission import Lane, OcrAdmission
 from app.ocr.cache import OcrCache, content_key, url_key
 from app.ocr.engine import EngineConfig, OcrOutput
 from app.ocr.pool import OcrPool
+from app.settings import image_limits
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +31,16 @@ class OcrRuntime(Service):
         self._pool = OcrPool(
             EngineConfig(det_max_side=settings.ocr_det_max_side, threads=settings.ocr_threads),
             processes=settings.ocr_processes,
-            max_pixels=settings.max_image_pixels,
+            limits=image_limits(settings),
         )
         self._session: aiohttp.ClientSession | None = None
         self.cache = OcrCache(settings.ocr_cache_entries, settings.ocr_cache_ttl_s)
+        self.admission = OcrAdmission(
+            settings.ocr_processes, settings.ocr_http_queue, settings.ocr_http_share
+        )
+        # Why wait no longer than a whole download may take: a job queued behind a host's
+        # slow downloads fails like they do instead of holding its agent slot for longer.
+        self.hosts = HostSlots(settings.fetch_per_host, settings.fetch_total_timeout_s)
 
     async def on_start(self) -> None:
         """Start the OCR processes and warm them before any image is read."""
@@ -58,17 +66,25 @@ class OcrRuntime(Service):
         assert self._session is not None
         return self._session
 
-    async def ocr(self, data: bytes) -> OcrOutput:
-        """Decode and OCR image bytes in the pool, once it is warm."""
+    async def ocr(self, data: bytes, lane: Lane = "pipeline") -> OcrOutput:
+        """Decode and OCR image bytes in the pool, once it is warm, in ``lane``'s turn.
+
+        Raises OcrBusyError for the ``http`` lane when its queue is full.
+        """
         await self._ready.wait()
-        return await self._pool.ocr(data)
+        async with self.admission.slot(lane):
+            return await self._pool.ocr(data)
+
+    async def fetch(self, url: str) -> bytes:
+        """Download an image (bounded size, time and downloads per host)."""
+        return await fetch_image(await self.session(), url, fetch_limits, self.hosts)
 
     async def ocr_url(self, url: str) -> tuple[OcrOutput, bool]:
         """Return (output, was_cached) for an image URL; repeats by URL or bytes are not redone."""
 
         async def fetch_and_read() -> OcrOutput:
             started = time.perf_counter()
-            data = await fetch_image(await self.session(), url, fetch_limits)
+            data = await self.fetch(url)
             metrics.fetch_ms.observe((time.perf_counter() - started) * 1000)
             metrics.stage("ocr")
             output, cached = await self.cache.get_or_compute(

@@ -26,6 +26,11 @@ from app.metrics import Histogram, Metrics
 _LABELLED_COUNTERS = {
     "ocr_errors.": ("ocrstream_image_errors", "Images that could not be read, by kind.", "kind"),
     "dead_letters.": ("ocrstream_dead_letters", "Records sent to the dead-letter topic.", "stage"),
+    "record_errors.": (
+        "ocrstream_record_errors",
+        "Records whose handling failed unexpectedly (dead-lettered; traceback in the log).",
+        "stage",
+    ),
     "deliveries.": ("ocrstream_deliveries", "Deliveries to API keys, by outcome.", "outcome"),
     "webhooks.": (
         "ocrstream_webhook_deliveries",

@@ -9,11 +9,16 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.ocr.images import ImageLimits
+
 # Why 10 MB: the product's documented cap for `imageUrl` downloads and `image` bodies.
 MAX_IMAGE_BYTES_DEFAULT = 10 * 1024 * 1024
 # Why 40 MP: a 10 MB PNG can decode to gigabytes (decompression bombs); real post images are
 # far below this (a 4K screenshot is 8.3 MP).
 MAX_IMAGE_PIXELS_DEFAULT = 40_000_000
+# Why 16384: the largest side WebP allows and most image hosts keep; a scrolled phone
+# screenshot (1179 x 15000) still fits.
+MAX_IMAGE_SIDE_DEFAULT = 16384
 
 
 class Settings(BaseSettings):
@@ -78,6 +83,20 @@ class Settings(BaseSettings):
         description="A key's default channel topic is this prefix + its non-secret key id.",
     )
 
+    # Channels
+    channel_send_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds one send to a channel topic may take; past it the delivery is "
+        "dead-lettered and the channel skipped for a while (other keys are not held up).",
+    )
+    channel_retry_after_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a channel whose send failed is skipped (its deliveries "
+        "dead-lettered at once) before it is tried again.",
+    )
+
     # Web
     web_host: str = Field(default="127.0.0.1", description="Address the web server binds.")
     web_port: int = Field(default=6066, ge=1, le=65535, description="Faust web server port.")
@@ -96,10 +115,25 @@ class Settings(BaseSettings):
         ge=1,
         description="ONNX Runtime threads per OCR process (default: one per core).",
     )
+    # Why 32: twice the images one post may have, so a post whose images all sit on a slow host
+    # holds at most half the slots; the rest keep reading other posts' images.
     ocr_concurrency: int = Field(
-        default=4,
+        default=32,
         ge=1,
-        description="Images in flight per worker (fetching overlaps OCR).",
+        description="Images in flight per worker (downloading or waiting for OCR).",
+    )
+    ocr_http_queue: int = Field(
+        default=8,
+        ge=1,
+        description="POST /ocr requests waiting for an OCR process per worker; past it /ocr "
+        "answers 503 with retry_after rather than queueing without bound.",
+    )
+    ocr_http_share: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Share of OCR turns POST /ocr gets while the pipeline also waits (the "
+        "pipeline gets the rest; either gets all when the other is idle).",
     )
     ocr_det_max_side: int = Field(
         default=960, ge=320, description="Detector input: longest side is scaled down to this."
@@ -121,6 +155,12 @@ class Settings(BaseSettings):
         ge=1,
         description="Largest image, in pixels, checked from the header before decoding.",
     )
+    max_image_side: int = Field(
+        default=MAX_IMAGE_SIDE_DEFAULT,
+        ge=1,
+        description="Longest side of an image, in pixels, checked from the header before "
+        "decoding (a 1 x 39,000,000 PNG is 76 KB but no post image).",
+    )
     max_images_per_post: int = Field(
         default=16, ge=1, description="Images beyond this are not OCR'd (reported to dead letter)."
     )
@@ -132,6 +172,14 @@ class Settings(BaseSettings):
     )
     fetch_total_timeout_s: float = Field(
         default=20.0, gt=0, description="Seconds for a whole image download, redirects included."
+    )
+    # Why 8: a slow host's downloads then hold a quarter of the default 32 agent slots, while a
+    # fast CDN (most images come from a few) still gets 8 at once, ample for what OCR reads.
+    fetch_per_host: int = Field(
+        default=8,
+        ge=1,
+        description="Image downloads in flight to one host per worker (a slow host holds only "
+        "these; a job waiting longer than the total timeout fails with timeout).",
     )
     fetch_max_redirects: int = Field(
         default=5, ge=0, description="Redirects followed per image (each hop is checked)."
@@ -226,6 +274,26 @@ class Settings(BaseSettings):
     def keys_changelog_topic(self) -> str:
         """Return the changelog topic Faust keeps for the keys table."""
         return f"{self.app_id}-keys-changelog"
+
+    def pipeline_topics(self) -> dict[str, int]:
+        """Return the pipeline's own topics (name -> partitions); none may be a channel."""
+        return {
+            self.posts_topic: self.topic_partitions,
+            self.images_topic: self.topic_partitions,
+            self.ocr_result_topic: self.topic_partitions,
+            self.ocr_error_topic: self.topic_partitions,
+            self.candidates_topic: self.topic_partitions,
+            self.dead_letter_topic: self.topic_partitions,
+            self.webhooks_topic: self.topic_partitions,
+            # Why one partition: a single partition keeps control commands in order.
+            self.control_topic: 1,
+            self.keys_changelog_topic: 1,
+        }
+
+
+def image_limits(settings: Settings) -> ImageLimits:
+    """Return the bounds an image's header is checked against before decoding."""
+    return ImageLimits(max_pixels=settings.max_image_pixels, max_side=settings.max_image_side)
 
 
 @lru_cache(maxsize=1)

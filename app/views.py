@@ -112,6 +112,9 @@ def status_snapshot() -> dict[str, Any]:
         # Why per partition too: one partition that never drains is a stuck consumer, not load.
         "consumer_lag_by_partition": by_partition,
         "consumer_flow": consumer_flow(),
+        # Why shown: a full /ocr queue or a host holding its download slots explains waits.
+        "ocr_admission": runtime.admission.status(),
+        "downloads_by_host": dict(sorted(runtime.hosts.busy().items())[:20]),
         "cache": {
             "entries": len(cache),
             "hits": cache.hits,

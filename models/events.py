@@ -11,6 +11,23 @@ from models.posts import Post, PostSource
 
 Network = Literal["evm", "solana", "tron"]
 
+# Why one list: README.md documents each kind, and a test keeps the two the same.
+ErrorKind = Literal[
+    "timeout",
+    "http_status",
+    "too_many_redirects",
+    "refused",
+    "too_large",
+    "fetch_failed",
+    "not_an_image",
+    "corrupt_image",
+    "too_many_pixels",
+    "bad_dimensions",
+    "unreadable",
+    "ocr_crashed",
+    "internal_error",
+]
+
 
 class Ref(BaseModel):
     """Which post an image came from."""
@@ -74,7 +91,7 @@ class OcrError(BaseModel):
     image_url: str
     ref: Ref
     # A stable machine-readable kind (e.g. "timeout", "too_large", "not_an_image").
-    error: str
+    error: ErrorKind
     # A sentence for humans: what happened, with the numbers (status, sizes, limits).
     reason: str
 

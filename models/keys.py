@@ -2,15 +2,46 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 # Why: key ids appear in topic names, so they are restricted to topic-safe characters.
 KEY_ID_PATTERN = r"^[a-z0-9]{8,32}$"
 KeyId = Annotated[str, Field(pattern=KEY_ID_PATTERN)]
-# Kafka's own rule for topic names.
-TopicName = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,249}$")]
+# Kafka's own rule for topic names (org.apache.kafka.common.internals.Topic.validate).
+TOPIC_NAME_CHARS = r"^[A-Za-z0-9._-]{1,249}$"
+MAX_TOPIC_NAME_CHARS = 249
+
+
+def topic_name_problem(name: str) -> str | None:
+    """Return why ``name`` cannot be a channel topic, or None when it can.
+
+    Kafka's rules (legal characters, at most 249, not "." or "..") plus ours: names starting
+    with "__" are Kafka's internal topics (``__consumer_offsets``), never a delivery target.
+    """
+    if not name:
+        return "a topic name must not be empty"
+    if len(name) > MAX_TOPIC_NAME_CHARS:
+        return f"a topic name has at most {MAX_TOPIC_NAME_CHARS} characters, not {len(name)}"
+    if name in (".", ".."):
+        return f"{name!r} is not a valid Kafka topic name"
+    if re.fullmatch(TOPIC_NAME_CHARS, name) is None:
+        return f"{name[:60]!r} has characters Kafka does not allow (only A-Z a-z 0-9 . _ -)"
+    if name.startswith("__"):
+        return f"{name[:60]!r} is reserved for Kafka's internal topics (names starting with __)"
+    return None
+
+
+def _valid_topic_name(name: str) -> str:
+    problem = topic_name_problem(name)
+    if problem is not None:
+        raise ValueError(problem)
+    return name
+
+
+TopicName = Annotated[str, Field(pattern=TOPIC_NAME_CHARS), AfterValidator(_valid_topic_name)]
 WebhookUrl = Annotated[str, Field(pattern=r"^https?://[^\s]+$", max_length=2000)]
 # Why a cap: each webhook costs a delivery per matching event; ten covers real set-ups.
 MAX_WEBHOOKS_PER_KEY = 10
@@ -27,6 +58,8 @@ class KeyRecord(BaseModel):
     created_at: float
     revoked: bool = False
     keywords: tuple[str, ...] = ()
+    # Why plain str: a record written by an older version may hold a name now refused; it must
+    # still load (the key keeps working), and the filter refuses that one channel.
     channels: tuple[str, ...] = ()
     webhooks: tuple[str, ...] = ()
     # Why kept in clear: every worker signs deliveries with it (HMAC); it is shown to the admin

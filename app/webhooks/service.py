@@ -22,7 +22,6 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 from mode import Service
-from pydantic import ValidationError
 
 from app.admin import consume_until_stopped
 from app.dead_letter import report_dead_letter
@@ -30,6 +29,7 @@ from app.faust_app import app, settings
 from app.fetch import limits_from
 from app.keys_replica import keys_replica
 from app.metrics import metrics
+from app.records import RecordRefused, decode_record
 from app.webhooks.policy import backoff_delay
 from app.webhooks.progress import PartitionProgress
 from app.webhooks.sender import Attempt, new_webhook_session, post_delivery
@@ -173,10 +173,9 @@ class WebhookDelivery(Service):
     async def _deliver(self, record: ConsumerRecord[bytes, bytes]) -> asyncio.Future[None] | None:
         """Deliver one job; return the dead letter being written when it was not delivered."""
         try:
-            job = WebhookJob.model_validate_json(record.value or b"")
-        except ValidationError as exc:
-            reason = f"unreadable webhook job: {exc.errors()[0]['msg']}"
-            return self._dead_letter(record, None, reason, 0)
+            job = decode_record(record.value, WebhookJob, "webhook job")
+        except RecordRefused as exc:
+            return self._dead_letter(record, None, str(exc), 0)
         body = json.dumps(job.event, separators=(",", ":")).encode()
         with metrics.tracking(job.delivery_id, "webhook"):
             for attempt_no in range(1, settings.webhook_max_attempts + 1):

@@ -7,12 +7,14 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from agents.posts import parse_post
+from agents.posts import parse_post, plan_post
 from app.delivery import delivery_for
+from app.records import RecordRefused
 from models.events import BuyCa, Candidate, OcrResult, Ref
 from models.keys import KeyRecord
 from models.posts import Post
 
+MAX_TEXT = 100_000
 POST = {
     "source": "x",
     "mid": 1843,
@@ -37,21 +39,69 @@ def test_post_tolerates_unknown_fields_and_numeric_ids() -> None:
     [
         ({"source": "myspace"}, "source"),
         ({"mid": ""}, "mid"),
-        ({"images": ["ftp://host/a.png"]}, "http"),
-        ({"images": ["file:///etc/passwd"]}, "http"),
         ({"images": "https://a/b.png"}, "images"),
     ],
 )
 def test_invalid_posts_are_refused_with_the_field_named(
     change: dict[str, object], reason: str
 ) -> None:
-    with pytest.raises(ValueError, match=reason):
-        parse_post(json.dumps(POST | change).encode())
+    with pytest.raises(RecordRefused, match=reason):
+        parse_post(json.dumps(POST | change).encode(), MAX_TEXT)
 
 
-def test_non_json_is_refused() -> None:
-    with pytest.raises(ValueError, match="invalid post"):
-        parse_post(b"\x00\xff not json")
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"\x00\xff not json", "invalid post"),
+        (None, "null value"),
+        (b"", "empty value"),
+        (b"  ", "empty value"),
+        (b"null", "invalid post"),
+        (b'"a string"', "invalid post"),
+    ],
+)
+def test_non_posts_are_refused_with_a_reason(raw: bytes | None, reason: str) -> None:
+    with pytest.raises(RecordRefused, match=reason):
+        parse_post(raw, MAX_TEXT)
+
+
+def test_a_bad_image_url_costs_only_that_image() -> None:
+    images = ["ftp://host/a.png", "https://pbs.example/good.jpg", "file:///etc/passwd", 7, None]
+    post = parse_post(json.dumps(POST | {"images": images}).encode(), MAX_TEXT)
+    assert post.images == ["https://pbs.example/good.jpg"]
+    assert [image.url for image in post.refused_images] == [
+        "ftp://host/a.png",
+        "file:///etc/passwd",
+        "7",
+        "None",
+    ]
+    assert all("http" in image.reason or "string" in image.reason for image in post.refused_images)
+    assert "refused_images" not in post.event()  # the delivered post lists fetched images only
+
+    plan = plan_post(post, max_images=16)
+    assert [job.image_url for job in plan.jobs] == ["https://pbs.example/good.jpg"]
+    assert [(error.error, error.image_url) for error, _ in plan.refused] == [
+        ("refused", "ftp://host/a.png"),
+        ("refused", "file:///etc/passwd"),
+        ("refused", "7"),
+        ("refused", "None"),
+    ]
+    assert plan.overflow is None
+
+
+def test_a_producer_cannot_set_refused_images() -> None:
+    smuggled = {"refused_images": [["https://x/y.png", "made up"]], "images": "not-a-list"}
+    with pytest.raises(RecordRefused):
+        parse_post(json.dumps(POST | smuggled).encode(), MAX_TEXT)
+    post = parse_post(json.dumps(POST | {"refused_images": [["a", "b"]]}).encode(), MAX_TEXT)
+    assert post.refused_images == ()
+
+
+def test_images_past_the_cap_are_reported_once() -> None:
+    images = [f"https://pbs.example/{i}.jpg" for i in range(20)] + ["ftp://x/y"]
+    plan = plan_post(parse_post(json.dumps(POST | {"images": images}).encode(), MAX_TEXT), 16)
+    assert len(plan.jobs) == 16 and len(plan.refused) == 1
+    assert plan.overflow == "post has 21 images; only the first 16 are OCR'd (4 not read)"
 
 
 def test_ocr_result_has_exactly_the_documented_shape() -> None:

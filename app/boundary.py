@@ -1,0 +1,49 @@
+"""The error boundary around each record an agent handles: one bad record costs only itself.
+
+Every record ends in exactly one outcome. The handler produces the result (or, for an image,
+its ``ocr_error``); a record it refuses goes to the dead-letter topic with the reason; and any
+other failure while handling it is caught here, logged with the record's coordinates and the
+traceback, and dead-lettered too, so the agent goes on with the next record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from app.dead_letter import send_dead_letter
+from app.metrics import metrics
+from app.records import RecordRefused
+from models.dead_letter import Stage
+
+log = logging.getLogger(__name__)
+
+# Why: a reason is read by people on the status page and in the dead letter; the traceback
+# is in the log.
+_MAX_REASON_CHARS = 500
+
+
+@asynccontextmanager
+async def record_boundary(stage: Stage, event: Any) -> AsyncIterator[None]:
+    """Run the block for one record; a refusal or any error becomes its dead letter."""
+    try:
+        yield
+    except asyncio.CancelledError:
+        raise  # the worker is stopping or rebalancing: the record is read again
+    except RecordRefused as exc:
+        await send_dead_letter(stage, str(exc), event)
+    except Exception as exc:
+        message = event.message
+        log.exception(
+            "unexpected error handling a record (stage=%s topic=%s partition=%s offset=%s)",
+            stage,
+            message.topic,
+            message.partition,
+            message.offset,
+        )
+        metrics.count(f"record_errors.{stage}")
+        reason = f"unexpected error: {type(exc).__name__}: {exc}"[:_MAX_REASON_CHARS]
+        await send_dead_letter(stage, reason, event)
