@@ -107,7 +107,9 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         raise UsageError("OCRSTREAM_BROKER is not set (or use `python -m app run`)")
     from app.admin import ensure_topics
     from app.faust_app import app, discover_agents  # here: built from the final settings
+    from app.redact import install_log_redaction
 
+    install_log_redaction()
     # Why before Faust: it declares only the topics it consumes, not those it produces to.
     created = asyncio.run(ensure_topics(get_settings()))
     if created:

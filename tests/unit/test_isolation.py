@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from app.channel_sink import ChannelSink
 from app.dead_letter import LogThrottle
 from app.fetch import FetchTimeoutError, HostSlots
 from app.ocr.admission import OcrAdmission, OcrBusyError
-from app.redact import redact_text, redact_url
+from app.redact import install_log_redaction, redact_text, redact_url
 
 
 class Clock:
@@ -225,3 +226,19 @@ def test_repeated_log_lines_are_held_back_and_counted() -> None:
     assert throttle.allow("posts:other") == 0
     clock.now += 11
     assert throttle.allow("filter:channel x") == 2
+
+
+def test_log_lines_and_tracebacks_never_carry_url_secrets(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    install_log_redaction()
+    install_log_redaction()  # twice is once
+    log = logging.getLogger("ocrstream.test")
+    try:
+        raise ValueError("fetching https://u:hunter2@cdn.example/a.png?sig=s3cr3t failed")
+    except ValueError:
+        log.exception("could not read %s", "http://bob:pw123@h.example/b.png?token=t0k")
+    text = caplog.text + "".join(r.exc_text or "" for r in caplog.records)
+    for secret in ("hunter2", "s3cr3t", "pw123", "t0k"):
+        assert secret not in text
+    assert "https://***@cdn.example/a.png?sig=***" in text
