@@ -60,7 +60,11 @@ OPENAPI: dict[str, Any] = {
                 "properties": {
                     "status": {"const": "error"},
                     "error": {"type": "string"},
-                    "retry_after": {"type": "integer", "description": "seconds (429 only)"},
+                    "retry_after": {"type": "integer", "description": "seconds (429, 503)"},
+                    "request_id": {
+                        "type": "string",
+                        "description": "500 only: the id the worker's log has the error under",
+                    },
                 },
             },
             "OcrRequest": {
@@ -233,7 +237,13 @@ OPENAPI: dict[str, Any] = {
                     "400": _error("neither or both fields, bad base64, bad URL scheme"),
                     "413": _error("image over 10 MB or over the pixel limit"),
                     "415": _error("not an image"),
-                    "422": _error("imageUrl could not be fetched (the error says why)"),
+                    "422": _error(
+                        "imageUrl could not be fetched, or the image cannot be read (a side "
+                        "over the limit, or the OCR engine failed on it); the error says why"
+                    ),
+                    "503": _error(
+                        "the /ocr queue is full or the OCR process died; retry_after says when"
+                    ),
                     **_AUTH_ERRORS,
                 },
             }
