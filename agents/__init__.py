@@ -1,1 +1,1 @@
-"""Faust agents, one module each; found by the app's autodiscovery."""
+"""Faust agents, one module each (posts, ocr, filter, control); the worker imports them."""

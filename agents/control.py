@@ -9,13 +9,15 @@ from typing import Any
 from aiokafka.errors import KafkaError
 
 from app import topics
-from app.admin import create_topics
-from app.boundary import record_boundary
-from app.control import ControlError, apply_command, check_targets
 from app.faust_app import app, settings
-from app.keywords import KeywordError
-from app.records import RecordRefused, decode_with
-from app.tables import encode_key_record, keys_table, owned_key_record
+from app.kafka.admin import create_topics
+from app.keys.changelog import encode_key_record
+from app.keys.commands import ControlError, apply_command, check_targets
+from app.keys.keywords import KeywordError
+from app.pipeline.boundary import record_boundary
+from app.pipeline.records import RecordRefused, decode_with
+from app.services import dead_letters
+from app.tables import keys_table, owned_key_record
 from models.keys import ControlCommand, KeyRecord, control_command_adapter
 
 log = logging.getLogger(__name__)
@@ -42,7 +44,7 @@ async def _create_channel_topics(names: tuple[str, ...]) -> None:
 async def apply_control(stream: Any) -> None:
     """Update the keys table from each command; refused commands go to the dead-letter topic."""
     async for event in stream.events():
-        async with record_boundary("control", event):
+        async with record_boundary(dead_letters, "control", event):
             record, command = decide(event.value)
             await _create_channel_topics(record.channels)
             keys_table[record.key_id.encode()] = encode_key_record(record)

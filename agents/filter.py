@@ -7,14 +7,14 @@ import logging
 from typing import Any
 
 from app import topics
-from app.boundary import record_boundary
-from app.channel_sink import ChannelSink
-from app.dead_letter import send_dead_letter
-from app.delivery import delivery_for
 from app.faust_app import app, settings
-from app.keys_replica import keys_replica
 from app.metrics import metrics
-from app.records import decode_record
+from app.pipeline.boundary import record_boundary
+from app.pipeline.channels import ChannelSink
+from app.pipeline.delivery import delivery_for
+from app.pipeline.records import decode_record
+from app.services import dead_letters
+from app.services import keys as keys_replica
 from models.events import EVENT_ID_HEADER, Candidate
 from models.webhooks import WebhookJob
 
@@ -38,7 +38,7 @@ async def filter_candidates(stream: Any) -> None:
     async for event in stream.events():
         # Why: before the replica has read the changelog it would match against no keys.
         await keys_replica.wait_ready()
-        async with record_boundary("filter", event):
+        async with record_boundary(dead_letters, "filter", event):
             candidate = decode_record(event.value, Candidate, "candidate")
             with metrics.tracking(candidate.event_id, "deliver"):
                 await deliver(candidate, event)
@@ -61,7 +61,7 @@ async def deliver(candidate: Candidate, event: Any) -> None:
             refused = await channels.send(name, event.key, body, headers)
             if refused is not None:
                 metrics.count("deliveries.refused")
-                await send_dead_letter("filter", f"key {key.key_id}: {refused}", event)
+                await dead_letters.send("filter", f"key {key.key_id}: {refused}", event)
         for url in key.webhooks:
             # Why keyed by endpoint: one partition per endpoint keeps its deliveries in order.
             job = WebhookJob(

@@ -6,16 +6,17 @@ import logging
 from typing import Any
 
 from app import topics
-from app.addresses import extract_addresses
-from app.boundary import record_boundary
 from app.faust_app import app, settings
 from app.fetch import FetchError
 from app.metrics import metrics
+from app.ocr.addresses import extract_addresses
 from app.ocr.images import ImageError
 from app.ocr.pool import OcrPoolError
-from app.ocr_runtime import runtime
-from app.records import decode_record
+from app.pipeline.boundary import record_boundary
+from app.pipeline.records import decode_record
 from app.redact import redact_text, redact_url
+from app.services import dead_letters
+from app.services import ocr as runtime
 from models.events import (
     EVENT_ID_HEADER,
     Candidate,
@@ -47,7 +48,7 @@ async def ocr_job(job: ImageJob) -> OcrResult:
 async def process_images(stream: Any) -> None:
     """OCR each image job; an image that cannot be read yields an ``ocr_error`` event."""
     async for event in stream.events():
-        async with record_boundary("ocr", event):
+        async with record_boundary(dead_letters, "ocr", event):
             job = decode_record(event.value, ImageJob, "image job")
             with metrics.tracking(job.image_url, "fetch"):
                 await read_image(job, ocr_event_id(job.ref, job.image_url))

@@ -3,80 +3,17 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
 from app import topics
-from app.boundary import record_boundary
-from app.dead_letter import send_dead_letter
 from app.faust_app import app, settings
 from app.metrics import metrics
-from app.records import RecordRefused, check_present, decode_record
-from models.events import (
-    EVENT_ID_HEADER,
-    Candidate,
-    ImageJob,
-    OcrError,
-    Ref,
-    ocr_event_id,
-    post_event_id,
-)
-from models.posts import Post
+from app.pipeline.boundary import record_boundary
+from app.pipeline.posts import PostPlan, parse_post, plan_post
+from app.services import dead_letters
+from models.events import EVENT_ID_HEADER
 
 log = logging.getLogger(__name__)
-
-# Why: a post is text and a few URLs; a record far past the text limit is not one, and is
-# refused before it is parsed.
-_RECORD_SLACK_BYTES = 1_000_000
-
-
-def parse_post(raw: bytes | None, max_text_chars: int) -> Post:
-    """Return the validated post; raise RecordRefused with a readable reason."""
-    raw = check_present(raw, "a post")
-    if len(raw) > max_text_chars * 4 + _RECORD_SLACK_BYTES:
-        raise RecordRefused(f"record is {len(raw):,} bytes, too large to be a post")
-    post = decode_record(raw, Post, "post")
-    if len(post.text) > max_text_chars:
-        raise RecordRefused(
-            f"text is {len(post.text):,} characters, over the {max_text_chars:,} limit"
-        )
-    return post
-
-
-@dataclass
-class PostPlan:
-    """What one post becomes: its candidate, its image jobs, and an error per refused image."""
-
-    candidate: Candidate
-    jobs: list[ImageJob] = field(default_factory=list)
-    refused: list[tuple[OcrError, str]] = field(default_factory=list)  # (event, its event id)
-    # Set when the post has more images than are read: the dead letter's reason.
-    overflow: str | None = None
-
-
-def plan_post(post: Post, max_images: int) -> PostPlan:
-    """Return the records a post turns into (pure: the agent only sends them)."""
-    ref = Ref.of(post)
-    plan = PostPlan(
-        candidate=Candidate(event=post.event(), match_text=post.text, event_id=post_event_id(post))
-    )
-    plan.jobs = [
-        ImageJob(image_url=url, ref=ref, post_text=post.text) for url in post.images[:max_images]
-    ]
-    plan.refused = [
-        (
-            OcrError(image_url=image.url, ref=ref, error="refused", reason=image.reason),
-            ocr_event_id(ref, image.url),
-        )
-        for image in post.refused_images[:max_images]
-    ]
-    dropped = len(post.images) - len(plan.jobs) + len(post.refused_images) - len(plan.refused)
-    if dropped:
-        plan.overflow = (
-            f"post has {len(post.images) + len(post.refused_images)} images; only the first "
-            f"{max_images} are OCR'd ({dropped} not read)"
-        )
-    return plan
 
 
 @app.agent(topics.posts)
@@ -84,7 +21,7 @@ async def process_posts(stream: Any) -> None:
     """Turn each post into image jobs and a delivery candidate."""
     async for event in stream.events():
         metrics.count("posts_in")
-        async with record_boundary("posts", event):
+        async with record_boundary(dead_letters, "posts", event):
             post = parse_post(event.value, settings.max_post_text_chars)
             with metrics.tracking(f"post {post.source}:{post.mid}", "emit candidate"):
                 await emit(plan_post(post, settings.max_images_per_post), event)
@@ -110,4 +47,4 @@ async def emit(plan: PostPlan, event: Any) -> None:
             headers={EVENT_ID_HEADER: event_id.encode()},
         )
     if plan.overflow is not None:
-        await send_dead_letter("posts", plan.overflow, event)
+        await dead_letters.send("posts", plan.overflow, event)

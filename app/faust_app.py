@@ -1,25 +1,25 @@
-"""The Faust application, built from settings. Agents are found by autodiscovery."""
+"""The Faust application, built from settings; nothing else.
+
+Agents, services, routes and library patches are wired onto it by the composition root,
+``app/worker.py``, which only the command line imports.
+"""
 
 from __future__ import annotations
 
 import faust
 
-from app import faust_fixes, kafka_fixes
 from app.settings import get_settings
-
-kafka_fixes.apply()
-faust_fixes.apply()
 
 settings = get_settings()
 
 app = faust.App(
     settings.app_id,
-    # Why a placeholder: `python -m app run` fills OCRSTREAM_BROKER before this import.
+    # Why a placeholder: `ocrstream run` fills OCRSTREAM_BROKER before this import.
     broker=settings.broker_url or "kafka://127.0.0.1:9092",
     # Why memory: the only table (keys) is small and is rebuilt from its changelog on start.
     store="memory://",
     # Why not autodiscover: Faust only warns when an agent module fails to import;
-    # `discover_agents()` imports them so a broken agent stops the worker at start.
+    # the worker imports them itself so a broken agent stops the worker at start.
     autodiscover=False,
     web_host=settings.web_host,
     web_port=settings.web_port,
@@ -42,21 +42,3 @@ app = faust.App(
     broker_session_timeout=settings.session_timeout_s,
     broker_heartbeat_interval=settings.heartbeat_interval_s,
 )
-
-
-def discover_agents() -> list[str]:
-    """Import every module of the ``agents`` package (registering its agents); return names."""
-    import importlib
-    import pkgutil
-
-    import agents
-
-    names = [m.name for m in pkgutil.iter_modules(agents.__path__, "agents.")]
-    for name in names:
-        importlib.import_module(name)
-    importlib.import_module("app.views")
-    # Not a Faust agent (it commits its own offsets, see there) but started with the worker.
-    importlib.import_module("app.webhooks.service")
-    importlib.import_module("app.live.hub")
-    importlib.import_module("app.stall_watch")
-    return names

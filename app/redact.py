@@ -64,7 +64,7 @@ def install_log_redaction() -> None:
         except Exception:  # a bad format string is logging's own error to report
             return record
         if "://" in message:
-            record.msg, record.args = redact_text(message), None
+            record.msg, record.args = redact_text(message), ()
         if record.exc_info and record.exc_info[1] is not None:
             text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
             if "://" in text:

@@ -2,29 +2,18 @@
 
 The control agent is its one writer. Faust keeps it in the changelog topic
 `{app_id}-keys-changelog` and recovers it from there on the worker that owns it. Every worker
-reads keys through `app.keys_replica`, which tails that changelog (see there for why).
+reads keys through `app.keys.replica`, which tails that changelog (see there for why).
 """
 
 from __future__ import annotations
 
-import json
-
 from app.faust_app import app
+from app.keys.changelog import decode_key_record
 from models.keys import KeyRecord
 
 # One partition: co-partitioned with the one-partition control topic, so the worker that
 # consumes commands is the worker that owns the table.
 keys_table = app.Table("keys", partitions=1, key_type=bytes, value_type=bytes)
-
-
-def encode_key_record(record: KeyRecord) -> bytes:
-    """Return the table value of a key record."""
-    return record.model_dump_json().encode()
-
-
-def decode_key_record(raw: bytes) -> KeyRecord:
-    """Return the key record of a table value."""
-    return KeyRecord.model_validate(json.loads(raw))
 
 
 def owned_key_record(key_id: str) -> KeyRecord | None:

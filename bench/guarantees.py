@@ -26,8 +26,8 @@ from aiokafka import AIOKafkaConsumer
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from app.admin import stop_consumer  # noqa: E402
-from app.local_kafka import LocalKafka  # noqa: E402
+from app.kafka.consumers import stop_consumer  # noqa: E402
+from app.kafka.local import LocalKafka  # noqa: E402
 from bench.kafka_throughput import serve_images  # noqa: E402
 from bench.ocr_bench import write_section  # noqa: E402
 from models.events import EVENT_ID_HEADER  # noqa: E402

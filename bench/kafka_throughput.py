@@ -26,8 +26,8 @@ from aiokafka import AIOKafkaConsumer
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from app.admin import stop_consumer  # noqa: E402
-from app.local_kafka import LocalKafka  # noqa: E402
+from app.kafka.consumers import stop_consumer  # noqa: E402
+from app.kafka.local import LocalKafka  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from bench.ocr_bench import RUNNER, run_json, write_section  # noqa: E402
 from tests.support import Worker, post, produce, serve_on_loopback, unique_settings  # noqa: E402

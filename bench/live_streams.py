@@ -34,7 +34,7 @@ from aiokafka import AIOKafkaProducer
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from app.local_kafka import LocalKafka  # noqa: E402
+from app.kafka.local import LocalKafka  # noqa: E402
 from bench.ocr_bench import write_section  # noqa: E402
 from tests.support import Worker, post, unique_settings  # noqa: E402
 

@@ -26,7 +26,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from app.addresses import extract_addresses  # noqa: E402
+from app.ocr.addresses import extract_addresses  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "ocr-dev"
 RUNNER = REPO / "bench" / "engine_runner.py"

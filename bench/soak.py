@@ -37,12 +37,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from app.admin import create_key, send_command, stop_consumer, wait_applied  # noqa: E402
-from app.local_kafka import LocalKafka  # noqa: E402
+from app.kafka.consumers import stop_consumer  # noqa: E402
+from app.kafka.local import LocalKafka  # noqa: E402
+from app.keys.admin import admin_over_kafka  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from bench.kafka_throughput import serve_images  # noqa: E402
 from bench.ocr_bench import write_section  # noqa: E402
-from models.keys import AddKeywords  # noqa: E402
 from tests.support import Worker, post, unique_settings  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "ocr-dev"
@@ -183,12 +183,12 @@ def cuts(values: Sequence[float]) -> dict[str, float]:
 
 async def add_keys(settings: Settings) -> str:
     """Create the firehose key and two keyword keys; return the firehose's channel topic."""
-    _, firehose = await create_key(settings, "firehose")
-    for label, words in (("pepe", ("pepe",)), ("moon", ("moon", "raydium"))):
-        _, command = await create_key(settings, label)
-        await send_command(settings, AddKeywords(key_id=command.key_id, keywords=words))
-        await wait_applied(settings, command.key_id, lambda r: bool(r.keywords))
-    return settings.channel_topic(firehose.key_id)
+    admin = admin_over_kafka(settings)
+    firehose = await admin.create("firehose")
+    for label, words in (("pepe", ["pepe"]), ("moon", ["moon", "raydium"])):
+        created = await admin.create(label)
+        await admin.add_keywords(created.command.key_id, words)
+    return settings.channel_topic(firehose.command.key_id)
 
 
 async def run(n_posts: int) -> dict[str, Any]:

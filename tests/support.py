@@ -19,8 +19,8 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import SecretStr
 
-from app.admin import stop_consumer
-from app.local_kafka import LocalKafka, free_port, terminate
+from app.kafka.consumers import stop_consumer
+from app.kafka.local import LocalKafka, free_port, terminate
 from app.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]

@@ -23,12 +23,12 @@ from aiokafka import AIOKafkaConsumer
 from mode import Service
 from pydantic import ValidationError
 
-from app.admin import consume_until_stopped
-from app.delivery import delivery_for
-from app.faust_app import app, settings
-from app.keys_replica import keys_replica
+from app.kafka.consumers import consume_until_stopped
+from app.keys.replica import KeysReplica
 from app.live.feed import BoundedFeed, Closed
 from app.metrics import metrics
+from app.pipeline.delivery import delivery_for
+from app.settings import Settings
 from models.events import Candidate
 from models.keys import KeyRecord
 
@@ -48,19 +48,22 @@ class TooManyStreams(Exception):
 class LiveHub(Service):
     """Feeds every open live stream of this worker with its key's deliveries."""
 
-    def __post_init__(self) -> None:
+    def __init__(self, settings: Settings, keys: KeysReplica) -> None:
+        super().__init__()
+        self._settings = settings
+        self._keys = keys
         self._feeds: dict[str, set[BoundedFeed]] = defaultdict(set)
         self._reader: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
-        keys_replica.watch(self._key_changed)
+        keys.watch(self._key_changed)
 
     @asynccontextmanager
     async def subscription(self, key_id: str) -> AsyncIterator[BoundedFeed]:
         """Register a live stream of ``key_id`` for the block; raise TooManyStreams past the cap."""
         feeds = self._feeds[key_id]
-        if len(feeds) >= settings.stream_max_per_key:
+        if len(feeds) >= self._settings.stream_max_per_key:
             raise TooManyStreams(key_id)
-        feed = BoundedFeed(settings.stream_buffer_events)
+        feed = BoundedFeed(self._settings.stream_buffer_events)
         feeds.add(feed)
         metrics.live_connections += 1
         try:
@@ -110,8 +113,8 @@ class LiveHub(Service):
             lambda: self.should_stop or not self._feeds,
             lambda: AIOKafkaConsumer(
                 # Why no group: every worker reads every partition (and new ones as they come).
-                settings.candidates_topic,
-                bootstrap_servers=settings.broker,
+                self._settings.candidates_topic,
+                bootstrap_servers=self._settings.broker,
                 group_id=None,
                 enable_auto_commit=False,
                 auto_offset_reset="latest",
@@ -126,7 +129,7 @@ class LiveHub(Service):
         for tp in consumer.assignment():
             await consumer.position(tp)  # resolve "latest" now: events after this are streamed
         self._ready.set()
-        log.info("live streams: reading %s from its end", settings.candidates_topic)
+        log.info("live streams: reading %s from its end", self._settings.candidates_topic)
         idle_since: float | None = None
         try:
             while not self.should_stop:
@@ -152,7 +155,7 @@ class LiveHub(Service):
         except ValidationError:
             return  # the filter agent dead-letters it
         for key_id, feeds in self._feeds.items():
-            key = keys_replica.get(key_id)
+            key = self._keys.get(key_id)
             if key is None or key.revoked:
                 continue
             delivery = delivery_for(key, candidate)
@@ -162,7 +165,3 @@ class LiveHub(Service):
             for feed in feeds:
                 if not feed.offer(body):
                     metrics.count("stream.dropped")
-
-
-live_hub = LiveHub()
-app.service(live_hub)  # type: ignore[arg-type]  # instances work too (see ocr_runtime)

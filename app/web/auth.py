@@ -7,14 +7,10 @@ import math
 
 from aiohttp import web
 
-from app.apikeys import MalformedKeyError, key_id_of, key_matches
-from app.faust_app import settings
-from app.keys_replica import keys_replica
+from app.keys.apikeys import MalformedKeyError, key_id_of, key_matches
+from app.web.context import KEYS, LIMITER, SETTINGS
 from app.web.errors import RATE_HEADERS, ApiError
-from app.web.ratelimit import RateLimiter
 from models.keys import KeyRecord
-
-limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
 
 
 def authenticate(request: web.Request) -> KeyRecord:
@@ -26,7 +22,7 @@ def authenticate(request: web.Request) -> KeyRecord:
         key_id = key_id_of(api_key)
     except MalformedKeyError:
         raise ApiError(403, "invalid API key") from None
-    record = keys_replica.get(key_id)
+    record = request.app[KEYS].get(key_id)
     # Why one message for all three: do not tell a caller which part of a guess was right.
     if record is None or not key_matches(api_key, record.key_hash):
         raise ApiError(403, "invalid API key")
@@ -35,9 +31,9 @@ def authenticate(request: web.Request) -> KeyRecord:
     return record
 
 
-def rate_limit(record: KeyRecord, response_headers: dict[str, str]) -> None:
+def rate_limit(request: web.Request, record: KeyRecord, response_headers: dict[str, str]) -> None:
     """Charge one request to the key; 429 with retry_after when it is over its rate."""
-    decision = limiter.check(record.key_id)
+    decision = request.app[LIMITER].check(record.key_id)
     response_headers["X-RateLimit-Remaining"] = str(decision.remaining)
     response_headers["X-RateLimit-Reset"] = str(math.ceil(decision.reset_s))
     if not decision.allowed:
@@ -62,7 +58,8 @@ def require_admin(request: web.Request) -> None:
     given = request.headers.get("x-admin-key", "")
     if not given:
         raise ApiError(401, "missing x-admin-key header")
-    expected = settings.admin_key.get_secret_value() if settings.admin_key else ""
+    admin_key = request.app[SETTINGS].admin_key
+    expected = admin_key.get_secret_value() if admin_key else ""
     if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
         raise ApiError(403, "invalid admin key")
 
@@ -73,5 +70,5 @@ def api_key_caller(request: web.Request) -> tuple[KeyRecord, dict[str, str]]:
     headers: dict[str, str] = {}
     # Why on the request: error answers after this point carry the rate headers too.
     request[RATE_HEADERS] = headers
-    rate_limit(record, headers)
+    rate_limit(request, record, headers)
     return record, headers

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from app.keywords import MAX_KEYWORD_CHARS, MAX_KEYWORDS_PER_KEY
+from app.keys.keywords import MAX_KEYWORD_CHARS, MAX_KEYWORDS_PER_KEY
 
 
 def _error(description: str) -> dict[str, Any]:

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from app.metrics import metrics
-from app.web import admin_view, keywords_view
+from app.web import admin_view, keywords_view, status_view
 from app.web.errors import API_PREFIXES, error_middleware
 from app.web.ocr_view import ocr_handler
 from app.web.openapi import openapi_handler
 from app.web.stream_view import sse_stream, websocket_stream
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @web.middleware
@@ -34,9 +31,7 @@ def _count(request: web.Request, status: int) -> None:
         metrics.count(f"http.{status}")
 
 
-def install_routes(
-    web_app: web.Application, dashboard: Handler, prometheus_metrics: Handler
-) -> None:
+def install_routes(web_app: web.Application) -> None:
     """Add the API routes and the JSON error middleware (before the server starts)."""
     # Outermost first: the count sees the status the error middleware chose.
     web_app.middlewares.append(count_responses)
@@ -54,5 +49,6 @@ def install_routes(
     router.add_get("/ws", websocket_stream)
     router.add_get("/stream", sse_stream)
     router.add_get("/openapi.json", openapi_handler)
-    router.add_get("/dashboard", dashboard)
-    router.add_get("/metrics", prometheus_metrics)
+    router.add_get("/status/", status_view.status)
+    router.add_get("/dashboard", status_view.dashboard)
+    router.add_get("/metrics", status_view.prometheus_metrics)

@@ -17,11 +17,12 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from app.faust_app import settings
 from app.live.feed import BoundedFeed, Closed, Dropped
-from app.live.hub import TooManyStreams, live_hub
+from app.live.hub import TooManyStreams
 from app.metrics import metrics
+from app.settings import Settings
 from app.web.auth import api_key_caller, retry_later
+from app.web.context import LIVE, SETTINGS
 from app.web.errors import ApiError
 
 # Why: a broker that cannot be reached should get a clear answer, not a silent stream.
@@ -30,7 +31,7 @@ _READY_TIMEOUT_S = 10.0
 _STREAM_RETRY_AFTER_S = 5.0
 
 
-def _ready_message() -> dict[str, Any]:
+def _ready_message(settings: Settings) -> dict[str, Any]:
     return {
         "source": "stream_ready",
         "buffer_events": settings.stream_buffer_events,
@@ -38,7 +39,7 @@ def _ready_message() -> dict[str, Any]:
     }
 
 
-def _dropped_message(dropped: Dropped) -> dict[str, Any]:
+def _dropped_message(dropped: Dropped, settings: Settings) -> dict[str, Any]:
     return {
         "source": "stream_dropped",
         "dropped": dropped.count,
@@ -51,6 +52,7 @@ def _dropped_message(dropped: Dropped) -> dict[str, Any]:
 async def _open_feed(request: web.Request) -> AsyncIterator[tuple[BoundedFeed, dict[str, str]]]:
     """Authenticate, rate-limit and subscribe; errors here are JSON answers, before any upgrade."""
     record, headers = api_key_caller(request)
+    live_hub, settings = request.app[LIVE], request.app[SETTINGS]
     try:
         async with live_hub.subscription(record.key_id) as feed:
             if not await live_hub.wait_ready(_READY_TIMEOUT_S):
@@ -66,6 +68,7 @@ async def _open_feed(request: web.Request) -> AsyncIterator[tuple[BoundedFeed, d
 
 
 async def _pump(
+    settings: Settings,
     feed: BoundedFeed,
     send_event: Callable[[bytes], Awaitable[None]],
     send_meta: Callable[[dict[str, Any]], Awaitable[None]],
@@ -91,7 +94,7 @@ async def _pump(
             continue
         last_write = time.monotonic()
         if isinstance(item, Dropped):
-            await asyncio.wait_for(send_meta(_dropped_message(item)), write_timeout_s)
+            await asyncio.wait_for(send_meta(_dropped_message(item, settings)), write_timeout_s)
         else:
             await asyncio.wait_for(send_event(item), write_timeout_s)
             metrics.count("stream.sent")
@@ -99,6 +102,7 @@ async def _pump(
 
 async def websocket_stream(request: web.Request) -> web.StreamResponse:
     """Stream the caller's deliveries over a WebSocket (text frames, one JSON event each)."""
+    settings = request.app[SETTINGS]
     # aiohttp pings every stream_ping_s and closes the socket when no pong comes back.
     ws = web.WebSocketResponse(heartbeat=settings.stream_ping_s)
     if not ws.can_prepare(request).ok:
@@ -108,8 +112,9 @@ async def websocket_stream(request: web.Request) -> web.StreamResponse:
         await ws.prepare(request)
         reader = asyncio.ensure_future(_read_until_closed(ws, feed))
         try:
-            await ws.send_json(_ready_message())
+            await ws.send_json(_ready_message(settings))
             closed = await _pump(
+                settings,
                 feed,
                 lambda event: ws.send_str(event.decode()),
                 ws.send_json,
@@ -133,6 +138,7 @@ async def _read_until_closed(ws: web.WebSocketResponse, feed: BoundedFeed) -> No
 
 async def sse_stream(request: web.Request) -> web.StreamResponse:
     """Stream the caller's deliveries as Server-Sent Events (``data:`` lines, one JSON each)."""
+    settings = request.app[SETTINGS]
     async with _open_feed(request) as (feed, headers):
         response = web.StreamResponse(
             headers={
@@ -149,8 +155,9 @@ async def sse_stream(request: web.Request) -> web.StreamResponse:
             await response.write(sse_frame(json.dumps(message).encode(), message["source"]))
 
         try:
-            await send_meta(_ready_message())
+            await send_meta(_ready_message(settings))
             closed = await _pump(
+                settings,
                 feed,
                 lambda event: response.write(sse_frame(event)),
                 send_meta,

@@ -23,13 +23,13 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 from mode import Service
 
-from app.admin import consume_until_stopped
-from app.dead_letter import report_dead_letter
-from app.faust_app import app, settings
 from app.fetch import limits_from
-from app.keys_replica import keys_replica
+from app.kafka.consumers import consume_until_stopped
+from app.keys.replica import KeysReplica
 from app.metrics import metrics
-from app.records import RecordRefused, decode_record
+from app.pipeline.dead_letters import DeadLetters
+from app.pipeline.records import RecordRefused, decode_record
+from app.settings import Settings
 from app.webhooks.policy import backoff_delay
 from app.webhooks.progress import PartitionProgress
 from app.webhooks.sender import Attempt, new_webhook_session, post_delivery
@@ -69,11 +69,15 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 class WebhookDelivery(Service):
     """Delivers the webhooks topic to its endpoints (a consumer group of its own)."""
 
-    def __post_init__(self) -> None:
+    def __init__(self, settings: Settings, keys: KeysReplica, dead_letters: DeadLetters) -> None:
+        super().__init__()
+        self._settings = settings
+        self._keys = keys
+        self._dead_letters = dead_letters
         self._consumer: AIOKafkaConsumer | None = None
         self._progress: dict[TopicPartition, PartitionProgress] = {}
         self._lanes: dict[bytes, _Lane] = {}
-        self._slots = asyncio.Semaphore(settings.webhook_concurrency)
+        self._slots = asyncio.Semaphore(self._settings.webhook_concurrency)
         self._limits = limits_from(settings)
         self._committed: dict[TopicPartition, int] = {}
 
@@ -82,11 +86,11 @@ class WebhookDelivery(Service):
         # Why one session for the service's life: lanes outlive a consumer that fails and is
         # replaced, and must not be left holding a closed session.
         self._session = new_webhook_session(
-            self._limits, settings.webhook_timeout_s, settings.webhook_concurrency
+            self._limits, self._settings.webhook_timeout_s, self._settings.webhook_concurrency
         )
         self.add_future(
             consume_until_stopped(
-                lambda: self.should_stop, _new_consumer, self._consume, "webhooks"
+                lambda: self.should_stop, self._new_consumer, self._consume, "webhooks"
             )
         )
 
@@ -108,9 +112,9 @@ class WebhookDelivery(Service):
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         self._consumer = consumer
-        consumer.subscribe([settings.webhooks_topic], listener=_Rebalance(self))
+        consumer.subscribe([self._settings.webhooks_topic], listener=_Rebalance(self))
         try:
-            await keys_replica.wait_ready()  # the secret and the current URLs come from there
+            await self._keys.wait_ready()  # the secret and the current URLs come from there
             last_commit = time.monotonic()
             while not self.should_stop:
                 batch = await consumer.getmany(timeout_ms=500, max_records=500)
@@ -135,11 +139,13 @@ class WebhookDelivery(Service):
         lane = self._lanes.get(endpoint)
         if lane is None:
             lane = self._lanes[endpoint] = _Lane()
-        if lane.queue.qsize() >= settings.webhook_max_pending:
+        if lane.queue.qsize() >= self._settings.webhook_max_pending:
             # Why not wait: the partition also holds other endpoints' jobs, which must not stall
             # behind one endpoint that cannot keep up; the dead letter keeps the job to replay.
             metrics.count("webhooks.overflow")
-            reason = f"endpoint backlog over {settings.webhook_max_pending} jobs: not attempted"
+            reason = (
+                f"endpoint backlog over {self._settings.webhook_max_pending} jobs: not attempted"
+            )
             self._finish_later(job, self._dead_letter(job.record, None, reason, 0))
             return
         lane.queue.put_nowait(job)
@@ -178,10 +184,10 @@ class WebhookDelivery(Service):
             return self._dead_letter(record, None, str(exc), 0)
         body = json.dumps(job.event, separators=(",", ":")).encode()
         with metrics.tracking(job.delivery_id, "webhook"):
-            for attempt_no in range(1, settings.webhook_max_attempts + 1):
+            for attempt_no in range(1, self._settings.webhook_max_attempts + 1):
                 # Why look the key up on every attempt: a revoke, a removed URL or a rotated
                 # secret applies to deliveries already waiting.
-                key = keys_replica.get(job.key_id)
+                key = self._keys.get(job.key_id)
                 if key is None or key.revoked or job.url not in key.webhooks:
                     metrics.count("webhooks.skipped")
                     return None
@@ -201,14 +207,14 @@ class WebhookDelivery(Service):
                 if attempt.result == "delivered":
                     metrics.count("webhooks.delivered")
                     return None
-                if attempt.result == "give_up" or attempt_no == settings.webhook_max_attempts:
+                if attempt.result == "give_up" or attempt_no == self._settings.webhook_max_attempts:
                     break
                 metrics.stage(f"retry {attempt_no} ({attempt.detail})")
                 await asyncio.sleep(
                     backoff_delay(
                         attempt_no,
-                        settings.webhook_backoff_base_s,
-                        settings.webhook_backoff_max_s,
+                        self._settings.webhook_backoff_base_s,
+                        self._settings.webhook_backoff_max_s,
                         attempt.retry_after_s,
                     )
                 )
@@ -232,7 +238,7 @@ class WebhookDelivery(Service):
             webhook_url=url,
             attempts=attempts,
         )
-        return report_dead_letter(letter, record.key)
+        return self._dead_letters.report(letter, record.key)
 
     async def _commit(
         self, consumer: AIOKafkaConsumer, only: list[TopicPartition] | None = None
@@ -255,6 +261,9 @@ class WebhookDelivery(Service):
             # Not fatal: the next commit carries the same offsets, or a rebalance repeats work.
             log.warning("webhooks: commit failed: %r", exc)
 
+    def _new_consumer(self) -> AIOKafkaConsumer:
+        return _consumer_for(self._settings)
+
     async def release(self, revoked: list[TopicPartition]) -> None:
         """Commit what is finished on partitions leaving this worker, and forget them."""
         if self._consumer is not None:
@@ -266,7 +275,7 @@ class WebhookDelivery(Service):
             self._committed.pop(tp, None)
 
 
-def _new_consumer() -> AIOKafkaConsumer:
+def _consumer_for(settings: Settings) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         bootstrap_servers=settings.broker,
         group_id=f"{settings.app_id}-webhooks",
@@ -285,7 +294,3 @@ def _reason(attempt: Attempt, attempts: int) -> str:
     if attempt.result == "give_up":
         return f"webhook refused the delivery: {attempt.detail} (not retried)"
     return f"webhook failed {attempts} times; last: {attempt.detail}"
-
-
-webhook_delivery = WebhookDelivery()
-app.service(webhook_delivery)  # type: ignore[arg-type]  # instances work too (see ocr_runtime)

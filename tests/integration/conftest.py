@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from app.local_kafka import LocalKafka
+from app.kafka.local import LocalKafka
 from app.settings import Settings
 from tests.conftest import DATA
 from tests.support import Worker, serve_on_loopback

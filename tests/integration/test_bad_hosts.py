@@ -14,8 +14,8 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer
 from PIL import Image
 
-from app.admin import stop_consumer
-from app.local_kafka import LocalKafka
+from app.kafka.consumers import stop_consumer
+from app.kafka.local import LocalKafka
 from tests.conftest import DATA
 from tests.support import post, produce, serve_on_loopback, unique_settings
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from app.local_kafka import LocalKafka
+from app.kafka.local import LocalKafka
 from tests.support import REPO, settings_env, unique_settings
 
 pytestmark = pytest.mark.integration

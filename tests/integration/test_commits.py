@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from app.local_kafka import LocalKafka
+from app.kafka.local import LocalKafka
 from tests.conftest import DATA
 from tests.support import consume, post, produce, serve_on_loopback, unique_settings
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from app.admin import create_key, wait_applied
-from app.local_kafka import LocalKafka
+from app.kafka.local import LocalKafka
+from app.keys.admin import admin_over_kafka
 from tests.support import consume, post, produce, unique_settings
 
 pytestmark = pytest.mark.integration
@@ -61,8 +61,7 @@ async def test_status_page_numbers_change_as_posts_flow(
 ) -> None:
     settings = unique_settings(kafka)
     start_worker(settings)
-    _, command = await create_key(settings, "dashboard")
-    assert await wait_applied(settings, command.key_id, lambda r: True)
+    assert (await admin_over_kafka(settings).create("dashboard")).record is not None
     url = f"http://127.0.0.1:{settings.web_port}/dashboard"
 
     before = _render(url, tmp_path / "profile")

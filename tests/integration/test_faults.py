@@ -14,10 +14,10 @@ import aiohttp
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from app.admin import create_key, send_command, stop_consumer, wait_applied
-from app.local_kafka import LocalKafka, free_port
+from app.kafka.consumers import stop_consumer
+from app.kafka.local import LocalKafka, free_port
+from app.keys.admin import admin_over_kafka
 from models.events import EVENT_ID_HEADER
-from models.keys import AddKeywords
 from tests.support import Worker, consume, post, produce, unique_settings
 
 pytestmark = pytest.mark.integration
@@ -148,9 +148,12 @@ async def test_a_survivor_takes_over_a_killed_workers_partitions(
     first.start()
     second.start()
     try:
-        _, command = await create_key(settings, "pepe")
-        await send_command(settings, AddKeywords(key_id=command.key_id, keywords=("pepe",)))
-        assert await wait_applied(settings, command.key_id, lambda r: r.keywords == ("pepe",))
+        admin = admin_over_kafka(settings)
+        created = await admin.create("pepe")
+        assert created.record is not None
+        added = await admin.add_keywords(created.record.key_id, ["pepe"])
+        assert added.record is not None and added.record.keywords == ("pepe",)
+        command = created.command
         posts = [
             post(f"t{i}", "two", [f"{image_host}/{IMAGES[i % len(IMAGES)]}?n={i}"])
             for i in range(200)

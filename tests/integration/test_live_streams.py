@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from app.local_kafka import LocalKafka
+from app.kafka.local import LocalKafka
 from tests.support import Worker, admin_request, consume, post, produce, unique_settings, wait_for
 
 pytestmark = pytest.mark.integration

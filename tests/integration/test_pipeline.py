@@ -8,24 +8,26 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.admin import create_key, read_keys, send_command, wait_applied
-from app.local_kafka import LocalKafka
+from app.kafka.local import LocalKafka
+from app.keys.admin import admin_over_kafka
+from app.keys.changelog import read_keys
 from app.settings import Settings
-from models.keys import AddKeywords
 from tests.support import consume, post, produce, unique_settings
 
 pytestmark = pytest.mark.integration
 
 
 async def _new_key(settings: Settings, label: str, keywords: tuple[str, ...] = ()) -> str:
-    api_key, command = await create_key(settings, label)
+    admin = admin_over_kafka(settings)
+    created = await admin.create(label)
+    record = created.record
     if keywords:
-        await send_command(settings, AddKeywords(key_id=command.key_id, keywords=keywords))
+        record = (await admin.add_keywords(created.command.key_id, list(keywords))).record
     expected = tuple(w.strip().lower() for w in keywords)
-    record = await wait_applied(settings, command.key_id, lambda r: r.keywords == expected)
     assert record is not None, f"key {label} was not applied by the worker"
-    assert api_key not in record.model_dump_json()  # only the hash is stored
-    return command.key_id
+    assert record.keywords == expected
+    assert created.api_key and created.api_key not in record.model_dump_json()  # only the hash
+    return record.key_id
 
 
 def _by_source(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from app.local_kafka import LocalKafka
+from app.kafka.local import LocalKafka
 from app.webhooks.signing import DELIVERY_HEADER, SIGNATURE_HEADER, verify
 from models.webhooks import endpoint_id
 from tests.support import (

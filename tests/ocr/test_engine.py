@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
-from app.addresses import extract_addresses
+from app.ocr.addresses import extract_addresses
 from app.ocr.engine import EngineConfig, OcrEngine
 from app.ocr.images import BadDimensionsError, ImageError, ImageLimits, decode_image
 from app.ocr.pool import OcrPool, OcrPoolError

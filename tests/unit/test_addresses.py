@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.addresses import eip55_checksum, extract_addresses, is_valid_evm
+from app.ocr.addresses import eip55_checksum, extract_addresses, is_valid_evm
 
 UNISWAP_ROUTER = "0x7a250d5630B4cF539739dF2C5dAcb4c659F2488D"
 PEPE = "0x6982508145454Ce325dDbE47a25d4ec3d2311933"

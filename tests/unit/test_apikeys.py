@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from app.apikeys import (
+from app.keys.apikeys import (
     MalformedKeyError,
     hash_key,
     key_id_of,

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from app.local_kafka import KAFKA_VERSION
+from app.kafka.local import KAFKA_VERSION
 from app.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.control import ControlError, apply_command
-from app.keywords import KeywordError
+from app.keys.commands import ControlError, apply_command
+from app.keys.keywords import KeywordError
 from models.keys import (
     AddKeywords,
     CreateKey,

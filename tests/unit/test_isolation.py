@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mode.utils.logging import ExtensionFormatter
 
-from app.channel_sink import ChannelSink
-from app.dead_letter import LogThrottle
 from app.fetch import FetchTimeoutError, HostSlots
 from app.ocr.admission import OcrAdmission, OcrBusyError
+from app.pipeline.channels import ChannelSink
+from app.pipeline.dead_letters import LogThrottle
 from app.redact import install_log_redaction, redact_text, redact_url
 
 
@@ -242,3 +244,20 @@ def test_log_lines_and_tracebacks_never_carry_url_secrets(
     for secret in ("hunter2", "s3cr3t", "pw123", "t0k"):
         assert secret not in text
     assert "https://***@cdn.example/a.png?sig=***" in text
+
+
+def test_redacted_lines_still_format_under_the_workers_formatter() -> None:
+    # The worker logs through mode's formatter, which re-reads a record's arguments: a
+    # redacted record must leave none behind (the first version left None, and every
+    # redacted line became a "Logging error" with the traceback of the image's failure).
+    install_log_redaction()
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(ExtensionFormatter(stream=stream, fmt="%(message)s"))
+    log = logging.getLogger("ocrstream.test.mode")
+    log.addHandler(handler)
+    try:
+        log.warning("image not read (%s): %s", "timeout", "http://a:pw9@h.example/x.png")
+    finally:
+        log.removeHandler(handler)
+    assert stream.getvalue().strip() == "image not read (timeout): http://***@h.example/x.png"

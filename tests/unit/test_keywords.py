@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.keywords import (
+from app.keys.keywords import (
     MAX_KEYWORD_CHARS,
     MAX_KEYWORDS_PER_KEY,
     KeywordError,

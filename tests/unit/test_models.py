@@ -7,9 +7,9 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from agents.posts import parse_post, plan_post
-from app.delivery import delivery_for
-from app.records import RecordRefused
+from app.pipeline.delivery import delivery_for
+from app.pipeline.posts import parse_post, plan_post
+from app.pipeline.records import RecordRefused
 from models.events import BuyCa, Candidate, OcrResult, Ref
 from models.keys import KeyRecord
 from models.posts import Post

@@ -14,10 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agents.posts import parse_post, plan_post
-from app.control import ControlError, apply_command, check_targets
-from app.keywords import KeywordError
-from app.records import RecordRefused, decode_record, decode_with
+from app.keys.commands import ControlError, apply_command, check_targets
+from app.keys.keywords import KeywordError
+from app.pipeline.posts import parse_post, plan_post
+from app.pipeline.records import RecordRefused, decode_record, decode_with
 from app.settings import Settings
 from models.events import Candidate, ImageJob
 from models.keys import KeyRecord, control_command_adapter

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.stall_watch import stalled_partitions
+from app.kafka.stall_watch import stalled_partitions
 
 
 def test_only_partitions_with_records_past_their_committed_offset_are_suspects() -> None:

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from app.control import ControlError, apply_command, check_webhooks
+from app.keys.commands import ControlError, apply_command, check_webhooks
 from app.settings import Settings
 from app.webhooks.policy import backoff_delay, classify_status, parse_retry_after
 from app.webhooks.progress import PartitionProgress

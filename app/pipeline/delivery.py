@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.keywords import match_keywords
+from app.keys.keywords import match_keywords
 from models.events import Candidate
 from models.keys import KeyRecord
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from app.faust_app import app, settings
 from app.metrics import metrics
 
 log = logging.getLogger(__name__)
@@ -37,10 +36,12 @@ def stalled_partitions(
 class StallWatch:
     """Remembers last check's suspects; seeks those still stuck at the same offset."""
 
-    def __init__(self) -> None:
+    def __init__(self, app: Any) -> None:
+        self._app = app
         self._suspects: dict[Any, int] = {}
 
     def _idle(self) -> bool:
+        app = self._app
         consumer: Any = app.consumer
         return not (
             app.rebalancing
@@ -55,6 +56,7 @@ class StallWatch:
         if not self._idle():
             self._suspects.clear()
             return
+        app = self._app
         consumer: Any = app.consumer
         monitor: Any = app.monitor
         changelogs = set(app.tables.changelog_topics)
@@ -81,17 +83,19 @@ class StallWatch:
         self._suspects = {tp: o for tp, o in stuck.items() if self._suspects.get(tp) != o}
 
 
-stall_watch = StallWatch()
+def install(app: Any, guarantee: str) -> StallWatch:
+    """Run the watch on a Faust timer of ``app`` (at-least-once only; see below)."""
+    watch = StallWatch(app)
 
+    async def watch_for_stalled_partitions() -> None:
+        # Why not with transactions: their commit markers take offsets, so a partition's end
+        # stays past its last record and every partition would look stalled.
+        if guarantee != "at_least_once":
+            return
+        try:
+            await watch.check()
+        except Exception as exc:  # never let the watch take the worker down; try at next tick
+            log.warning("stall watch: check failed: %r", exc)
 
-@app.timer(CHECK_INTERVAL_S)  # type: ignore[untyped-decorator]  # Faust leaves it untyped
-async def watch_for_stalled_partitions() -> None:
-    """Look for stalled partitions (see the module docstring)."""
-    # Why not with transactions: their commit markers take offsets, so a partition's end
-    # stays past its last record and every partition would look stalled.
-    if settings.processing_guarantee != "at_least_once":
-        return
-    try:
-        await stall_watch.check()
-    except Exception as exc:  # never let the watch take the worker down; try at the next tick
-        log.warning("stall watch: check failed: %r", exc)
+    app.timer(CHECK_INTERVAL_S)(watch_for_stalled_partitions)
+    return watch

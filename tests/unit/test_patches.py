@@ -1,16 +1,18 @@
-"""The end of Faust's recovery seeks stream partitions before it resumes them (app/faust_fixes)."""
+"""The library patches of app/patches/: their fences, and each fix against its bug."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from faust.types import TP
 
-from app import faust_fixes
+from app import patches
+from app.patches import faust_commit_in_flight, faust_fetch_copy, faust_seek_before_resume
 
 STREAM = TP(topic="posts", partition=0)
 CHANGELOG = TP(topic="keys-changelog", partition=0)
@@ -80,7 +82,7 @@ def _order(calls: Recorder) -> list[str]:
 
 def test_recovery_end_seeks_before_it_resumes_the_stream_partitions() -> None:
     calls = Recorder()
-    asyncio.run(faust_fixes._on_recovery_completed(_recovery(calls), generation_id=3))
+    asyncio.run(faust_seek_before_resume._on_recovery_completed(_recovery(calls), generation_id=3))
     order = _order(calls)
     assert order.index("seek") < order.index("resume ['posts']") < order.index("resume flow")
     assert order[-1] == "rebalance end"
@@ -88,14 +90,14 @@ def test_recovery_end_seeks_before_it_resumes_the_stream_partitions() -> None:
 
 def test_the_tableless_path_seeks_before_it_resumes_too() -> None:
     calls = Recorder()
-    asyncio.run(faust_fixes._resume_streams(_recovery(calls), generation_id=3))
+    asyncio.run(faust_seek_before_resume._resume_streams(_recovery(calls), generation_id=3))
     order = _order(calls)
     assert order.index("seek") < order.index("resume ['posts']") < order.index("resume flow")
 
 
 def test_a_newer_rebalance_leaves_the_partitions_alone() -> None:
     calls = Recorder()
-    asyncio.run(faust_fixes._on_recovery_completed(_recovery(calls), generation_id=2))
+    asyncio.run(faust_seek_before_resume._on_recovery_completed(_recovery(calls), generation_id=2))
     assert "seek" not in calls.calls and not any(c.startswith("resume") for c in calls.calls)
 
 
@@ -118,7 +120,7 @@ def _fetch(active: set[Any] | None) -> FakeFetcher:
     fetcher = FakeFetcher(active if active is not None else set())
     thread = SimpleNamespace(consumer=SimpleNamespace(flow_active=True))
     consumer = SimpleNamespace(_closed=False, _fetcher=fetcher)
-    asyncio.run(faust_fixes._fetch_records(thread, consumer, active, timeout=1.0))
+    asyncio.run(faust_fetch_copy._fetch_records(thread, consumer, active, timeout=1.0))
     return fetcher
 
 
@@ -171,7 +173,31 @@ def _consumer(committed: int | None, acked: list[int], in_flight: list[int]) -> 
 def test_a_commit_never_passes_a_record_still_in_flight(
     committed: int | None, acked: list[int], in_flight: list[int], upstream: Any, fixed: Any
 ) -> None:
-    assert faust_fixes.UPSTREAM_NEW_OFFSET(_consumer(committed, acked, in_flight), STREAM) == (
-        upstream
+    assert faust_commit_in_flight.UPSTREAM_NEW_OFFSET(
+        _consumer(committed, acked, in_flight), STREAM
+    ) == (upstream)
+    assert (
+        faust_commit_in_flight._new_offset(_consumer(committed, acked, in_flight), STREAM) == fixed
     )
-    assert faust_fixes._new_offset(_consumer(committed, acked, in_flight), STREAM) == fixed
+
+
+def test_every_fence_holds_against_the_installed_libraries() -> None:
+    # Fails after an upgrade of faust-streaming or aiokafka that changed a patched method:
+    # re-check the fix against the new code, then record the new hash in its module.
+    patches.check_fences()
+
+
+def test_a_changed_method_refuses_to_be_patched() -> None:
+    patch = patches.all_patches()[0]
+    stale = dataclasses.replace(patch, upstream_sha256="0" * 64)
+    with pytest.raises(patches.PatchFenceError, match="is not the pinned release"):
+        patches.check_fences([stale])
+
+
+def test_patches_apply_once_and_undo() -> None:
+    every = patches.all_patches()
+    originals = {(p.owner, p.name): p.owner.__dict__[p.name] for p in every}
+    with patches.applied():
+        patches.apply_all()  # a second time changes nothing
+        assert all(p.owner.__dict__[p.name] is p.replacement for p in every)
+    assert all(p.owner.__dict__[p.name] is originals[(p.owner, p.name)] for p in every)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-POM = Path(__file__).resolve().parent.parent / "kafka" / "pom.xml"
+POM = Path(__file__).resolve().parents[2] / "kafka" / "pom.xml"
 # Why: bump together with <kafka.version> in kafka/pom.xml.
 KAFKA_VERSION = "4.1.1"
 DEFAULT_CACHE = Path.home() / ".cache" / "ocrstream" / "kafka"
@@ -171,6 +171,11 @@ class LocalKafka:
             return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
         except FileNotFoundError:
             return ""
+
+    def wait(self) -> None:
+        """Wait until the broker process ends (it runs in the foreground of ``ocrstream kafka``)."""
+        if self._process is not None:
+            self._process.wait()
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """Stop the broker cleanly (SIGTERM), killing it if it does not exit in time."""

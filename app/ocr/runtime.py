@@ -9,24 +9,24 @@ import time
 import aiohttp
 from mode import Service
 
-from app.faust_app import app, settings
-from app.fetch import HostSlots, fetch_image, limits_from, new_session
+from app.fetch import FetchLimits, HostSlots, fetch_image, limits_from, new_session
 from app.metrics import metrics
 from app.ocr.admission import Lane, OcrAdmission
 from app.ocr.cache import OcrCache, content_key, url_key
 from app.ocr.engine import EngineConfig, OcrOutput
 from app.ocr.pool import OcrPool
-from app.settings import image_limits
+from app.settings import Settings, image_limits
 
 log = logging.getLogger(__name__)
-
-fetch_limits = limits_from(settings)
 
 
 class OcrRuntime(Service):
     """Starts and warms the OCR pool with the worker, and stops it with the worker."""
 
-    def __post_init__(self) -> None:
+    def __init__(self, settings: Settings) -> None:
+        super().__init__()
+        self._settings = settings
+        self.fetch_limits: FetchLimits = limits_from(settings)
         self._ready = asyncio.Event()
         self._pool = OcrPool(
             EngineConfig(det_max_side=settings.ocr_det_max_side, threads=settings.ocr_threads),
@@ -45,12 +45,12 @@ class OcrRuntime(Service):
     async def on_start(self) -> None:
         """Start the OCR processes and warm them before any image is read."""
         seconds = await self._pool.start()
-        self._session = new_session(fetch_limits)
+        self._session = new_session(self.fetch_limits)
         self._ready.set()
         log.info(
             "OCR ready: %d process(es) x %d thread(s), warmed in %.1fs",
-            settings.ocr_processes,
-            settings.ocr_threads,
+            self._settings.ocr_processes,
+            self._settings.ocr_threads,
             seconds,
         )
 
@@ -77,31 +77,31 @@ class OcrRuntime(Service):
 
     async def fetch(self, url: str) -> bytes:
         """Download an image (bounded size, time and downloads per host)."""
-        return await fetch_image(await self.session(), url, fetch_limits, self.hosts)
+        return await fetch_image(await self.session(), url, self.fetch_limits, self.hosts)
 
-    async def ocr_url(self, url: str) -> tuple[OcrOutput, bool]:
+    async def ocr_image(self, data: bytes, lane: Lane = "pipeline") -> tuple[OcrOutput, bool]:
+        """Return (output, was_cached) for image bytes; identical bytes are read once."""
+        metrics.stage("ocr")
+        output, cached = await self.cache.get_or_compute(
+            content_key(data), lambda: self.ocr(data, lane)
+        )
+        if cached:
+            metrics.count("ocr_cache_hits.same_bytes")
+        else:
+            metrics.ocr_ms.observe(output.elapsed_ms)
+        return output, cached
+
+    async def ocr_url(self, url: str, lane: Lane = "pipeline") -> tuple[OcrOutput, bool]:
         """Return (output, was_cached) for an image URL; repeats by URL or bytes are not redone."""
 
         async def fetch_and_read() -> OcrOutput:
             started = time.perf_counter()
             data = await self.fetch(url)
             metrics.fetch_ms.observe((time.perf_counter() - started) * 1000)
-            metrics.stage("ocr")
-            output, cached = await self.cache.get_or_compute(
-                content_key(data), lambda: self.ocr(data)
-            )
-            if cached:
-                metrics.count("ocr_cache_hits.same_bytes")
-            else:
-                metrics.ocr_ms.observe(output.elapsed_ms)
+            output, _ = await self.ocr_image(data, lane)
             return output
 
         output, cached = await self.cache.get_or_compute(url_key(url), fetch_and_read)
         if cached:
             metrics.count("ocr_cache_hits.same_url")
         return output, cached
-
-
-runtime = OcrRuntime()
-# Faust starts an instance as readily as a class (App._prepare_subservice); its stub says class.
-app.service(runtime)  # type: ignore[arg-type]

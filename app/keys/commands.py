@@ -5,7 +5,7 @@ from __future__ import annotations
 from yarl import URL
 
 from app.fetch import FetchError, check_url, limits_from
-from app.keywords import merge_keywords, remove_keywords
+from app.keys.keywords import merge_keywords, remove_keywords
 from app.settings import Settings
 from app.webhooks.signing import new_secret
 from models.keys import (

@@ -12,12 +12,12 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from mode import Service
 
-from app.admin import consume_until_stopped
-from app.faust_app import app, settings
-from app.tables import decode_key_record
+from app.kafka.consumers import consume_until_stopped
+from app.keys.changelog import read_changelog
+from app.settings import Settings
 from models.keys import KeyRecord
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,9 @@ log = logging.getLogger(__name__)
 class KeysReplica(Service):
     """All keys, up to date within milliseconds of the control agent's writes."""
 
-    def __post_init__(self) -> None:
+    def __init__(self, settings: Settings) -> None:
+        super().__init__()
+        self._settings = settings
         self._keys: dict[str, KeyRecord] = {}
         self._ready = asyncio.Event()
         self._watchers: list[Callable[[str, KeyRecord | None], None]] = []
@@ -44,47 +46,31 @@ class KeysReplica(Service):
         await consume_until_stopped(
             lambda: self.should_stop,
             lambda: AIOKafkaConsumer(
-                bootstrap_servers=settings.broker, group_id=None, enable_auto_commit=False
+                bootstrap_servers=self._settings.broker, group_id=None, enable_auto_commit=False
             ),
-            self._tail,
+            lambda consumer: read_changelog(
+                consumer,
+                self._settings.keys_changelog_topic,
+                self.apply,
+                follow=lambda: not self.should_stop,
+                caught_up=self._set_ready,
+            ),
             "keys replica",
         )
 
-    async def _tail(self, consumer: AIOKafkaConsumer) -> None:
-        topic = settings.keys_changelog_topic
-        while topic not in await consumer.topics():
-            await asyncio.sleep(0.5)  # Faust creates it while the worker starts
-        tp = TopicPartition(topic, 0)
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        caught_up_at = (await consumer.end_offsets([tp]))[tp]
-        if caught_up_at == 0:
-            self._set_ready()
-        while not self.should_stop:
-            batch = await consumer.getmany(tp, timeout_ms=1000)
-            for message in batch.get(tp, []):
-                self._apply(message.key, message.value)
-            if not self._ready.is_set() and await consumer.position(tp) >= caught_up_at:
-                self._set_ready()
-
-    def _apply(self, key: bytes | None, value: bytes | None) -> None:
-        if key is None:
-            return
-        key_id = key.decode()
-        if value is None:
+    def apply(self, key_id: str, record: KeyRecord | None) -> None:
+        """Take one change of the changelog (a record, or None for a deleted key)."""
+        if record is None:
             self._keys.pop(key_id, None)
         else:
-            try:
-                self._keys[key_id] = decode_key_record(value)
-            except ValueError:
-                log.error("unreadable keys changelog record for %s; ignored", key_id)
-                return
+            self._keys[key_id] = record
         for on_change in self._watchers:
-            on_change(key_id, self._keys.get(key_id))
+            on_change(key_id, record)
 
     def _set_ready(self) -> None:
-        self._ready.set()
-        log.info("keys replica ready: %d keys", len(self._keys))
+        if not self._ready.is_set():
+            self._ready.set()
+            log.info("keys replica ready: %d keys", len(self._keys))
 
     async def wait_ready(self) -> None:
         """Wait until the replica has read the changelog up to where it stood at start."""
@@ -101,7 +87,3 @@ class KeysReplica(Service):
     def active(self) -> list[KeyRecord]:
         """Return every key that is not revoked."""
         return [record for record in self._keys.values() if not record.revoked]
-
-
-keys_replica = KeysReplica()
-app.service(keys_replica)  # type: ignore[arg-type]  # instances work too (see ocr_runtime)

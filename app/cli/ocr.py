@@ -1,14 +1,16 @@
-"""``python -m app ocr``: OCR files or URLs from the command line."""
+"""``ocrstream ocr``: OCR image files or URLs from the command line, without Kafka."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
 import sys
 import time
 from pathlib import Path
 
-from app.addresses import extract_addresses
 from app.fetch import FetchError, fetch_image, limits_from, new_session
+from app.ocr.addresses import extract_addresses
 from app.ocr.engine import EngineConfig, OcrEngine
 from app.ocr.images import ImageError
 from app.settings import get_settings, image_limits
@@ -54,3 +56,8 @@ async def run_ocr(sources: list[str], as_json: bool) -> int:
 
 def _emit(as_json: bool, record: dict[str, object], human: str) -> None:
     print(json.dumps(record, ensure_ascii=False) if as_json else human, flush=True)
+
+
+def ocr(args: argparse.Namespace) -> int:
+    """OCR image files or URLs and print the text (``ocrstream ocr``)."""
+    return asyncio.run(run_ocr(args.images, as_json=args.json))

@@ -1,4 +1,4 @@
-"""The aiokafka fixes of app/kafka_fixes.py, each against a real broker."""
+"""The aiokafka patches of app/patches/, each against a real broker."""
 
 from __future__ import annotations
 
@@ -7,16 +7,16 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from app import kafka_fixes
-from app.admin import create_topics
-from app.local_kafka import LocalKafka
+from app.kafka.admin import create_topics
+from app.kafka.local import LocalKafka
 from tests.support import produce, unique_settings
 
 pytestmark = pytest.mark.integration
 
 
-async def test_a_send_to_a_new_topic_keeps_the_leaders_of_known_topics(kafka: LocalKafka) -> None:
-    kafka_fixes.apply()
+async def test_a_send_to_a_new_topic_keeps_the_leaders_of_known_topics(
+    kafka: LocalKafka, patched: None
+) -> None:
     settings = unique_settings(kafka)
     known, new = f"known-{uuid.uuid4().hex[:8]}", f"new-{uuid.uuid4().hex[:8]}"
     await create_topics(settings, {known: 1})
@@ -39,9 +39,8 @@ async def test_a_send_to_a_new_topic_keeps_the_leaders_of_known_topics(kafka: Lo
 
 
 async def test_seek_to_committed_rewinds_partitions_with_no_committed_offset(
-    kafka: LocalKafka,
+    kafka: LocalKafka, patched: None
 ) -> None:
-    kafka_fixes.apply()
     settings = unique_settings(kafka)
     topic = f"seek-{uuid.uuid4().hex[:8]}"
     await create_topics(settings, {topic: 2})

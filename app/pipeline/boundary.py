@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from app.dead_letter import send_dead_letter
 from app.metrics import metrics
-from app.records import RecordRefused
+from app.pipeline.dead_letters import DeadLetters
+from app.pipeline.records import RecordRefused
 from models.dead_letter import Stage
 
 log = logging.getLogger(__name__)
@@ -27,14 +27,16 @@ _MAX_REASON_CHARS = 500
 
 
 @asynccontextmanager
-async def record_boundary(stage: Stage, event: Any) -> AsyncIterator[None]:
+async def record_boundary(
+    dead_letters: DeadLetters, stage: Stage, event: Any
+) -> AsyncIterator[None]:
     """Run the block for one record; a refusal or any error becomes its dead letter."""
     try:
         yield
     except asyncio.CancelledError:
         raise  # the worker is stopping or rebalancing: the record is read again
     except RecordRefused as exc:
-        await send_dead_letter(stage, str(exc), event)
+        await dead_letters.send(stage, str(exc), event)
     except Exception as exc:
         message = event.message
         log.exception(
@@ -46,4 +48,4 @@ async def record_boundary(stage: Stage, event: Any) -> AsyncIterator[None]:
         )
         metrics.count(f"record_errors.{stage}")
         reason = f"unexpected error: {type(exc).__name__}: {exc}"[:_MAX_REASON_CHARS]
-        await send_dead_letter(stage, reason, event)
+        await dead_letters.send(stage, reason, event)

@@ -1,0 +1,73 @@
+"""``ocrstream run``, ``worker`` and ``kafka``: the worker, with or without a local broker."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+from app.cli.errors import UsageError
+from app.settings import get_settings
+
+log = logging.getLogger("ocrstream")
+
+
+def worker(args: argparse.Namespace) -> int:
+    """Run the Faust worker against ``OCRSTREAM_BROKER``."""
+    settings = get_settings()
+    if not settings.broker:
+        raise UsageError("OCRSTREAM_BROKER is not set (or use `ocrstream run`)")
+    from app.kafka.admin import ensure_topics
+    from app.redact import install_log_redaction
+    from app.worker import build_worker  # here: built from the final settings
+
+    install_log_redaction()
+    # Why before Faust: it declares only the topics it consumes, not those it produces to.
+    created = asyncio.run(ensure_topics(settings))
+    if created:
+        log.info("created topics: %s", ", ".join(created))
+    app, agents = build_worker()
+    log.info("agents: %s", ", ".join(agents))
+    sys.argv = ["ocrstream", "worker", "--loglevel", args.loglevel]
+    app.main()
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the worker; start a local single-node Kafka first when no broker is configured."""
+    settings = get_settings()
+    if settings.broker:
+        return worker(args)
+    from app.kafka.local import DEFAULT_CACHE, LocalKafka, port_is_free
+
+    cache = Path(settings.local_kafka_dir) if settings.local_kafka_dir else DEFAULT_CACHE
+    broker = LocalKafka(cache / "data", port=9092 if port_is_free(9092) else 0, cache_dir=cache)
+    broker.start()
+    log.info("started local Kafka on %s; stop with Ctrl-C", broker.bootstrap)
+    os.environ["OCRSTREAM_BROKER"] = broker.bootstrap
+    get_settings.cache_clear()
+    try:
+        return worker(args)
+    finally:
+        broker.stop()
+
+
+def kafka(args: argparse.Namespace) -> int:
+    """Run the local single-node Kafka in the foreground."""
+    from app.kafka.local import DEFAULT_CACHE, LocalKafka
+
+    settings = get_settings()
+    cache = Path(settings.local_kafka_dir) if settings.local_kafka_dir else DEFAULT_CACHE
+    broker = LocalKafka(args.data or cache / "data", port=args.port, cache_dir=cache)
+    broker.start()
+    print(f"Kafka ready on {broker.bootstrap}; Ctrl-C stops it", flush=True)
+    try:
+        broker.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        broker.stop()
+    return 0

@@ -1,0 +1,1 @@
+"""Kafka plumbing: topic creation, long-running consumers, the local broker, the stall watch."""

@@ -1,0 +1,63 @@
+"""Topics the worker needs, created with Kafka's admin client before Faust starts."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from app.settings import Settings
+
+
+async def ensure_topics(settings: Settings) -> list[str]:
+    """Create the pipeline's topics that do not exist yet; return the names created."""
+    wanted = dict(settings.pipeline_topics())
+    # Why not the changelog: Faust creates it itself, with the settings its table needs.
+    del wanted[settings.keys_changelog_topic]
+    return await create_topics(settings, wanted)
+
+
+async def create_topics(settings: Settings, wanted: dict[str, int]) -> list[str]:
+    """Create those of ``wanted`` (name -> partitions) that do not exist; return them."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.broker)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(name, partitions, settings.topic_replicas)
+            for name, partitions in wanted.items()
+            if name not in existing
+        ]
+        if missing:
+            await admin.create_topics(missing)
+            await _wait_for_leaders(admin, [topic.name for topic in missing])
+        return [topic.name for topic in missing]
+    finally:
+        await admin.close()
+
+
+async def _wait_for_leaders(
+    admin: AIOKafkaAdminClient, names: list[str], timeout_s: float = 30.0
+) -> None:
+    """Wait until every partition of the named topics has a leader (or raise TimeoutError).
+
+    Why: a topic is created before its partitions have leaders; clients that produce to or
+    fetch from it in that window depend on each client's metadata retry being right. Waiting
+    here means the pipeline only ever sees fully formed topics.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        described = await admin.describe_topics(names)
+        unready = [
+            topic["topic"]
+            for topic in described
+            if topic["error_code"]
+            or not topic["partitions"]
+            or any(p["error_code"] or p["leader"] < 0 for p in topic["partitions"])
+        ]
+        if not unready and len(described) == len(names):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topics without leaders after {timeout_s:.0f}s: {unready}")
+        await asyncio.sleep(0.1)

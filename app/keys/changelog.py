@@ -1,0 +1,103 @@
+"""The one reader of the keys table's changelog: every worker's replica and the CLI use it.
+
+The control agent is the table's one writer; Faust keeps the table in the changelog topic
+``{app_id}-keys-changelog`` (one partition). Reading it from the start gives every key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from app.kafka.consumers import stop_consumer
+from app.settings import Settings
+from models.keys import KeyRecord
+
+log = logging.getLogger(__name__)
+
+OnChange = Callable[[str, KeyRecord | None], None]
+
+
+def encode_key_record(record: KeyRecord) -> bytes:
+    """Return the table value of a key record."""
+    return record.model_dump_json().encode()
+
+
+def decode_key_record(raw: bytes) -> KeyRecord:
+    """Return the key record of a table value."""
+    return KeyRecord.model_validate(json.loads(raw))
+
+
+def decode_change(key: bytes | None, value: bytes | None) -> tuple[str, KeyRecord | None] | None:
+    """Return (key id, record or None for a deletion) of a changelog record; None if unreadable."""
+    if key is None:
+        return None
+    key_id = key.decode(errors="replace")
+    if value is None:
+        return key_id, None
+    try:
+        return key_id, decode_key_record(value)
+    except ValueError:
+        log.error("unreadable keys changelog record for %s; ignored", key_id[:40])
+        return None
+
+
+async def read_changelog(
+    consumer: AIOKafkaConsumer,
+    topic: str,
+    on_change: OnChange,
+    follow: Callable[[], bool] = lambda: False,
+    caught_up: Callable[[], None] = lambda: None,
+) -> None:
+    """Read the changelog from its start, calling ``on_change`` for each record.
+
+    ``caught_up()`` is called once everything that was there at the start has been read; the
+    reading then goes on for as long as ``follow()`` holds (a worker's replica), or ends (a
+    one-off read). A changelog that does not exist yet is waited for only when following.
+    """
+    while topic not in await consumer.topics():
+        if not follow():
+            caught_up()
+            return  # no worker has run yet: no keys
+        await asyncio.sleep(0.5)  # Faust creates it while the worker starts
+    tp = TopicPartition(topic, 0)
+    consumer.assign([tp])
+    await consumer.seek_to_beginning(tp)
+    end = (await consumer.end_offsets([tp]))[tp]
+    at_end = end == 0
+    if at_end:
+        caught_up()
+    while not at_end or follow():
+        batch = await consumer.getmany(tp, timeout_ms=1000)
+        for message in batch.get(tp, []):
+            change = decode_change(message.key, message.value)
+            if change is not None:
+                on_change(*change)
+        if not at_end and await consumer.position(tp) >= end:
+            at_end = True
+            caught_up()
+
+
+async def read_keys(settings: Settings) -> dict[str, KeyRecord]:
+    """Return every key record, read once from the changelog (for the command line)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.broker, enable_auto_commit=False, group_id=None
+    )
+    records: dict[str, KeyRecord] = {}
+
+    def apply(key_id: str, record: KeyRecord | None) -> None:
+        if record is None:
+            records.pop(key_id, None)
+        else:
+            records[key_id] = record
+
+    await consumer.start()
+    try:
+        await read_changelog(consumer, settings.keys_changelog_topic, apply)
+    finally:
+        await stop_consumer(consumer)
+    return records

@@ -1,0 +1,23 @@
+"""The worker's long-lived services, each made once from the settings.
+
+Agents take what they use from here. The composition root (``app/worker.py``) registers each
+with Faust, so they start and stop with the worker, and hands them to the web handlers.
+"""
+
+from __future__ import annotations
+
+from app.faust_app import settings
+from app.keys.replica import KeysReplica
+from app.live.hub import LiveHub
+from app.ocr.runtime import OcrRuntime
+from app.pipeline.dead_letters import DeadLetters
+from app.webhooks.service import WebhookDelivery
+
+keys = KeysReplica(settings)
+dead_letters = DeadLetters(settings)
+ocr = OcrRuntime(settings)
+live = LiveHub(settings, keys)
+webhooks = WebhookDelivery(settings, keys, dead_letters)
+
+# In the order Faust starts them (and stops them the other way round).
+ALL = (keys, dead_letters, ocr, live, webhooks)

@@ -1,0 +1,150 @@
+"""What a worker reports about itself: ``/status/`` (JSON) and ``/metrics`` (Prometheus)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from app.keys.replica import KeysReplica
+from app.live.hub import LiveHub
+from app.metrics import metrics
+from app.ocr.runtime import OcrRuntime
+from app.prometheus import WorkerCollector, render
+from app.settings import Settings
+from app.webhooks.service import WebhookDelivery
+
+
+class StatusReport:
+    """Reads the worker's state when asked; nothing is kept twice."""
+
+    def __init__(
+        self,
+        faust_app: Any,
+        settings: Settings,
+        keys: KeysReplica,
+        ocr: OcrRuntime,
+        live: LiveHub,
+        webhooks: WebhookDelivery,
+    ) -> None:
+        self._app = faust_app
+        self._settings = settings
+        self._keys = keys
+        self._ocr = ocr
+        self._live = live
+        self._webhooks = webhooks
+        # Why a registry of our own: the global default one would also export this process's
+        # Python internals under names that differ per client version; we export what we
+        # document.
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(
+            WorkerCollector(
+                metrics, lambda: faust_app.monitor, lambda: ocr.cache, self.partition_lag
+            )
+        )
+
+    def prometheus_text(self) -> bytes:
+        """Return the worker's metrics in Prometheus' text format."""
+        return render(self.registry)
+
+    def partition_lag(self) -> dict[str, int]:
+        """Return, per ``topic/partition`` this worker consumes, records not yet committed."""
+        monitor: Any = self._app.monitor
+        lag: dict[str, int] = {}
+        for tp, end in sorted(dict(monitor.tp_end_offsets or {}).items()):
+            done = (monitor.tp_committed_offsets or {}).get(tp)
+            if done is None:
+                read = (monitor.tp_read_offsets or {}).get(tp)
+                done = read + 1 if read is not None else end
+            lag[f"{tp.topic}/{tp.partition}"] = max(0, end - done)
+        return lag
+
+    def snapshot(self) -> dict[str, Any]:
+        """Return everything the status page shows."""
+        settings = self._settings
+        cache = self._ocr.cache
+        lookups = cache.hits + cache.misses
+        by_partition = self.partition_lag()
+        return {
+            "app_id": settings.app_id,
+            "topics": {
+                "posts": settings.posts_topic,
+                "images": settings.images_topic,
+                "ocr_result": settings.ocr_result_topic,
+                "ocr_error": settings.ocr_error_topic,
+                "dead_letter": settings.dead_letter_topic,
+                "control": settings.control_topic,
+                "webhooks": settings.webhooks_topic,
+            },
+            "webhooks": self._webhooks.status(),
+            "live_streams": self._live.status(),
+            "active_keys": len(self._keys.active()),
+            "consumer_lag": consumer_lag(by_partition),
+            # Why per partition too: one partition that never drains is a stuck consumer.
+            "consumer_lag_by_partition": by_partition,
+            "consumer_flow": consumer_flow(self._app.consumer),
+            # Why shown: a full /ocr queue or a host holding its download slots explains waits.
+            "ocr_admission": self._ocr.admission.status(),
+            "downloads_by_host": dict(sorted(self._ocr.hosts.busy().items())[:20]),
+            "cache": {
+                "entries": len(cache),
+                "hits": cache.hits,
+                "hit_rate": round(cache.hits / lookups, 3) if lookups else None,
+            },
+            **metrics.snapshot(),
+        }
+
+
+def consumer_flow(consumer: Any) -> dict[str, Any]:
+    """Return Faust's flow control state: paused partitions are not fetched until resumed.
+
+    Why shown: a partition that stays paused or "buffered" (its stream queue under pressure)
+    while its lag grows is the signature of a stuck consumer rather than a slow one.
+    """
+    return {
+        "flow_active": bool(getattr(consumer, "flow_active", True)),
+        "paused": sorted(f"{tp.topic}/{tp.partition}" for tp in consumer._paused_partitions),
+        "buffered": sorted(f"{tp.topic}/{tp.partition}" for tp in consumer._buffered_partitions),
+        # What Faust asks the fetcher for: assigned, minus paused, minus buffered.
+        "fetching": sorted(
+            f"{tp.topic}/{tp.partition}" for tp in (consumer._active_partitions or ())
+        ),
+        "assigned": sorted(f"{tp.topic}/{tp.partition}" for tp in consumer.assignment()),
+        "fetcher": fetcher_state(consumer),
+    }
+
+
+def fetcher_state(consumer: Any) -> dict[str, Any]:
+    """Return aiokafka's own view of each assigned partition: position, status, paused.
+
+    Why: records aiokafka has fetched (its position moved past them) can still fail to reach
+    an agent, as around a rebalance before app/patches/ (see docs/operations.md, Takeover after
+    a crash); a position ahead of Faust's progress is where the two views part. Read without
+    locks from the consumer's thread, so a figure may be a moment old.
+    """
+    try:
+        kafka_consumer = consumer._thread._ensure_consumer()
+        assignment = kafka_consumer._subscription.subscription.assignment
+        states = dict(assignment._tp_state)
+        # Fetched and not yet handed out: aiokafka fetches a partition again only after.
+        held = set(kafka_consumer._fetcher._records)
+    except Exception:  # no consumer or no assignment yet (or a Faust/aiokafka change)
+        return {}
+    return {
+        f"{tp.topic}/{tp.partition}": {
+            "position": state._position,
+            "status": state._status.name,
+            "paused": state._paused,
+            "holding_fetched_records": tp in held,
+        }
+        for tp, state in sorted(states.items())
+    }
+
+
+def consumer_lag(by_partition: dict[str, int]) -> dict[str, int]:
+    """Return, per topic, the sum of its partitions' lag."""
+    lag: dict[str, int] = defaultdict(int)
+    for name, records in by_partition.items():
+        lag[name.rsplit("/", 1)[0]] += records
+    return dict(lag)

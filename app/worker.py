@@ -1,0 +1,75 @@
+"""The worker's composition root: library patches, agents, services and web routes, wired once.
+
+Only the command line imports this module (``ocrstream worker``). It is the one place that
+knows every part; the parts know only what they use, so nothing imports back into the app
+while it is being built.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Any
+
+import faust
+
+
+def build_worker() -> tuple[faust.App, list[str]]:
+    """Patch the libraries, then wire everything onto the Faust app; return it and its agents."""
+    from app import patches
+
+    # Why first: the patches must be in place before any Kafka client or Faust consumer exists.
+    patches.apply_all()
+
+    from app import services
+    from app.faust_app import app, settings
+    from app.kafka import stall_watch
+    from app.keys.admin import KeyAdmin
+    from app.tables import keys_table  # noqa: F401  # registers the keys table
+    from app.topics import control
+    from app.web import context
+    from app.web.ratelimit import RateLimiter
+    from app.web.routes import install_routes
+    from app.web.status import StatusReport
+
+    agents = _import_agents()
+    for service in services.ALL:
+        # Faust starts an instance as readily as a class (App._prepare_subservice); its
+        # stub says class.
+        app.service(service)  # type: ignore[arg-type]
+    stall_watch.install(app, settings.processing_guarantee)
+
+    async def send(command: Any) -> None:
+        await control.send(key=command.key_id.encode(), value=command.model_dump_json().encode())
+
+    async def lookup(key_id: str) -> Any:
+        return services.keys.get(key_id)
+
+    # Faust's web driver here is aiohttp (faust.web.drivers.aiohttp); its typed base class does
+    # not name the aiohttp application it holds.
+    web_app = app.web.web_app  # type: ignore[attr-defined]
+    web_app[context.SETTINGS] = settings
+    web_app[context.KEYS] = services.keys
+    web_app[context.KEY_ADMIN] = KeyAdmin(
+        settings, send, lookup, settings.keyword_apply_timeout_s, poll_s=0.05
+    )
+    web_app[context.OCR] = services.ocr
+    web_app[context.LIMITER] = RateLimiter(
+        settings.rate_limit_per_minute, settings.rate_limit_burst
+    )
+    web_app[context.LIVE] = services.live
+    web_app[context.STATUS] = StatusReport(
+        app, settings, services.keys, services.ocr, services.live, services.webhooks
+    )
+    install_routes(web_app)
+    return app, agents
+
+
+def _import_agents() -> list[str]:
+    """Import every module of the ``agents`` package (registering its agents); return names."""
+    import agents
+
+    names = [module.name for module in pkgutil.iter_modules(agents.__path__, "agents.")]
+    for name in names:
+        importlib.import_module(name)
+    return names

@@ -1,0 +1,100 @@
+"""The layout keeps its promises: no import cycle, and pure modules never build the Faust app."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support import REPO
+
+PACKAGES = ("app", "agents", "models")
+# Modules that hold rules and data, testable without Kafka: importing them must not import
+# Faust (let alone build and patch the app).
+PURE = (
+    "app.settings",
+    "app.fetch",
+    "app.redact",
+    "app.metrics",
+    "app.pipeline.records",
+    "app.pipeline.posts",
+    "app.pipeline.delivery",
+    "app.pipeline.channels",
+    "app.keys.apikeys",
+    "app.keys.commands",
+    "app.keys.keywords",
+    "app.ocr.images",
+    "app.ocr.addresses",
+    "app.ocr.admission",
+    "app.ocr.cache",
+    "app.webhooks.policy",
+    "app.webhooks.progress",
+    "app.webhooks.signing",
+    "app.live.feed",
+    "app.kafka.stall_watch",
+)
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for package in PACKAGES:
+        for path in sorted((REPO / package).rglob("*.py")):
+            parts = path.relative_to(REPO).with_suffix("").parts
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            found[name] = path
+    return found
+
+
+def _imports(name: str, path: Path, known: set[str]) -> set[str]:
+    """Return our modules that ``name`` imports, at load time or inside a function."""
+    imported = set()
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1])
+                base = f"{base}.{node.module}" if node.module else base
+            imported.add(base)
+            imported |= {f"{base}.{alias.name}" for alias in node.names}
+    return {module for module in imported if module in known and module != name}
+
+
+def test_no_module_imports_itself_back() -> None:
+    modules = _modules()
+    graph = {name: _imports(name, path, set(modules)) for name, path in modules.items()}
+    cycles: list[list[str]] = []
+    state: dict[str, str] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = "open"
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                cycles.append([*trail[trail.index(nxt) :], nxt] if nxt in trail else [node, nxt])
+            elif nxt not in state:
+                visit(nxt, [*trail, nxt])
+        state[node] = "done"
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_models_and_pure_modules_load_without_faust() -> None:
+    models = [name for name in _modules() if name.startswith("models")]
+    code = (
+        "import importlib, json, sys\n"
+        f"for name in {json.dumps([*models, *PURE])}:\n"
+        "    importlib.import_module(name)\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m == 'faust' or m.startswith("
+        "('faust.', 'app.faust_app', 'app.worker', 'app.patches')))))\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert json.loads(loaded.stdout) == []
