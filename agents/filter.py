@@ -54,13 +54,13 @@ async def deliver(candidate: Candidate, event: Any) -> None:
     for key in keys_replica.active():
         delivery = delivery_for(key, candidate)
         if delivery is None:
-            metrics.count("deliveries.filtered")
+            metrics.deliveries.labels(outcome="filtered").inc()
             continue
         body = json.dumps(delivery, separators=(",", ":")).encode()
         for name in key.channels:
             refused = await channels.send(name, event.key, body, headers)
             if refused is not None:
-                metrics.count("deliveries.refused")
+                metrics.deliveries.labels(outcome="refused").inc()
                 await dead_letters.send("filter", f"key {key.key_id}: {refused}", event)
         for url in key.webhooks:
             # Why keyed by endpoint: one partition per endpoint keeps its deliveries in order.
@@ -70,4 +70,4 @@ async def deliver(candidate: Candidate, event: Any) -> None:
             await topics.webhooks.send(
                 key=job.endpoint_id.encode(), value=job.model_dump_json().encode()
             )
-        metrics.count("deliveries.sent")
+        metrics.deliveries.labels(outcome="sent").inc()

@@ -70,7 +70,7 @@ async def read_image(job: ImageJob, event_id: str) -> None:
         reason = f"unexpected error reading the image: {type(exc).__name__}: {exc}"[:500]
         await publish_error(job, INTERNAL_ERROR, reason, event_id)
         return
-    metrics.count("ocr_results")
+    metrics.ocr_results.inc()
     metrics.stage("publish")
     await topics.ocr_result.send(
         key=job.image_url.encode(),
@@ -89,7 +89,7 @@ async def read_image(job: ImageJob, event_id: str) -> None:
 
 async def publish_error(job: ImageJob, kind: ErrorKind, reason: str, event_id: str) -> None:
     """Publish the ``ocr_error`` event of an image that could not be read."""
-    metrics.count(f"ocr_errors.{kind}")
+    metrics.image_errors.labels(kind=kind).inc()
     metrics.error("ocr", f"{kind}: {reason} ({job.image_url})")
     log.info("image not read (%s): %s: %s", kind, redact_url(job.image_url), redact_text(reason))
     error = OcrError(image_url=job.image_url, ref=job.ref, error=kind, reason=reason)

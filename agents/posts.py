@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 async def process_posts(stream: Any) -> None:
     """Turn each post into image jobs and a delivery candidate."""
     async for event in stream.events():
-        metrics.count("posts_in")
+        metrics.posts.inc()
         async with record_boundary(dead_letters, "posts", event):
             post = parse_post(event.value, settings.max_post_text_chars)
             with metrics.tracking(f"post {post.source}:{post.mid}", "emit candidate"):
@@ -37,9 +37,9 @@ async def emit(plan: PostPlan, event: Any) -> None:
     for job in plan.jobs:
         # Why keyed by URL: repeats of one image land on one partition (and one cache).
         await topics.images.send(key=job.image_url.encode(), value=job.model_dump_json().encode())
-    metrics.count("images_out", len(plan.jobs))
+    metrics.image_jobs.inc(len(plan.jobs))
     for error, event_id in plan.refused:
-        metrics.count("ocr_errors.refused")
+        metrics.image_errors.labels(kind="refused").inc()
         metrics.error("posts", f"refused: {error.reason}")
         await topics.ocr_error.send(
             key=error.image_url.encode(),

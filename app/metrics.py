@@ -1,4 +1,12 @@
-"""In-process counters and OCR timings of this worker, shown by the /status view."""
+"""Every number a worker reports: typed Prometheus metrics, and what the status page shows now.
+
+Counters and histograms are declared here, once, with their names, help and labels, and
+incremented where things happen (``metrics.posts.inc()``); ``/metrics`` exports them as they
+are and ``/status/`` reads its totals from them. Besides them the status page keeps a short
+recent view: the work in flight, the last errors, and the latest latencies for percentiles.
+Figures that live elsewhere (Faust's monitor, consumer lag, the OCR cache) are read at scrape
+time by ``app/web/status.py``.
+"""
 
 from __future__ import annotations
 
@@ -6,45 +14,20 @@ import contextvars
 import itertools
 import statistics
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from app.redact import redact_text
 
 # Why 1000: enough samples for a stable p95, small enough to sort on every request.
 _LATENCY_WINDOW = 1000
 _RECENT_ERRORS = 20
-
-
-# Milliseconds; OCR on this kind of machine takes 100-1500 ms, downloads 5-20000 ms.
-LATENCY_BUCKETS_MS = (25, 50, 100, 200, 300, 500, 750, 1000, 1500, 2500, 5000, 10000, 20000)
-
-
-class Histogram:
-    """Cumulative latency buckets since start (what Prometheus needs), beside a recent window."""
-
-    def __init__(self, buckets: tuple[float, ...] = LATENCY_BUCKETS_MS) -> None:
-        self.buckets = buckets
-        self.counts = [0] * (len(buckets) + 1)  # the last one is +Inf
-        self.sum = 0.0
-        self.recent: deque[float] = deque(maxlen=_LATENCY_WINDOW)
-
-    def observe(self, value: float) -> None:
-        """Record one sample."""
-        index = next((i for i, bound in enumerate(self.buckets) if value <= bound), -1)
-        self.counts[index] += 1
-        self.sum += value
-        self.recent.append(value)
-
-    def cumulative(self) -> list[tuple[str, int]]:
-        """Return (upper bound, samples at or below it) pairs, ending with +Inf."""
-        pairs, running = [], 0
-        for bound, count in zip([*map(str, self.buckets), "+Inf"], self.counts, strict=True):
-            running += count
-            pairs.append((bound, running))
-        return pairs
+# Seconds; OCR on this kind of machine takes 0.1-1.5 s, downloads 0.005-20 s.
+LATENCY_BUCKETS_S = (0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2.5, 5, 10, 20)
 
 
 @dataclass
@@ -57,23 +40,97 @@ class Work:
     stage_since: float
 
 
-class Metrics:
-    """Counts of what this worker did since it started, and recent OCR latencies."""
+class Latency:
+    """A Prometheus histogram beside a window of the latest samples, for p50/p95 now."""
 
-    def __init__(self) -> None:
+    def __init__(self, histogram: Histogram) -> None:
+        self.histogram = histogram
+        self.recent: deque[float] = deque(maxlen=_LATENCY_WINDOW)
+
+    def observe_ms(self, ms: float) -> None:
+        """Record one sample, in milliseconds."""
+        self.histogram.observe(ms / 1000)
+        self.recent.append(ms)
+
+    def percentiles(self) -> dict[str, float | int]:
+        """Return n, p50 and p95 (ms) of the latest samples."""
+        samples = self.recent
+        if len(samples) < 2:
+            return {
+                "n": len(samples),
+                **({"p50": samples[0], "p95": samples[0]} if samples else {}),
+            }
+        cuts = statistics.quantiles(samples, n=20)
+        return {"n": len(samples), "p50": round(cuts[9], 1), "p95": round(cuts[18], 1)}
+
+
+class Metrics:
+    """The worker's metrics (see the module docstring); one per process, in ``metrics``."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+        def counter(name: str, help_text: str, *labels: str) -> Counter:
+            return Counter(name, help_text, labels, registry=registry)
+
+        def histogram(name: str, help_text: str) -> Latency:
+            return Latency(Histogram(name, help_text, buckets=LATENCY_BUCKETS_S, registry=registry))
+
+        self.posts = counter("ocrstream_posts", "Posts read from the posts topic.")
+        self.image_jobs = counter(
+            "ocrstream_image_jobs", "Image jobs emitted (one per image of a post)."
+        )
+        self.ocr_results = counter("ocrstream_ocr_results", "ocr_result events produced.")
+        self.image_errors = counter(
+            "ocrstream_image_errors", "Images that could not be read (ocr_error), by kind.", "kind"
+        )
+        self.dead_letters = counter(
+            "ocrstream_dead_letters", "Records sent to the dead-letter topic.", "stage"
+        )
+        self.record_errors = counter(
+            "ocrstream_record_errors",
+            "Records whose handling failed unexpectedly (dead-lettered; traceback in the log).",
+            "stage",
+        )
+        self.deliveries = counter(
+            "ocrstream_deliveries",
+            "Deliveries to API keys: sent, filtered (no keyword matched), refused (a channel).",
+            "outcome",
+        )
+        self.ocr_cache_hits = counter(
+            "ocrstream_ocr_cache_hits",
+            "Images answered from the OCR cache: by the same URL or the same bytes.",
+            "by",
+        )
+        self.partition_rereads = counter(
+            "ocrstream_partition_rereads",
+            "Partitions read again from their committed offset after they stopped advancing.",
+        )
+        self.http_responses = counter(
+            "ocrstream_http_responses", "HTTP API answers (and every 5xx), by status.", "status"
+        )
+        self.ocr_requests = counter(
+            "ocrstream_ocr_requests", "POST /ocr requests answered with the text."
+        )
+        self.webhook_deliveries = counter(
+            "ocrstream_webhook_deliveries",
+            "Webhook attempts by answer (2xx, 5xx, timeout, ...) and jobs by outcome.",
+            "outcome",
+        )
+        self.stream_events = counter(
+            "ocrstream_stream_events",
+            "Live-stream events: sent to a client, or dropped because it read too slowly.",
+            "outcome",
+        )
+        self.ocr_ms = histogram("ocrstream_ocr_seconds", "OCR time per image.")
+        self.fetch_ms = histogram("ocrstream_fetch_seconds", "Image download time.")
+        self.webhook_ms = histogram("ocrstream_webhook_seconds", "Webhook POST time per attempt.")
+
         self.started_at = time.time()
-        self.counts: Counter[str] = Counter()
-        self.ocr_ms = Histogram()
-        self.fetch_ms = Histogram()
-        self.webhook_ms = Histogram()
         self.recent_errors: deque[dict[str, object]] = deque(maxlen=_RECENT_ERRORS)
         self.in_flight: dict[int, Work] = {}
         self.live_connections = 0
         self._ids = itertools.count()
-
-    def count(self, name: str, n: int = 1) -> None:
-        """Add ``n`` to the counter ``name``."""
-        self.counts[name] += n
 
     def error(self, stage: str, reason: str) -> None:
         """Remember a recent error for the status page (URLs in it redacted: it is public)."""
@@ -100,14 +157,29 @@ class Metrics:
             work.stage = stage
             work.stage_since = time.monotonic()
 
+    def totals(self) -> dict[str, int | float]:
+        """Return every counter's value by name and labels (``name{label=value}``)."""
+        totals: dict[str, int | float] = {}
+        for family in self.registry.collect():
+            if family.type != "counter":
+                continue
+            for sample in family.samples:
+                if not sample.name.endswith("_total"):
+                    continue
+                labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+                name = sample.name.removeprefix("ocrstream_").removesuffix("_total")
+                value = int(sample.value) if sample.value.is_integer() else sample.value
+                totals[f"{name}{{{labels}}}" if labels else name] = value
+        return dict(sorted(totals.items()))
+
     def snapshot(self) -> dict[str, object]:
-        """Return the counters and latency percentiles as plain JSON data."""
+        """Return the totals, latency percentiles, recent errors and work in flight as JSON."""
         now = time.monotonic()
         return {
             "uptime_s": round(time.time() - self.started_at, 1),
-            "counts": dict(sorted(self.counts.items())),
-            "ocr_ms": _percentiles(self.ocr_ms.recent),
-            "fetch_ms": _percentiles(self.fetch_ms.recent),
+            "counts": self.totals(),
+            "ocr_ms": self.ocr_ms.percentiles(),
+            "fetch_ms": self.fetch_ms.percentiles(),
             "recent_errors": list(self.recent_errors),
             # Oldest first: a stuck image shows at the top with its stage and how long.
             "in_flight": [
@@ -124,12 +196,4 @@ class Metrics:
 
 _current_work: contextvars.ContextVar[int] = contextvars.ContextVar("current_work", default=-1)
 
-
-def _percentiles(samples: deque[float]) -> dict[str, float | int]:
-    if len(samples) < 2:
-        return {"n": len(samples), **({"p50": samples[0], "p95": samples[0]} if samples else {})}
-    cuts = statistics.quantiles(samples, n=20)
-    return {"n": len(samples), "p50": round(cuts[9], 1), "p95": round(cuts[18], 1)}
-
-
-metrics = Metrics()
+metrics = Metrics(CollectorRegistry(auto_describe=True))

@@ -78,7 +78,7 @@ class StallWatch:
                 tp.partition,
                 offset,
             )
-            metrics.count("stalls.reread")
+            metrics.partition_rereads.inc()
             await consumer.seek(tp, offset)
         self._suspects = {tp: o for tp, o in stuck.items() if self._suspects.get(tp) != o}
 

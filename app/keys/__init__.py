@@ -1,1 +1,1 @@
-"""API keys: minting and hashing, the command rules, the one admin service, every worker's replica."""
+"""API keys: minting and hashing, command rules, the one admin service, each worker's replica."""

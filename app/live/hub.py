@@ -52,6 +52,7 @@ class LiveHub(Service):
         super().__init__()
         self._settings = settings
         self._keys = keys
+        self._dropped = 0
         self._feeds: dict[str, set[BoundedFeed]] = defaultdict(set)
         self._reader: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
@@ -90,7 +91,7 @@ class LiveHub(Service):
             "connections": metrics.live_connections,
             "keys": len(self._feeds),
             "reading": self._ready.is_set(),
-            "dropped": metrics.counts.get("stream.dropped", 0),
+            "dropped": self._dropped,
         }
 
     async def on_stop(self) -> None:
@@ -164,4 +165,5 @@ class LiveHub(Service):
             body = json.dumps(delivery, separators=(",", ":")).encode()
             for feed in feeds:
                 if not feed.offer(body):
-                    metrics.count("stream.dropped")
+                    metrics.stream_events.labels(outcome="dropped").inc()
+                    self._dropped += 1

@@ -86,9 +86,9 @@ class OcrRuntime(Service):
             content_key(data), lambda: self.ocr(data, lane)
         )
         if cached:
-            metrics.count("ocr_cache_hits.same_bytes")
+            metrics.ocr_cache_hits.labels(by="bytes").inc()
         else:
-            metrics.ocr_ms.observe(output.elapsed_ms)
+            metrics.ocr_ms.observe_ms(output.elapsed_ms)
         return output, cached
 
     async def ocr_url(self, url: str, lane: Lane = "pipeline") -> tuple[OcrOutput, bool]:
@@ -97,11 +97,11 @@ class OcrRuntime(Service):
         async def fetch_and_read() -> OcrOutput:
             started = time.perf_counter()
             data = await self.fetch(url)
-            metrics.fetch_ms.observe((time.perf_counter() - started) * 1000)
+            metrics.fetch_ms.observe_ms((time.perf_counter() - started) * 1000)
             output, _ = await self.ocr_image(data, lane)
             return output
 
         output, cached = await self.cache.get_or_compute(url_key(url), fetch_and_read)
         if cached:
-            metrics.count("ocr_cache_hits.same_url")
+            metrics.ocr_cache_hits.labels(by="url").inc()
         return output, cached

@@ -46,6 +46,6 @@ async def record_boundary(
             message.partition,
             message.offset,
         )
-        metrics.count(f"record_errors.{stage}")
+        metrics.record_errors.labels(stage=stage).inc()
         reason = f"unexpected error: {type(exc).__name__}: {exc}"[:_MAX_REASON_CHARS]
         await dead_letters.send(stage, reason, event)

@@ -54,7 +54,7 @@ async def ocr_handler(request: web.Request) -> web.Response:
         raise ApiError(422, f"the image cannot be read: {exc}") from None
     except DecodeError as exc:
         raise ApiError(415, f"not an image we can read: {exc}") from None
-    metrics.count("http_ocr_ok")
+    metrics.ocr_requests.inc()
     total_ms = round((time.perf_counter() - started) * 1000, 1)
     # Why 0: an answer from the OCR cache (the same image read before) ran no OCR now.
     elapsed_ms = output.elapsed_ms if not cached else 0.0

@@ -28,7 +28,7 @@ async def count_responses(request: web.Request, handler: Any) -> web.StreamRespo
 
 def _count(request: web.Request, status: int) -> None:
     if status >= 500 or request.path.startswith(API_PREFIXES):
-        metrics.count(f"http.{status}")
+        metrics.http_responses.labels(status=str(status)).inc()
 
 
 def install_routes(web_app: web.Application) -> None:

@@ -5,14 +5,12 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from prometheus_client import CollectorRegistry
-
 from app.keys.replica import KeysReplica
 from app.live.hub import LiveHub
 from app.metrics import metrics
 from app.ocr.runtime import OcrRuntime
-from app.prometheus import WorkerCollector, render
 from app.settings import Settings
+from app.web.scrape import WorkerState, render, scrape_registry
 from app.webhooks.service import WebhookDelivery
 
 
@@ -37,11 +35,9 @@ class StatusReport:
         # Why a registry of our own: the global default one would also export this process's
         # Python internals under names that differ per client version; we export what we
         # document.
-        self.registry = CollectorRegistry(auto_describe=True)
-        self.registry.register(
-            WorkerCollector(
-                metrics, lambda: faust_app.monitor, lambda: ocr.cache, self.partition_lag
-            )
+        self.registry = scrape_registry(
+            metrics,
+            WorkerState(metrics, lambda: faust_app.monitor, lambda: ocr.cache, self.partition_lag),
         )
 
     def prometheus_text(self) -> bytes:

@@ -97,7 +97,7 @@ async def _pump(
             await asyncio.wait_for(send_meta(_dropped_message(item, settings)), write_timeout_s)
         else:
             await asyncio.wait_for(send_event(item), write_timeout_s)
-            metrics.count("stream.sent")
+            metrics.stream_events.labels(outcome="sent").inc()
 
 
 async def websocket_stream(request: web.Request) -> web.StreamResponse:

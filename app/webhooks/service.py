@@ -74,6 +74,7 @@ class WebhookDelivery(Service):
         self._settings = settings
         self._keys = keys
         self._dead_letters = dead_letters
+        self._overflowed = 0
         self._consumer: AIOKafkaConsumer | None = None
         self._progress: dict[TopicPartition, PartitionProgress] = {}
         self._lanes: dict[bytes, _Lane] = {}
@@ -107,7 +108,7 @@ class WebhookDelivery(Service):
             "lanes": sum(1 for lane in self._lanes.values() if lane.task and not lane.task.done()),
             "queued": sum(lane.queue.qsize() for lane in self._lanes.values()),
             "pending": {_name(tp): p.pending for tp, p in self._progress.items()},
-            "overflowed": metrics.counts.get("webhooks.overflow", 0),
+            "overflowed": self._overflowed,
         }
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
@@ -142,7 +143,8 @@ class WebhookDelivery(Service):
         if lane.queue.qsize() >= self._settings.webhook_max_pending:
             # Why not wait: the partition also holds other endpoints' jobs, which must not stall
             # behind one endpoint that cannot keep up; the dead letter keeps the job to replay.
-            metrics.count("webhooks.overflow")
+            metrics.webhook_deliveries.labels(outcome="overflow").inc()
+            self._overflowed += 1
             reason = (
                 f"endpoint backlog over {self._settings.webhook_max_pending} jobs: not attempted"
             )
@@ -189,7 +191,7 @@ class WebhookDelivery(Service):
                 # secret applies to deliveries already waiting.
                 key = self._keys.get(job.key_id)
                 if key is None or key.revoked or job.url not in key.webhooks:
-                    metrics.count("webhooks.skipped")
+                    metrics.webhook_deliveries.labels(outcome="skipped").inc()
                     return None
                 started = time.monotonic()
                 async with self._slots:
@@ -202,10 +204,10 @@ class WebhookDelivery(Service):
                         attempt_no,
                         self._limits,
                     )
-                metrics.webhook_ms.observe((time.monotonic() - started) * 1000)
-                metrics.count(f"webhooks.{attempt.kind}")
+                metrics.webhook_ms.observe_ms((time.monotonic() - started) * 1000)
+                metrics.webhook_deliveries.labels(outcome=attempt.kind).inc()
                 if attempt.result == "delivered":
-                    metrics.count("webhooks.delivered")
+                    metrics.webhook_deliveries.labels(outcome="delivered").inc()
                     return None
                 if attempt.result == "give_up" or attempt_no == self._settings.webhook_max_attempts:
                     break
@@ -227,7 +229,7 @@ class WebhookDelivery(Service):
     def _dead_letter(
         self, record: ConsumerRecord[bytes, bytes], url: str | None, reason: str, attempts: int
     ) -> asyncio.Future[None]:
-        metrics.count("webhooks.dead_lettered")
+        metrics.webhook_deliveries.labels(outcome="dead_lettered").inc()
         letter = DeadLetter(
             stage="webhook",
             reason=reason,

@@ -67,7 +67,7 @@ async def test_status_page_numbers_change_as_posts_flow(
     before = _render(url, tmp_path / "profile")
     assert _shown(before, "state") == "live"
     assert _shown(before, "keys") == "1"
-    assert _total(before, "posts_in") == 0
+    assert _total(before, "posts") == 0
 
     names = ["s10_sol.jpg", "s02_sol.png", "s30_promo.png"]
     posts = [post(f"d{i}", "dash", [f"{image_host}/{name}"]) for i, name in enumerate(names)]
@@ -76,7 +76,7 @@ async def test_status_page_numbers_change_as_posts_flow(
     assert len(await consume(kafka.bootstrap, settings.ocr_result_topic, count=3)) == 3
 
     after = _render(url, tmp_path / "profile", screenshot=tmp_path / "dashboard.png")
-    assert _total(after, "posts_in") == 4
+    assert _total(after, "posts") == 4
     assert _total(after, "ocr_results") == 3
     assert _shown(after, "ocr-n") == "3"
     assert float(_shown(after, "ocr-p50")) > 0

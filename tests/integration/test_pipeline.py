@@ -125,9 +125,9 @@ async def test_posts_flow_to_ocr_results_and_keyword_channels(
             assert response.content_type == "text/plain"
             exposition = await response.text()
     assert status["active_keys"] == 3
-    assert status["counts"]["posts_in"] == 6
+    assert status["counts"]["posts"] == 6
     assert status["counts"]["ocr_results"] == 3
-    assert status["counts"]["dead_letters.posts"] == 2
+    assert status["counts"]["dead_letters{stage=posts}"] == 2
     assert status["ocr_ms"]["n"] == 3 and status["ocr_ms"]["p50"] > 0
     assert status["in_flight"] == []  # nothing left under way
     assert sum(status["consumer_lag_by_partition"].values()) == sum(status["consumer_lag"].values())
@@ -197,6 +197,16 @@ async def test_a_repeated_image_is_read_once(
     async with aiohttp.ClientSession() as http:
         async with http.get(f"http://127.0.0.1:{settings.web_port}/status/") as response:
             status = await response.json()
+        async with http.get(f"http://127.0.0.1:{settings.web_port}/metrics") as response:
+            exposition = await response.text()
     assert status["ocr_ms"]["n"] == 1  # the engine ran once
     counts = status["counts"]
-    assert counts["ocr_cache_hits.same_url"] + counts["ocr_cache_hits.same_bytes"] == 2
+    assert counts.get("ocr_cache_hits{by=url}", 0) + counts.get("ocr_cache_hits{by=bytes}", 0) == 2
+    # Counted and exported alike (the string-named counters of old never reached /metrics).
+    hits = [
+        sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+        if sample.name == "ocrstream_ocr_cache_hits_total"
+    ]
+    assert sum(hits) == 2

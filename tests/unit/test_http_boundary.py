@@ -125,7 +125,7 @@ async def server() -> AsyncIterator[str]:
 async def test_an_unexpected_error_is_a_counted_json_500_with_a_logged_request_id(
     server: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    before = metrics.counts["http.500"]
+    before = metrics.totals().get("http_responses{status=500}", 0)
     async with aiohttp.ClientSession() as http:
         for path in ("/admin/broken", "/faust-page"):  # an API path and any other page
             with caplog.at_level(logging.ERROR, logger="app.web.errors"):
@@ -138,4 +138,4 @@ async def test_an_unexpected_error_is_a_counted_json_500_with_a_logged_request_i
             assert body["request_id"] in caplog.text and "RecursionError" in caplog.text
         async with http.get(f"{server}/admin/refused") as response:
             assert response.status == 409
-    assert metrics.counts["http.500"] == before + 2
+    assert metrics.totals()["http_responses{status=500}"] == before + 2
