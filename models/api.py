@@ -7,7 +7,7 @@ lone surrogates that cannot be encoded), so a body either becomes a model or a 4
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
 
@@ -103,3 +103,105 @@ class SetWebhooksRequest(BaseModel):
         _must_be(list, "urls must be a list of http(s) URLs"),
     ] = Field(max_length=MAX_WEBHOOKS_PER_KEY)
     rotate_secret: StrictBool = False
+
+
+# --- answers ----------------------------------------------------------------------------------
+
+
+class ErrorAnswer(BaseModel):
+    """Every error answer: ``{"status": "error", "error": "<why>"}`` and, where it applies, more."""
+
+    status: Literal["error"] = "error"
+    error: str
+    retry_after: int | None = Field(default=None, description="seconds to wait (429, 503)")
+    request_id: str | None = Field(
+        default=None, description="500 only: the id the worker's log has the error under"
+    )
+
+
+class OcrLine(BaseModel):
+    """One recognised line of text and the engine's confidence in it."""
+
+    text: str
+    score: float
+
+
+class OcrData(BaseModel):
+    """What ``POST /ocr`` found, and how long it took."""
+
+    text: str = Field(description="the lines joined by \\n")
+    lines: list[OcrLine]
+    elapsed_ms: float = Field(description="OCR time (0 for an answer from the OCR cache)")
+    total_ms: float = Field(description="the whole request, download included")
+
+
+class OcrAnswer(BaseModel):
+    """The answer of ``POST /ocr``, exactly as the product documents it."""
+
+    data: OcrData
+    message: Literal["Text extracted successfully"] = "Text extracted successfully"
+
+
+class KeywordsData(BaseModel):
+    """A key's keywords."""
+
+    keywords: list[str]
+
+
+class KeywordsAnswer(BaseModel):
+    """The answer of every ``/keywords`` route."""
+
+    data: KeywordsData
+    message: str
+
+
+class KeyView(BaseModel):
+    """What an admin may see of a key: never its hash, its secret only once (when minted)."""
+
+    key_id: str
+    label: str
+    created_at: float
+    revoked: bool
+    keywords: list[str]
+    channels: list[str]
+    webhooks: list[str]
+    api_key: str | None = Field(default=None, description="only in the answer that created it")
+    webhook_secret: str | None = Field(
+        default=None, description="only when minted (the first webhook, or rotate_secret)"
+    )
+
+
+class KeyAnswer(BaseModel):
+    """The answer of the routes that create or change one key."""
+
+    data: KeyView
+    message: str
+
+
+class KeyListData(BaseModel):
+    """Every key."""
+
+    keys: list[KeyView]
+
+
+class KeyListAnswer(BaseModel):
+    """The answer of ``GET /admin/keys``."""
+
+    data: KeyListData
+
+
+REQUESTS: tuple[type[BaseModel], ...] = (
+    OcrRequest,
+    KeywordsRequest,
+    RemoveKeywordsRequest,
+    CreateKeyRequest,
+    SetChannelsRequest,
+    SetWebhooksRequest,
+)
+ANSWERS: tuple[type[BaseModel], ...] = (
+    ErrorAnswer,
+    OcrAnswer,
+    KeywordsAnswer,
+    KeyAnswer,
+    KeyListAnswer,
+)

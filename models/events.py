@@ -63,13 +63,6 @@ class ImageJob(BaseModel):
     post_text: str = ""
 
 
-class OcrLine(BaseModel):
-    """One recognised line of text."""
-
-    text: str
-    score: float
-
-
 class OcrResult(BaseModel):
     """The flat ``ocr_result`` event, exactly as the product documents it."""
 

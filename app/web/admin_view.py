@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from aiohttp import web
 
@@ -11,23 +10,37 @@ from app.web.auth import require_admin
 from app.web.changes import applied
 from app.web.context import KEY_ADMIN, KEYS
 from app.web.errors import ApiError, read_model
-from models.api import CreateKeyRequest, SetChannelsRequest, SetWebhooksRequest
+from models.api import (
+    CreateKeyRequest,
+    KeyAnswer,
+    KeyListAnswer,
+    KeyListData,
+    KeyView,
+    SetChannelsRequest,
+    SetWebhooksRequest,
+)
 from models.keys import KEY_ID_PATTERN, KeyRecord
 
 _MAX_BODY = 64 * 1024
 
 
-def public_view(record: KeyRecord) -> dict[str, Any]:
-    """Return what an admin may see of a key (never its hash)."""
-    return {
-        "key_id": record.key_id,
-        "label": record.label,
-        "created_at": record.created_at,
-        "revoked": record.revoked,
-        "keywords": list(record.keywords),
-        "channels": list(record.channels),
-        "webhooks": list(record.webhooks),
-    }
+def public_view(record: KeyRecord, **shown_once: str | None) -> KeyView:
+    """Return what an admin may see of a key: never its hash; a secret only when just minted."""
+    return KeyView(
+        key_id=record.key_id,
+        label=record.label,
+        created_at=record.created_at,
+        revoked=record.revoked,
+        keywords=list(record.keywords),
+        channels=list(record.channels),
+        webhooks=list(record.webhooks),
+        **shown_once,
+    )
+
+
+def _answer(view: KeyView, message: str, status: int = 200) -> web.Response:
+    body = KeyAnswer(data=view, message=message).model_dump(exclude_none=True)
+    return web.json_response(body, status=status)
 
 
 def _key_id(request: web.Request) -> str:
@@ -44,24 +57,22 @@ async def create_key(request: web.Request) -> web.Response:
     record, change = await applied(
         request.app[KEY_ADMIN].create(body.label, tuple(body.channels or ()))
     )
-    return web.json_response(
-        {"data": {**public_view(record), "api_key": change.api_key}, "message": "Key created"},
-        status=201,
-    )
+    return _answer(public_view(record, api_key=change.api_key), "Key created", status=201)
 
 
 async def list_keys(request: web.Request) -> web.Response:
     """List every key (ids, labels, state, keywords, channels)."""
     require_admin(request)
     keys = sorted(request.app[KEYS].all(), key=lambda r: r.created_at)
-    return web.json_response({"data": {"keys": [public_view(r) for r in keys]}})
+    answer = KeyListAnswer(data=KeyListData(keys=[public_view(r) for r in keys]))
+    return web.json_response(answer.model_dump(exclude_none=True))
 
 
 async def revoke_key(request: web.Request) -> web.Response:
     """Revoke a key: it stops working on every worker as soon as each applies the change."""
     require_admin(request)
     record, _ = await applied(request.app[KEY_ADMIN].revoke(_key_id(request)))
-    return web.json_response({"data": public_view(record), "message": "Key revoked"})
+    return _answer(public_view(record), "Key revoked")
 
 
 async def set_channels(request: web.Request) -> web.Response:
@@ -70,7 +81,7 @@ async def set_channels(request: web.Request) -> web.Response:
     key_id = _key_id(request)
     body = await read_model(request, SetChannelsRequest, _MAX_BODY)
     record, _ = await applied(request.app[KEY_ADMIN].set_channels(key_id, tuple(body.channels)))
-    return web.json_response({"data": public_view(record), "message": "Channels set"})
+    return _answer(public_view(record), "Channels set")
 
 
 async def set_webhooks(request: web.Request) -> web.Response:
@@ -81,7 +92,5 @@ async def set_webhooks(request: web.Request) -> web.Response:
     record, change = await applied(
         request.app[KEY_ADMIN].set_webhooks(key_id, body.urls, body.rotate_secret)
     )
-    data: dict[str, Any] = public_view(record)
-    if change.webhook_secret is not None:
-        data["webhook_secret"] = change.webhook_secret  # shown this once, like the API key
-    return web.json_response({"data": data, "message": "Webhooks set"})
+    # The secret is shown this once, like the API key itself.
+    return _answer(public_view(record, webhook_secret=change.webhook_secret), "Webhooks set")

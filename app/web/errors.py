@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from models.api import ErrorAnswer
+
 log = logging.getLogger(__name__)
 Body = TypeVar("Body", bound=BaseModel)
 
@@ -34,7 +36,7 @@ class ApiError(Exception):
 
     def response(self) -> web.Response:
         """Return the JSON response for this error."""
-        body = {"status": "error", "error": self.message, **self.extra}
+        body = ErrorAnswer(error=self.message, **self.extra).model_dump(exclude_none=True)
         return web.json_response(body, status=self.status, headers=self.headers)
 
 

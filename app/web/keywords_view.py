@@ -8,15 +8,14 @@ from app.web.auth import api_key_caller
 from app.web.changes import applied
 from app.web.context import KEY_ADMIN
 from app.web.errors import read_model
-from models.api import KeywordsRequest, RemoveKeywordsRequest
+from models.api import KeywordsAnswer, KeywordsData, KeywordsRequest, RemoveKeywordsRequest
 
 _MAX_BODY = 64 * 1024  # 100 keywords of 100 characters fit with room to spare
 
 
 def _answer(keywords: tuple[str, ...], headers: dict[str, str], message: str) -> web.Response:
-    return web.json_response(
-        {"data": {"keywords": list(keywords)}, "message": message}, headers=headers
-    )
+    answer = KeywordsAnswer(data=KeywordsData(keywords=list(keywords)), message=message)
+    return web.json_response(answer.model_dump(), headers=headers)
 
 
 async def list_keywords(request: web.Request) -> web.Response:

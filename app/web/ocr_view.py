@@ -19,7 +19,7 @@ from app.web.auth import api_key_caller, retry_later
 from app.web.context import OCR, SETTINGS
 from app.web.errors import ApiError, read_model
 from app.web.image_input import ImageInputError, ImageInputTooLargeError, decode_image_field
-from models.api import OcrRequest
+from models.api import OcrAnswer, OcrData, OcrLine, OcrRequest
 
 
 def max_body_bytes(max_image_bytes: int) -> int:
@@ -58,18 +58,15 @@ async def ocr_handler(request: web.Request) -> web.Response:
     total_ms = round((time.perf_counter() - started) * 1000, 1)
     # Why 0: an answer from the OCR cache (the same image read before) ran no OCR now.
     elapsed_ms = output.elapsed_ms if not cached else 0.0
-    return web.json_response(
-        {
-            "data": {
-                "text": output.text,
-                "lines": [{"text": text, "score": score} for text, score in output.lines],
-                "elapsed_ms": elapsed_ms,
-                "total_ms": total_ms,
-            },
-            "message": "Text extracted successfully",
-        },
-        headers=headers,
+    answer = OcrAnswer(
+        data=OcrData(
+            text=output.text,
+            lines=[OcrLine(text=text, score=score) for text, score in output.lines],
+            elapsed_ms=elapsed_ms,
+            total_ms=total_ms,
+        )
     )
+    return web.json_response(answer.model_dump(), headers=headers)
 
 
 def _decode(image: str, max_image_bytes: int) -> bytes:

@@ -1,25 +1,35 @@
-"""The OpenAPI 3.1 document of the HTTP API, served at /openapi.json (tests keep it in step)."""
+"""The OpenAPI 3.1 document of the HTTP API, served at /openapi.json.
+
+The schemas are generated from the request and answer models (``models/api.py``), the same
+models the handlers parse and answer with; only the table of paths is written here.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from aiohttp import web
+from pydantic.json_schema import models_json_schema
 
-from app.keys.keywords import MAX_KEYWORD_CHARS, MAX_KEYWORDS_PER_KEY
+from models.api import ANSWERS, REQUESTS
+from models.keys import KEY_ID_PATTERN
+
+_, _generated = models_json_schema(
+    [(model, "validation") for model in REQUESTS] + [(model, "serialization") for model in ANSWERS],
+    ref_template="#/components/schemas/{model}",
+)
+SCHEMAS: dict[str, Any] = _generated["$defs"]
 
 
 def _error(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-    }
+    return _json("ErrorAnswer", description)
 
 
-def _json(schema_ref: str, description: str) -> dict[str, Any]:
+def _json(model: str, description: str) -> dict[str, Any]:
+    assert model in SCHEMAS, model  # a path may only name a generated schema
     return {
         "description": description,
-        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}},
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model}"}}},
     }
 
 
@@ -29,15 +39,20 @@ _AUTH_ERRORS = {
     "429": _error("rate limit exceeded; retry_after says when to retry"),
 }
 _ADMIN_ERRORS = {"401": _error("missing x-admin-key"), "403": _error("wrong admin key")}
-_KEYWORDS_BODY = {
-    "required": True,
-    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/KeywordsIn"}}},
-}
+_SERVER_ERROR = {"500": _error("an unexpected failure; request_id names it in the log")}
+
+
+def _body(model: str, required: bool = True) -> dict[str, Any]:
+    assert model in SCHEMAS, model
+    schema = {"$ref": f"#/components/schemas/{model}"}
+    return {"required": required, "content": {"application/json": {"schema": schema}}}
+
+
 _KEY_ID = {
     "name": "key_id",
     "in": "path",
     "required": True,
-    "schema": {"type": "string", "pattern": "^[a-z0-9]{8,32}$"},
+    "schema": {"type": "string", "pattern": KEY_ID_PATTERN},
 }
 
 OPENAPI: dict[str, Any] = {
@@ -45,195 +60,24 @@ OPENAPI: dict[str, Any] = {
     "info": {
         "title": "ocrstream",
         "version": "0.1.0",
-        "description": "OCR on demand, and each API key's keywords. Errors are "
-        '`{"status": "error", "error": "..."}`.',
+        "description": "OCR on demand, each API key's keywords and live streams, and key "
+        'administration. Errors are `{"status": "error", "error": "..."}`.',
     },
     "components": {
         "securitySchemes": {
             "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
             "adminKey": {"type": "apiKey", "in": "header", "name": "x-admin-key"},
         },
-        "schemas": {
-            "Error": {
-                "type": "object",
-                "required": ["status", "error"],
-                "properties": {
-                    "status": {"const": "error"},
-                    "error": {"type": "string"},
-                    "retry_after": {"type": "integer", "description": "seconds (429, 503)"},
-                    "request_id": {
-                        "type": "string",
-                        "description": "500 only: the id the worker's log has the error under",
-                    },
-                },
-            },
-            "OcrRequest": {
-                "type": "object",
-                "description": "Exactly one of imageUrl or image.",
-                "properties": {
-                    "imageUrl": {"type": "string", "description": "http(s) URL, at most 10 MB"},
-                    "image": {
-                        "type": "string",
-                        "description": "data:image/...;base64, URI or raw base64, at most 10 MB",
-                    },
-                },
-            },
-            "OcrResponse": {
-                "type": "object",
-                "required": ["data", "message"],
-                "properties": {
-                    "data": {
-                        "type": "object",
-                        "required": ["text", "lines", "elapsed_ms", "total_ms"],
-                        "properties": {
-                            "text": {"type": "string", "description": "lines joined by \\n"},
-                            "lines": {
-                                "type": "array",
-                                "items": {
-                                    "type": "object",
-                                    "required": ["text", "score"],
-                                    "properties": {
-                                        "text": {"type": "string"},
-                                        "score": {"type": "number"},
-                                    },
-                                },
-                            },
-                            "elapsed_ms": {"type": "number", "description": "OCR time"},
-                            "total_ms": {"type": "number", "description": "end to end"},
-                        },
-                    },
-                    "message": {"const": "Text extracted successfully"},
-                },
-            },
-            "KeywordsIn": {
-                "type": "object",
-                "required": ["keywords"],
-                "properties": {
-                    "keywords": {
-                        "type": "array",
-                        "maxItems": MAX_KEYWORDS_PER_KEY,
-                        "items": {"type": "string", "maxLength": MAX_KEYWORD_CHARS},
-                    }
-                },
-            },
-            "KeywordsRemove": {
-                "type": "object",
-                "properties": {
-                    "keywords": {"type": "array", "items": {"type": "string"}},
-                    "all": {"type": "boolean"},
-                },
-            },
-            "Keywords": {
-                "type": "object",
-                "required": ["data"],
-                "properties": {
-                    "data": {
-                        "type": "object",
-                        "required": ["keywords"],
-                        "properties": {"keywords": {"type": "array", "items": {"type": "string"}}},
-                    },
-                    "message": {"type": "string"},
-                },
-            },
-            "Key": {
-                "type": "object",
-                "required": [
-                    "key_id",
-                    "label",
-                    "created_at",
-                    "revoked",
-                    "keywords",
-                    "channels",
-                    "webhooks",
-                ],
-                "properties": {
-                    "key_id": {"type": "string"},
-                    "label": {"type": "string"},
-                    "created_at": {"type": "number"},
-                    "revoked": {"type": "boolean"},
-                    "keywords": {"type": "array", "items": {"type": "string"}},
-                    "channels": {"type": "array", "items": {"type": "string"}},
-                    "webhooks": {"type": "array", "items": {"type": "string"}},
-                    "api_key": {"type": "string", "description": "only when created"},
-                    "webhook_secret": {
-                        "type": "string",
-                        "description": "only when minted (first webhook, or rotate_secret)",
-                    },
-                },
-            },
-            "KeyAnswer": {
-                "type": "object",
-                "required": ["data"],
-                "properties": {
-                    "data": {"$ref": "#/components/schemas/Key"},
-                    "message": {"type": "string"},
-                },
-            },
-            "KeyList": {
-                "type": "object",
-                "required": ["data"],
-                "properties": {
-                    "data": {
-                        "type": "object",
-                        "required": ["keys"],
-                        "properties": {
-                            "keys": {"type": "array", "items": {"$ref": "#/components/schemas/Key"}}
-                        },
-                    }
-                },
-            },
-            "KeyIn": {
-                "type": "object",
-                "properties": {
-                    "label": {"type": "string", "maxLength": 200},
-                    "channels": {
-                        "type": "array",
-                        "items": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,249}$"},
-                    },
-                },
-            },
-            "ChannelsIn": {
-                "type": "object",
-                "required": ["channels"],
-                "properties": {
-                    "channels": {
-                        "type": "array",
-                        "minItems": 1,
-                        "items": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,249}$"},
-                    }
-                },
-            },
-            "WebhooksIn": {
-                "type": "object",
-                "required": ["urls"],
-                "properties": {
-                    "urls": {
-                        "type": "array",
-                        "maxItems": 10,
-                        "items": {
-                            "type": "string",
-                            "pattern": "^https?://\\S+$",
-                            "maxLength": 2000,
-                        },
-                    },
-                    "rotate_secret": {"type": "boolean", "default": False},
-                },
-            },
-        },
+        "schemas": SCHEMAS,
     },
     "paths": {
         "/ocr": {
             "post": {
                 "summary": "OCR one image",
                 "security": [{"apiKey": []}],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/OcrRequest"}}
-                    },
-                },
+                "requestBody": _body("OcrRequest", required=True),
                 "responses": {
-                    "200": _json("OcrResponse", "the text found"),
+                    "200": _json("OcrAnswer", "the text found"),
                     "400": _error("neither or both fields, bad base64, bad URL scheme"),
                     "413": _error("image over 10 MB or over the pixel limit"),
                     "415": _error("not an image"),
@@ -252,14 +96,14 @@ OPENAPI: dict[str, Any] = {
             "get": {
                 "summary": "List the caller's keywords",
                 "security": [{"apiKey": []}],
-                "responses": {"200": _json("Keywords", "the keywords"), **_AUTH_ERRORS},
+                "responses": {"200": _json("KeywordsAnswer", "the keywords"), **_AUTH_ERRORS},
             },
             "post": {
                 "summary": "Add keywords; answers the full list",
                 "security": [{"apiKey": []}],
-                "requestBody": _KEYWORDS_BODY,
+                "requestBody": _body("KeywordsRequest"),
                 "responses": {
-                    "200": _json("Keywords", "the full list"),
+                    "200": _json("KeywordsAnswer", "the full list"),
                     "400": _error("not a list of strings, blank, too long, or over 100"),
                     "503": _error("sent but not applied in time"),
                     **_AUTH_ERRORS,
@@ -268,16 +112,9 @@ OPENAPI: dict[str, Any] = {
             "delete": {
                 "summary": 'Remove keywords, or all with {"all": true}',
                 "security": [{"apiKey": []}],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {"$ref": "#/components/schemas/KeywordsRemove"}
-                        }
-                    },
-                },
+                "requestBody": _body("RemoveKeywordsRequest", required=True),
                 "responses": {
-                    "200": _json("Keywords", "what is left"),
+                    "200": _json("KeywordsAnswer", "what is left"),
                     "400": _error("nothing to remove named"),
                     "503": _error("sent but not applied in time"),
                     **_AUTH_ERRORS,
@@ -331,12 +168,7 @@ OPENAPI: dict[str, Any] = {
             "post": {
                 "summary": "Create an API key (the key is in the answer, once)",
                 "security": [{"adminKey": []}],
-                "requestBody": {
-                    "required": False,
-                    "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/KeyIn"}}
-                    },
-                },
+                "requestBody": _body("CreateKeyRequest", required=False),
                 "responses": {
                     "201": _json("KeyAnswer", "the new key"),
                     "400": _error("invalid label or channels"),
@@ -347,7 +179,7 @@ OPENAPI: dict[str, Any] = {
             "get": {
                 "summary": "List API keys",
                 "security": [{"adminKey": []}],
-                "responses": {"200": _json("KeyList", "every key"), **_ADMIN_ERRORS},
+                "responses": {"200": _json("KeyListAnswer", "every key"), **_ADMIN_ERRORS},
             },
         },
         "/admin/keys/{key_id}": {
@@ -367,12 +199,7 @@ OPENAPI: dict[str, Any] = {
                 "summary": "Set a key's channel topics",
                 "security": [{"adminKey": []}],
                 "parameters": [_KEY_ID],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/ChannelsIn"}}
-                    },
-                },
+                "requestBody": _body("SetChannelsRequest", required=True),
                 "responses": {
                     "200": _json("KeyAnswer", "the key"),
                     "400": _error("invalid channels"),
@@ -390,12 +217,7 @@ OPENAPI: dict[str, Any] = {
                 "answer when it is minted: with the key's first webhook, or on rotate_secret.",
                 "security": [{"adminKey": []}],
                 "parameters": [_KEY_ID],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/WebhooksIn"}}
-                    },
-                },
+                "requestBody": _body("SetWebhooksRequest", required=True),
                 "responses": {
                     "200": _json("KeyAnswer", "the key, and its new secret when minted"),
                     "400": _error("invalid webhooks"),
@@ -407,6 +229,15 @@ OPENAPI: dict[str, Any] = {
         },
     },
 }
+
+
+# What every operation may answer besides its own: a 500 (JSON, with a request id), and for a
+# body over the route's limit a 413.
+for _item in OPENAPI["paths"].values():
+    for _operation in _item.values():
+        _operation["responses"].update(_SERVER_ERROR)
+        if "requestBody" in _operation:
+            _operation["responses"].setdefault("413", _error("request body over the limit"))
 
 
 async def openapi_handler(request: web.Request) -> web.Response:
