@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup run test lint types unit bench clean
+.PHONY: setup run test lint types docs clean
 
 # A virtualenv with the project and its dev tools; redone when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -29,6 +29,10 @@ lint: setup
 
 types: setup
 	$(PY) -m mypy
+
+## Regenerate what the docs take from the code (the settings table of docs/settings.md).
+docs: setup
+	$(PY) -c "from pathlib import Path; from app.settings import with_settings_table as w; p = Path('docs/settings.md'); p.write_text(w(p.read_text()))"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

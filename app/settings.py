@@ -22,38 +22,57 @@ MAX_IMAGE_SIDE_DEFAULT = 16384
 
 
 class Settings(BaseSettings):
-    """Every knob of the service; README.md documents each one."""
+    """Every knob of the service; docs/settings.md lists each one (generated from here)."""
 
     model_config = SettingsConfigDict(env_prefix="OCRSTREAM_", frozen=True, extra="ignore")
 
     # Kafka
     broker: str = Field(
         default="",
-        description="Kafka bootstrap servers (host:port,...). Empty: `python -m app run` "
-        "starts a local single-node broker itself.",
+        description=(
+            "Kafka bootstrap servers (`host:port,...`). Empty: `ocrstream run` starts a local "
+            "single-node broker itself (port 9092 if free)."
+        ),
     )
     app_id: str = Field(
         default="ocrstream",
         description="Faust app id: the consumer group and the prefix of table changelog topics.",
     )
-    topic_partitions: int = Field(default=4, ge=1, description="Partitions of topics we create.")
+    topic_partitions: int = Field(
+        default=4,
+        ge=1,
+        description=(
+            "Partitions of the topics the worker creates (bounds how many workers share the work)."
+        ),
+    )
     session_timeout_s: float = Field(
         default=30.0,
         ge=6,
-        description="Seconds without heartbeat before Kafka gives a dead worker's partitions away.",
+        description=(
+            "Seconds without a heartbeat before Kafka gives a dead worker's partitions to the "
+            "others (bounds takeover after a crash)."
+        ),
     )
-    topic_replicas: int = Field(default=1, ge=1, description="Replication factor of our topics.")
+    topic_replicas: int = Field(
+        default=1, ge=1, description="Replication factor of the topics the worker creates."
+    )
     processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
         default="at_least_once",
-        description="Faust's guarantee; exactly_once uses Kafka transactions (measured in "
-        "docs/benchmarks.md; consumers must then read with isolation_level=read_committed).",
+        description=(
+            "`at_least_once` (with idempotency keys), or `exactly_once` (Kafka transactions; "
+            "read with `isolation_level=read_committed`); see docs/pipeline.md and "
+            "docs/benchmarks.md."
+        ),
     )
     # Why 5 ms: with no linger every record became its own produce request, and writing those
     # took a quarter of the worker's CPU (py-spy, bench/soak.py); see docs/benchmarks.md.
     producer_linger_ms: float = Field(
         default=5.0,
         ge=0,
-        description="Milliseconds the producer waits to batch records into one request.",
+        description=(
+            "Milliseconds the producer waits to batch records into one produce request (0: send "
+            "each at once; more throughput, a few ms more latency)."
+        ),
     )
 
     # Topic names
@@ -68,38 +87,43 @@ class Settings(BaseSettings):
         default="ocrstream-candidates",
         description="Internal: posts and ocr_result events waiting for the keyword filter.",
     )
-    control_topic: str = Field(
-        default="ocrstream-control", description="Key and keyword commands (CLI, HTTP API)."
-    )
+    control_topic: str = Field(default="ocrstream-control", description="Key and keyword commands.")
     dead_letter_topic: str = Field(
-        default="ocrstream-dead-letter", description="Records that could not be processed."
+        default="ocrstream-dead-letter",
+        description="Records that could not be processed, with the reason.",
     )
     webhooks_topic: str = Field(
         default="ocrstream-webhooks",
-        description="Internal: one record per delivery and webhook URL, keyed by endpoint.",
+        description="Internal: one job per delivery and webhook URL, keyed by endpoint.",
     )
     channel_topic_prefix: str = Field(
         default="ocrstream-channel-",
-        description="A key's default channel topic is this prefix + its non-secret key id.",
+        description="A key's default channel topic is this prefix + its public key id.",
     )
 
     # Channels
     channel_send_timeout_s: float = Field(
         default=5.0,
         gt=0,
-        description="Seconds one send to a channel topic may take; past it the delivery is "
-        "dead-lettered and the channel skipped for a while (other keys are not held up).",
+        description=(
+            "Seconds one send to a channel topic may take; past it (or on an error) the delivery "
+            "is dead-lettered and the channel skipped for a while."
+        ),
     )
     channel_retry_after_s: float = Field(
         default=30.0,
         gt=0,
-        description="Seconds a channel whose send failed is skipped (its deliveries "
-        "dead-lettered at once) before it is tried again.",
+        description=(
+            "Seconds a channel whose send failed is skipped (its deliveries dead-lettered at once)"
+            " before it is tried again."
+        ),
     )
 
     # Web
-    web_host: str = Field(default="127.0.0.1", description="Address the web server binds.")
-    web_port: int = Field(default=6066, ge=1, le=65535, description="Faust web server port.")
+    web_host: str = Field(
+        default="127.0.0.1", description="Address the web server binds (`0.0.0.0` in containers)."
+    )
+    web_port: int = Field(default=6066, ge=1, le=65535, description="Web server port.")
 
     # OCR
     # Why 1 process x all cores by default: it meets both OCR targets in bench/ocr_bench.py
@@ -108,67 +132,97 @@ class Settings(BaseSettings):
     ocr_processes: int = Field(
         default=1,
         ge=1,
-        description="OCR worker processes (more processes: more images/s, slower each).",
+        description="OCR worker processes. Keep processes × threads = cores.",
     )
     ocr_threads: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
         ge=1,
-        description="ONNX Runtime threads per OCR process (default: one per core).",
+        description=(
+            "ONNX Runtime threads per OCR process. The default (1 × cores) is latency-first: ~320 "
+            "ms per image on 2 cores. For backlogs, 2 processes × 1 thread reads ~1.6× more "
+            "images/s at ~440 ms each (docs/benchmarks.md)."
+        ),
     )
     # Why 32: twice the images one post may have, so a post whose images all sit on a slow host
     # holds at most half the slots; the rest keep reading other posts' images.
     ocr_concurrency: int = Field(
         default=32,
         ge=1,
-        description="Images in flight per worker (downloading or waiting for OCR).",
+        description=(
+            "Images in flight per worker (downloading or waiting for OCR); twice the images one "
+            "post may have, so one post never holds them all."
+        ),
     )
     ocr_http_queue: int = Field(
         default=8,
         ge=1,
-        description="POST /ocr requests waiting for an OCR process per worker; past it /ocr "
-        "answers 503 with retry_after rather than queueing without bound.",
+        description=(
+            "`POST /ocr` requests waiting for an OCR process per worker; past it `/ocr` answers "
+            "503 with `retry_after`."
+        ),
     )
     ocr_http_share: float = Field(
         default=0.5,
         gt=0,
         le=1,
-        description="Share of OCR turns POST /ocr gets while the pipeline also waits (the "
-        "pipeline gets the rest; either gets all when the other is idle).",
+        description=(
+            "Share of OCR turns `POST /ocr` gets while pipeline images also wait (either gets all "
+            "when the other is idle)."
+        ),
     )
     ocr_det_max_side: int = Field(
-        default=960, ge=320, description="Detector input: longest side is scaled down to this."
+        default=960, ge=320, description="Detector input: the longest side is scaled down to this."
     )
 
     ocr_cache_entries: int = Field(
-        default=4096, ge=0, description="Recent OCR outputs kept (by URL and by image bytes)."
+        default=4096,
+        ge=0,
+        description=(
+            "Recent OCR outputs kept, by image URL and by image bytes (SHA-256); 0 disables."
+        ),
     )
     ocr_cache_ttl_s: float = Field(
-        default=3600.0, ge=0, description="Seconds a repeated image is answered from the cache."
+        default=3600.0,
+        ge=0,
+        description=(
+            "Seconds within which a repeated image (same URL, or same bytes under another URL) is "
+            "not OCR'd again."
+        ),
     )
 
     # Limits
     max_image_bytes: int = Field(
-        default=MAX_IMAGE_BYTES_DEFAULT, ge=1, description="Largest image download, in bytes."
+        default=MAX_IMAGE_BYTES_DEFAULT,
+        ge=1,
+        description="Largest image download (10 MB), enforced while streaming.",
     )
     max_image_pixels: int = Field(
         default=MAX_IMAGE_PIXELS_DEFAULT,
         ge=1,
-        description="Largest image, in pixels, checked from the header before decoding.",
+        description="Largest image in pixels, checked from the header before decoding.",
     )
     max_image_side: int = Field(
         default=MAX_IMAGE_SIDE_DEFAULT,
         ge=1,
-        description="Longest side of an image, in pixels, checked from the header before "
-        "decoding (a 1 x 39,000,000 PNG is 76 KB but no post image).",
+        description=(
+            "Longest side of an image in pixels, checked from the header before decoding "
+            "(`bad_dimensions` past it)."
+        ),
     )
     max_images_per_post: int = Field(
-        default=16, ge=1, description="Images beyond this are not OCR'd (reported to dead letter)."
+        default=16,
+        ge=1,
+        description=(
+            "Images of one post that are OCR'd; the rest are reported to the dead-letter topic."
+        ),
     )
     max_post_text_chars: int = Field(
         default=100_000, ge=1, description="Posts with longer text go to the dead-letter topic."
     )
     fetch_connect_timeout_s: float = Field(
-        default=5.0, gt=0, description="Seconds to connect to an image host (reads get twice)."
+        default=5.0,
+        gt=0,
+        description="Seconds to connect to an image host (a read may stall twice as long).",
     )
     fetch_total_timeout_s: float = Field(
         default=20.0, gt=0, description="Seconds for a whole image download, redirects included."
@@ -178,51 +232,64 @@ class Settings(BaseSettings):
     fetch_per_host: int = Field(
         default=8,
         ge=1,
-        description="Image downloads in flight to one host per worker (a slow host holds only "
-        "these; a job waiting longer than the total timeout fails with timeout).",
+        description=(
+            "Image downloads in flight to one host per worker; a download that waits longer than "
+            "`OCRSTREAM_FETCH_TOTAL_TIMEOUT_S` for a slot fails as `timeout`."
+        ),
     )
     fetch_max_redirects: int = Field(
-        default=5, ge=0, description="Redirects followed per image (each hop is checked)."
+        default=5, ge=0, description="Redirects followed per image; every hop is checked again."
     )
     fetch_allow_private: bool = Field(
         default=False,
-        description="Allow fetching from loopback/private/link-local addresses (tests only).",
+        description=(
+            "Allow image hosts on loopback, private, link-local and metadata addresses (tests "
+            "only)."
+        ),
     )
     fetch_allowed_networks: str = Field(
         default="",
-        description="Comma-separated CIDR networks fetched although not public "
-        "(e.g. an internal image host, 10.8.0.0/16); every other private address stays refused.",
+        description=(
+            "Comma-separated CIDR networks fetched although not public, e.g. an internal image "
+            "host `10.8.0.0/16`; every other private address stays refused."
+        ),
     )
 
     # HTTP API
     admin_key: SecretStr | None = Field(
         default=None,
-        description="Secret for the x-admin-key header of /admin routes (unset: admin API off).",
+        description=(
+            "Secret for the `x-admin-key` header of `/admin` routes; unset turns the admin API off."
+        ),
     )
     rate_limit_per_minute: float = Field(
-        default=600.0, gt=0, description="Sustained requests per minute per API key."
+        default=600.0, gt=0, description="Sustained requests per minute per API key (per worker)."
     )
     rate_limit_burst: int = Field(
-        default=60, ge=1, description="Requests an API key may make at once before limiting."
+        default=60, ge=1, description="Requests an API key may make at once before it is limited."
     )
     keyword_apply_timeout_s: float = Field(
         default=10.0,
         gt=0,
-        description="How long a keyword or key change waits to be applied before answering.",
+        description=(
+            "How long a keyword or key change waits to be applied before the API answers 503."
+        ),
     )
 
     # Webhooks
     webhook_timeout_s: float = Field(
-        default=10.0, gt=0, description="Seconds one webhook POST may take, connect included."
+        default=10.0, gt=0, description="Seconds one webhook POST may take, connecting included."
     )
     webhook_max_attempts: int = Field(
-        default=6, ge=1, description="Attempts per delivery before it goes to the dead letters."
+        default=6,
+        ge=1,
+        description="Attempts per delivery before it goes to the dead-letter topic.",
     )
     webhook_backoff_base_s: float = Field(
-        default=0.5, gt=0, description="Retry delay before jitter: base x 2^(attempt-1)."
+        default=0.5, gt=0, description="Retry delay before jitter: base × 2^(attempt−1)."
     )
     webhook_backoff_max_s: float = Field(
-        default=60.0, gt=0, description="Longest delay between two attempts."
+        default=60.0, gt=0, description="Longest wait between two attempts."
     )
     webhook_concurrency: int = Field(
         default=32, ge=1, description="Webhook POSTs in flight per worker, all endpoints together."
@@ -230,29 +297,40 @@ class Settings(BaseSettings):
     webhook_max_pending: int = Field(
         default=1000,
         ge=1,
-        description="Jobs queued per webhook endpoint; beyond it an endpoint's overflow is "
-        "dead-lettered at once (an endpoint that cannot keep up must not hold the others).",
+        description=(
+            "Jobs queued per webhook endpoint; an endpoint that falls further behind gets its "
+            "overflow dead-lettered at once (not attempted), so it holds neither memory nor the "
+            "other endpoints."
+        ),
     )
 
     # Live streams (/ws and /stream)
     stream_buffer_events: int = Field(
         default=1000,
         ge=1,
-        description="Events waiting per live-stream connection; past it the newest are dropped "
-        "and the client gets a stream_dropped notice with their number.",
+        description=(
+            "Events waiting per live-stream connection; past it the newest are dropped and the "
+            "client gets a `stream_dropped` message with their number."
+        ),
     )
     stream_ping_s: float = Field(
-        default=30.0, gt=0, description="Seconds between keep-alive pings on live streams."
+        default=30.0,
+        gt=0,
+        description=(
+            "Seconds between keep-alive pings on `/ws` and `/stream`; a connection that takes no "
+            "data for twice this is closed."
+        ),
     )
     stream_max_per_key: int = Field(
-        default=5, ge=1, description="Live-stream connections one API key may hold per worker."
+        default=5,
+        ge=1,
+        description="Live streams one API key may hold open per worker (429 past it).",
     )
 
     # Local broker (used when `broker` is empty)
     local_kafka_dir: str = Field(
         default="",
-        description="Where the local broker keeps its jars and data "
-        "(default ~/.cache/ocrstream/kafka).",
+        description="Where the local broker keeps its jars and data.",
     )
 
     @property
@@ -289,6 +367,36 @@ class Settings(BaseSettings):
             self.control_topic: 1,
             self.keys_changelog_topic: 1,
         }
+
+
+def settings_table() -> str:
+    """Return the Markdown table of every setting: variable, default and meaning.
+
+    docs/settings.md holds it between two markers; ``make docs`` writes it there and a test
+    fails when the two differ, so the documentation is the code's own descriptions.
+    """
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        if field.default_factory is not None:
+            default = "number of cores" if name == "ocr_threads" else "(computed)"
+        elif field.default in (None, ""):
+            default = "(unset)" if field.default is None else "(empty)"
+        else:
+            default = f"`{field.default}`"
+        rows.append(f"| `OCRSTREAM_{name.upper()}` | {default} | {field.description} |")
+    return "\n".join(rows) + "\n"
+
+
+SETTINGS_TABLE_START = "<!-- settings table: generated by `make docs` from app/settings.py -->"
+SETTINGS_TABLE_END = "<!-- end of settings table -->"
+
+
+def with_settings_table(document: str) -> str:
+    """Return ``document`` with the text between the settings-table markers regenerated."""
+    head, rest = document.split(SETTINGS_TABLE_START, 1)
+    _, tail = rest.split(SETTINGS_TABLE_END, 1)
+    table = settings_table()
+    return f"{head}{SETTINGS_TABLE_START}\n{table}{SETTINGS_TABLE_END}{tail}"
 
 
 def image_limits(settings: Settings) -> ImageLimits:

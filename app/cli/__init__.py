@@ -1,4 +1,4 @@
-"""Command line: ``ocrstream run|worker|kafka|keys|keywords|ocr`` (also ``python -m app``)."""
+"""Command line: ``ocrstream run|worker|kafka|keys|keywords|post|tail|ocr`` (or python -m app)."""
 
 from __future__ import annotations
 
@@ -83,6 +83,24 @@ def _parser() -> argparse.ArgumentParser:
     remove.add_argument("words", nargs="*")
     remove.add_argument("--all", action="store_true")
     remove.set_defaults(func=_lazy("keys", "keywords_remove"))
+
+    post = sub.add_parser("post", help="produce one post to the posts topic")
+    post.add_argument("--text", default="", help="the post's text")
+    post.add_argument("--image", action="append", default=[], metavar="URL", help="(repeat)")
+    post.add_argument("--source", default="x", choices=["x", "telegram", "discord"])
+    post.add_argument("--mid", default="", help="post id (default: a fresh one)")
+    post.add_argument("--sid", default="ocrstream-cli", help="author id")
+    post.add_argument("--link", default="", help="the post's link")
+    post.set_defaults(func=_lazy("data", "post"))
+
+    tail = sub.add_parser("tail", help="print the events of a topic or of a key's channel")
+    tail.add_argument("topic", nargs="?", help="e.g. ocr_result, ocr_error, ocrstream-dead-letter")
+    tail.add_argument("--key", metavar="KEY_ID", help="read this key's channel topic instead")
+    tail.add_argument("--from-beginning", action="store_true", help="not only new events")
+    tail.add_argument("--count", type=int, default=None, help="stop after this many events")
+    tail.add_argument("--timeout", type=float, default=None, help="give up after seconds")
+    tail.add_argument("--json", action="store_true", help="print each event as it is (JSON)")
+    tail.set_defaults(func=_lazy("data", "tail"))
 
     ocr = sub.add_parser("ocr", help="OCR image files or URLs and print the text")
     ocr.add_argument("--json", action="store_true", help="one JSON object per image per line")

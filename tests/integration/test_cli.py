@@ -78,3 +78,37 @@ def test_keys_and_keywords_round_trip_through_the_worker(
     unknown = _cli(env, "keywords", "list", "nosuchkey123")
     assert unknown.returncode == 2
     assert "unknown key" in unknown.stderr
+
+
+def test_the_readme_tour_runs_as_written(kafka: LocalKafka, start_worker: Any) -> None:
+    """The second terminal of README.md's tour, command by command, against a real worker."""
+    settings = unique_settings(kafka)
+    start_worker(settings)
+    readme = (REPO / "README.md").read_text()
+    tour = readme.split("## A 60-second tour", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    commands = [line for line in tour.splitlines() if line and not line.startswith(("#", "export"))]
+    assert [c.split()[1] for c in commands] == ["keys", "keywords", "post", "tail", "ocr"]
+    env = settings_env(settings)  # the tour's OCRSTREAM_BROKER, and this test's own topics
+    env["PATH"] = f"{REPO / '.venv' / 'bin'}:{env['PATH']}"
+    outputs: list[str] = []
+    key_id = ""
+    for command in commands:
+        line = command.split("  #", 1)[0].replace("KEY_ID", key_id)
+        done = subprocess.run(
+            ["bash", "-c", line],  # the console script make installed in .venv, as in README
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, (line, done.stdout, done.stderr)
+        outputs.append(done.stdout)
+        found = re.search(r"key id:\s+(\S+)", done.stdout)
+        key_id = found[1] if found else key_id
+    delivered = outputs[3]
+    assert (
+        "keywords pepe" in delivered and "0x979097B35B88A0c32751f9732d5d37c609B3f1Ad" in delivered
+    )
+    assert "$PEPE presale live" in outputs[4]  # the OCR of the sample image

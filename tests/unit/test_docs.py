@@ -1,39 +1,45 @@
-"""README.md documents every setting, every error kind, and the two commands CI relies on."""
+"""The documentation says what the code does: settings, error kinds, commands, links."""
 
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 from typing import Any, get_args
 
 from app.fetch import FetchError
 from app.ocr.images import ImageError
 from app.ocr.pool import OcrPoolError
-from app.settings import Settings
+from app.settings import Settings, with_settings_table
 from models.events import ErrorKind
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-
-
-def test_every_setting_is_documented() -> None:
-    missing = [
-        f"OCRSTREAM_{name.upper()}"
-        for name in Settings.model_fields
-        if f"`OCRSTREAM_{name.upper()}`" not in README
-    ]
-    assert not missing
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text()
+DOCS = ROOT / "docs"
 
 
 def test_readme_starts_with_the_run_and_test_commands() -> None:
     first_block = README.split("```")[1]
     assert "make run" in first_block
     assert "make test" in first_block
-    ci = (Path(__file__).resolve().parents[2] / ".ci" / "run").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in ci
 
 
+def test_readme_is_read_in_five_minutes() -> None:
+    assert len(README.splitlines()) <= 200
+
+
+def test_the_settings_table_is_generated_from_the_code() -> None:
+    document = (DOCS / "settings.md").read_text()
+    assert document == with_settings_table(document), "run `make docs`"
+    listed = set(re.findall(r"^\| `OCRSTREAM_([A-Z0-9_]+)` \|", document, flags=re.MULTILINE))
+    assert listed == {name.upper() for name in Settings.model_fields}
+
+
 def test_the_documented_error_kinds_are_the_codes() -> None:
-    section = README.split("### `ocr_error`", 1)[1].split("\n### ", 1)[0]
+    records = (DOCS / "records.md").read_text()
+    section = records.split("### `ocr_error`", 1)[1].split("\n### ", 1)[0]
     documented = set(re.findall(r"^- `([a-z_]+)`: ", section, flags=re.MULTILINE))
     assert documented == set(get_args(ErrorKind))
 
@@ -48,3 +54,30 @@ def test_every_failure_class_has_a_documented_kind() -> None:
         classes.extend(cls.__subclasses__())
     assert seen <= kinds
     assert kinds - seen == {"internal_error"}  # the agent's catch-all, not an exception class
+
+
+def test_every_link_between_documents_leads_somewhere() -> None:
+    broken = []
+    for document in [ROOT / "README.md", *DOCS.rglob("*.md")]:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", document.read_text()):
+            if "://" in target:
+                continue
+            if not (document.parent / target).exists():
+                broken.append(f"{document.relative_to(ROOT)} -> {target}")
+    assert not broken
+
+
+def test_nothing_shipped_points_outside_the_repository() -> None:
+    # A clone has only the repository: no path may lead to a sibling directory.
+    files = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    outside = [
+        name
+        for name in files
+        if not name.startswith("tests/")
+        and (ROOT / name).is_file()
+        and (ROOT / name).suffix in {".py", ".md", ".toml", ".yml", ".sh", ""}
+        and "../shared" in (ROOT / name).read_text(errors="replace")
+    ]
+    assert not outside
