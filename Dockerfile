@@ -17,4 +17,4 @@ RUN pip install --no-cache-dir .
 RUN useradd --create-home ocrstream
 USER ocrstream
 EXPOSE 6066
-CMD ["python", "-m", "app", "worker"]
+CMD ["ocrstream", "worker"]

@@ -56,7 +56,10 @@ def test_worker_waits_for_a_healthy_kafka_and_its_settings_are_real() -> None:
 
 def test_the_dockerfile_runs_the_worker_command() -> None:
     dockerfile = (REPO / "Dockerfile").read_text()
-    assert 'CMD ["python", "-m", "app", "worker"]' in dockerfile
+    # The console script the wheel installs (pyproject.toml [project.scripts]).
+    assert 'CMD ["ocrstream", "worker"]' in dockerfile
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert 'ocrstream = "app.cli:main"' in pyproject
     for package in ("app", "agents", "models"):
         assert f"COPY {package} ./{package}" in dockerfile
 

@@ -1,0 +1,122 @@
+"""The key and keyword routes over real HTTP, served with collaborators of the test's own.
+
+The handlers take everything from ``web.AppKey``s, so no broker is needed: the keys replica is
+fed directly, and commands are applied to it at once (what the control agent does through
+Kafka, tested end to end in tests/integration/test_http_api.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from app.keys.admin import KeyAdmin
+from app.keys.commands import apply_command
+from app.keys.replica import KeysReplica
+from app.settings import Settings
+from app.web import context
+from app.web.ratelimit import RateLimiter
+from app.web.routes import install_routes
+from models.keys import ControlCommand, KeyRecord
+from tests.support import serve_on_loopback
+
+ADMIN = "unit-admin"
+SETTINGS = Settings(broker="127.0.0.1:9", admin_key=ADMIN, rate_limit_burst=50)
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[aiohttp.ClientSession]:
+    replica = KeysReplica(SETTINGS)
+
+    async def send(command: ControlCommand) -> None:
+        replica.apply(command.key_id, apply_command(replica.get(command.key_id), command))
+
+    async def lookup(key_id: str) -> KeyRecord | None:
+        return replica.get(key_id)
+
+    app = web.Application()
+    app[context.SETTINGS] = SETTINGS
+    app[context.KEYS] = replica
+    app[context.KEY_ADMIN] = KeyAdmin(SETTINGS, send, lookup, wait_s=1.0, poll_s=0.01)
+    app[context.LIMITER] = RateLimiter(SETTINGS.rate_limit_per_minute, burst=50)
+    install_routes(app)
+    runner, base = await serve_on_loopback(app)
+    async with aiohttp.ClientSession(base_url=base) as session:
+        yield session
+    await runner.cleanup()
+
+
+async def _call(
+    api: aiohttp.ClientSession, method: str, path: str, headers: dict[str, str], **json: Any
+) -> tuple[int, dict[str, Any]]:
+    async with api.request(method, path, json=json or None, headers=headers) as response:
+        assert response.content_type == "application/json"
+        return response.status, await response.json()
+
+
+async def _new_key(api: aiohttp.ClientSession, **body: Any) -> dict[str, Any]:
+    status, answer = await _call(api, "POST", "/admin/keys", {"x-admin-key": ADMIN}, **body)
+    assert status == 201, answer
+    data: dict[str, Any] = answer["data"]
+    return data
+
+
+async def test_a_key_manages_its_own_keywords(api: aiohttp.ClientSession) -> None:
+    key = {"x-api-key": (await _new_key(api))["api_key"]}
+    status, answer = await _call(api, "POST", "/keywords", key, keywords=[" PEPE ", "Doge", "pepe"])
+    assert (status, answer["data"]["keywords"]) == (200, ["pepe", "doge"])
+    status, answer = await _call(api, "DELETE", "/keywords", key, keywords=["DOGE"])
+    assert answer["data"]["keywords"] == ["pepe"]
+    status, answer = await _call(api, "POST", "/keywords", key, keywords=["x" * 101])
+    assert status == 400 and "longer than 100" in answer["error"]
+    status, answer = await _call(
+        api, "POST", "/keywords", key, keywords=[f"w{i}" for i in range(100)]
+    )
+    assert status == 400 and "at most 100" in answer["error"]
+    status, answer = await _call(api, "DELETE", "/keywords", key, all=True)
+    assert answer["data"]["keywords"] == []
+    assert answer["message"] == "Keywords removed"
+
+
+async def test_who_is_calling_decides_401_or_403(api: aiohttp.ClientSession) -> None:
+    assert (await _call(api, "GET", "/keywords", {}))[0] == 401
+    assert (await _call(api, "GET", "/keywords", {"x-api-key": "garbage"}))[0] == 403
+    created = await _new_key(api)
+    status, _ = await _call(
+        api, "DELETE", f"/admin/keys/{created['key_id']}", {"x-admin-key": ADMIN}
+    )
+    assert status == 200
+    status, answer = await _call(api, "GET", "/keywords", {"x-api-key": created["api_key"]})
+    assert status == 403 and "revoked" in answer["error"]
+    assert (await _call(api, "GET", "/admin/keys", {"x-admin-key": "wrong"}))[0] == 403
+
+
+async def test_admin_routes_refuse_what_kafka_or_the_pipeline_would(
+    api: aiohttp.ClientSession,
+) -> None:
+    admin = {"x-admin-key": ADMIN}
+    created = await _new_key(api, label="bot", channels=["alerts-a"])
+    assert created["channels"] == ["alerts-a"] and "key_hash" not in created
+    path = f"/admin/keys/{created['key_id']}/channels"
+    for bad in ([".."], ["__consumer_offsets"], "alerts", ["a b"]):
+        status, answer = await _call(api, "PUT", path, admin, channels=bad)
+        assert status == 400, (bad, answer)
+    status, answer = await _call(api, "PUT", path, admin, channels=[SETTINGS.posts_topic])
+    assert status == 409 and "pipeline" in answer["error"]
+    assert (await _call(api, "PUT", "/admin/keys/nosuchkey00/channels", admin, channels=["a"]))[
+        0
+    ] == 404
+    status, listed = await _call(api, "GET", "/admin/keys", admin)
+    assert "api_key" not in str(listed) and created["api_key"] not in str(listed)
+
+
+async def test_past_its_burst_a_key_gets_429_with_retry_after(api: aiohttp.ClientSession) -> None:
+    key = {"x-api-key": (await _new_key(api))["api_key"]}
+    answers = [await _call(api, "GET", "/keywords", key) for _ in range(51)]
+    status, answer = answers[-1]
+    assert [s for s, _ in answers[:50]] == [200] * 50
+    assert status == 429 and answer["retry_after"] >= 1
