@@ -224,3 +224,18 @@ async def admin_request(
         assert response.status in (200, 201), answer
         data: dict[str, Any] = answer["data"]
         return data
+
+
+def dripping_image(seconds_per_byte: float, total_bytes: int = 600) -> Any:
+    """Return a handler that sends an image a byte at a time: never idle long enough for a
+    read timeout, never done (until ``total_bytes``). A slow host, for real."""
+
+    async def drip(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "image/png"})
+        await response.prepare(request)
+        for _ in range(total_bytes):
+            await response.write(b"\x89")
+            await asyncio.sleep(seconds_per_byte)
+        return response
+
+    return drip

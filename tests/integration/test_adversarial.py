@@ -32,14 +32,21 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from PIL import Image
 
 from app.kafka.consumers import stop_consumer
 from app.kafka.local import LocalKafka, free_port
 from models.keys import KeyRecord
 from tests.conftest import DATA
-from tests.support import Worker, post, produce, serve_on_loopback, unique_settings
+from tests.strategies import request_bodies
+from tests.support import (
+    Worker,
+    dripping_image,
+    post,
+    produce,
+    serve_on_loopback,
+    unique_settings,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -72,16 +79,6 @@ def _one_by_39_million_png() -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunks
 
 
-async def _drip(request: web.Request) -> web.StreamResponse:
-    # A byte a second: never idle long enough for a read timeout, never done.
-    response = web.StreamResponse(headers={"Content-Type": "image/png"})
-    await response.prepare(request)
-    for _ in range(600):
-        await response.write(b"\x89")
-        await asyncio.sleep(1)
-    return response
-
-
 def _static(body: bytes) -> Any:
     async def handler(request: web.Request) -> web.Response:
         return web.Response(body=body, content_type="image/png")
@@ -106,7 +103,7 @@ async def hostile_host() -> AsyncIterator[str]:
 async def drip_host() -> AsyncIterator[str]:
     """A second host (127.0.0.2: another address, so another host) that sends a byte a second."""
     app = web.Application()
-    app.router.add_get("/drip/{n}", _drip)
+    app.router.add_get("/drip/{n}", dripping_image(1.0))
     runner = web.AppRunner(app, shutdown_timeout=1.0)
     await runner.setup()
     port = free_port()
@@ -473,27 +470,6 @@ def fuzz_worker(kafka: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> 
     running.stop()
 
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda children: (
-        st.lists(children, max_size=3)
-        | st.dictionaries(
-            st.sampled_from(["image", "imageUrl", "keywords", "all", "label", "channels", "urls"])
-            | st.text(max_size=5),
-            children,
-            max_size=3,
-        )
-    ),
-    max_leaves=12,
-)
-http_bodies = st.one_of(
-    st.binary(max_size=64),
-    json_values.map(lambda v: json.dumps(v).encode()),
-    st.integers(300, 3000).map(lambda n: b"[" * n + b"]" * n),
-    st.sampled_from([b'{"keywords": ["\\udfff"]}', b'{"image": "\\ud800"}', b"1" * 6000]),
-)
-
-
 def _call(base: str, method: str, path: str, body: bytes, headers: dict[str, str]) -> int:
     request = urllib.request.Request(
         f"{base}{path}",
@@ -531,7 +507,7 @@ def test_generated_bodies_never_get_a_server_error(fuzz_worker: Worker) -> None:
     ]
 
     @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(body=http_bodies)
+    @given(body=request_bodies(leaves=12))
     def check(body: bytes) -> None:
         for method, path, headers in routes:
             status = _call(base, method, path, body, headers)

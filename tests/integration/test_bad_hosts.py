@@ -17,7 +17,7 @@ from PIL import Image
 from app.kafka.consumers import stop_consumer
 from app.kafka.local import LocalKafka
 from tests.conftest import DATA
-from tests.support import post, produce, serve_on_loopback, unique_settings
+from tests.support import dripping_image, post, produce, serve_on_loopback, unique_settings
 
 pytestmark = pytest.mark.integration
 
@@ -32,16 +32,6 @@ def _bomb() -> bytes:
     buffer = io.BytesIO()
     Image.new("1", (20000, 20000)).save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-async def _drip(request: web.Request) -> web.StreamResponse:
-    # A byte every half second: never idle long enough for a read timeout, never done.
-    response = web.StreamResponse(headers={"Content-Type": "image/png"})
-    await response.prepare(request)
-    for _ in range(600):
-        await response.write(b"\x89")
-        await asyncio.sleep(0.5)
-    return response
 
 
 async def _stall(request: web.Request) -> web.StreamResponse:
@@ -128,7 +118,7 @@ async def bad_host() -> AsyncIterator[str]:
     app = web.Application()
     router = app.router
     router.add_static("/img/", DATA)
-    router.add_get("/drip", _drip)
+    router.add_get("/drip", dripping_image(0.5))
     router.add_get("/stall", _stall)
     router.add_get("/404", _status(404))
     router.add_get("/500", _status(500))

@@ -18,28 +18,26 @@ from aiohttp import web
 
 from app.kafka.local import LocalKafka
 from tests.conftest import DATA
-from tests.support import consume, post, produce, serve_on_loopback, unique_settings
+from tests.support import (
+    consume,
+    dripping_image,
+    post,
+    produce,
+    serve_on_loopback,
+    unique_settings,
+)
 
 pytestmark = pytest.mark.integration
 
 SLOW_S = 12.0
 
 
-async def _slow(request: web.Request) -> web.StreamResponse:
-    # A byte a second until the fetch times out: the image is in flight all that time.
-    response = web.StreamResponse(headers={"Content-Type": "image/png"})
-    await response.prepare(request)
-    for _ in range(120):
-        await response.write(b"\x89")
-        await asyncio.sleep(1)
-    return response
-
-
 @pytest.fixture(scope="module")
 async def host() -> AsyncIterator[str]:
     app = web.Application()
     app.router.add_static("/img/", DATA)
-    app.router.add_get("/slow.png", _slow)
+    # A byte a second until the fetch times out: the image is in flight all that time.
+    app.router.add_get("/slow.png", dripping_image(1.0, total_bytes=120))
     runner, base = await serve_on_loopback(app, shutdown_timeout_s=1.0)
     yield base
     await runner.cleanup()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -11,68 +10,20 @@ import aiohttp
 import pytest
 from aiohttp import web
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from app.metrics import metrics
 from app.web.errors import ApiError, error_middleware, parse_body
 from app.web.routes import count_responses
-from models.api import (
-    CreateKeyRequest,
-    KeywordsRequest,
-    OcrRequest,
-    RemoveKeywordsRequest,
-    SetChannelsRequest,
-    SetWebhooksRequest,
-)
+from models.api import REQUESTS, KeywordsRequest, OcrRequest, SetChannelsRequest, SetWebhooksRequest
+from tests.strategies import request_bodies
 from tests.support import serve_on_loopback
-
-MODELS: list[type[BaseModel]] = [
-    OcrRequest,
-    KeywordsRequest,
-    RemoveKeywordsRequest,
-    CreateKeyRequest,
-    SetChannelsRequest,
-    SetWebhooksRequest,
-]
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda children: (
-        st.lists(children, max_size=4)
-        | st.dictionaries(
-            st.sampled_from(
-                [
-                    "image",
-                    "imageUrl",
-                    "keywords",
-                    "all",
-                    "label",
-                    "channels",
-                    "urls",
-                    "rotate_secret",
-                ]
-            )
-            | st.text(max_size=6),
-            children,
-            max_size=4,
-        )
-    ),
-    max_leaves=20,
-)
-bodies = st.one_of(
-    st.binary(max_size=100),
-    json_values.map(lambda v: json.dumps(v).encode()),
-    st.integers(1500, 3000).map(lambda n: b'{"keywords":' + b"[" * n + b"]" * n + b"}"),
-    st.just(b'{"keywords": ["\\ud800"]}'),
-    st.just(b'{"keywords": ["a"], "n": ' + b"1" * 5000 + b"}"),
-    st.just(b'{"channels": "my-topic"}'),
-)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(raw=bodies)
+@given(raw=request_bodies())
 def test_any_body_is_a_model_or_a_400_with_a_reason(raw: bytes) -> None:
-    for model in MODELS:
+    for model in REQUESTS:
         try:
             body = parse_body(raw, model, empty=b"{}")
         except ApiError as exc:

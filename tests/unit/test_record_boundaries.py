@@ -22,6 +22,7 @@ from app.settings import Settings
 from models.events import Candidate, ImageJob
 from models.keys import KeyRecord, control_command_adapter
 from models.webhooks import WebhookJob
+from tests.strategies import json_values as json_values_of
 
 MAX_TEXT = 1000
 MAX_IMAGES = 4
@@ -29,13 +30,7 @@ SETTINGS = Settings(broker="localhost:9092")
 BOUNDARY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # Any JSON document, including the odd corners: deep nesting, big numbers, odd Unicode.
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
-    ),
-    max_leaves=20,
-)
+json_values = json_values_of()
 odd_text = st.text(
     alphabet=st.characters(codec="utf-8") | st.sampled_from(["\x00", "\u202e", "\ufeff", "é"]),
     max_size=40,
