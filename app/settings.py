@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.ocr.engine import EngineConfig
 from app.ocr.images import ImageLimits
 
 # Why 10 MB: the product's documented cap for `imageUrl` downloads and `image` bodies.
@@ -126,21 +127,38 @@ class Settings(BaseSettings):
     web_port: int = Field(default=6066, ge=1, le=65535, description="Web server port.")
 
     # OCR
-    # Why 1 process x all cores by default: it meets both OCR targets in bench/ocr_bench.py
-    # (median 319 ms, 2.2x the baseline's throughput); 2 processes x 1 thread reads 1.6x
-    # more images/s but each one ~40% slower. See docs/benchmarks.md.
+    # Why one process per core, each with every core's threads (OpenVINO): measured on 2 cores,
+    # two processes of two threads read 8.8 images/s against 9.1 for two of one thread, while an
+    # image that finds the worker idle takes 142 ms instead of 229 (docs/benchmarks.md).
     ocr_processes: int = Field(
-        default=1,
-        ge=1,
-        description="OCR worker processes. Keep processes × threads = cores.",
-    )
-    ocr_threads: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
         ge=1,
         description=(
-            "ONNX Runtime threads per OCR process. The default (1 × cores) is latency-first: ~320 "
-            "ms per image on 2 cores. For backlogs, 2 processes × 1 thread reads ~1.6× more "
-            "images/s at ~440 ms each (docs/benchmarks.md)."
+            "OCR worker processes (default: one per core); each OpenVINO process holds "
+            "~0.3-0.6 GB."
+        ),
+    )
+    ocr_threads: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Inference threads per OCR process. Unset: every core with OpenVINO (it shares "
+            "cores between processes well: an image alone gets them all), 1 with ONNX Runtime "
+            "(which slows down when processes share cores)."
+        ),
+    )
+    ocr_engine: Literal["openvino", "onnxruntime"] = Field(
+        default="openvino",
+        description=(
+            "The runtime the OCR models run on: `openvino` (faster on x86 CPUs, bf16 where the "
+            "CPU has it) or `onnxruntime` (the fallback)."
+        ),
+    )
+    ocr_precision: Literal["auto", "bf16", "f32"] = Field(
+        default="auto",
+        description=(
+            "OpenVINO's inference precision: `auto` is bf16 where the CPU computes it natively "
+            "(AVX512_BF16 or AMX), else f32. The one in use is logged and on `/status/`."
         ),
     )
     # Why 32: twice the images one post may have, so a post whose images all sit on a slow host
@@ -378,7 +396,7 @@ def settings_table() -> str:
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     for name, field in Settings.model_fields.items():
         if field.default_factory is not None:
-            default = "number of cores" if name == "ocr_threads" else "(computed)"
+            default = "number of cores"
         elif field.default in (None, ""):
             default = "(unset)" if field.default is None else "(empty)"
         else:
@@ -397,6 +415,19 @@ def with_settings_table(document: str) -> str:
     _, tail = rest.split(SETTINGS_TABLE_END, 1)
     table = settings_table()
     return f"{head}{SETTINGS_TABLE_START}\n{table}{SETTINGS_TABLE_END}{tail}"
+
+
+def engine_config(settings: Settings) -> EngineConfig:
+    """Return how each OCR process builds its engine."""
+    threads = settings.ocr_threads
+    if threads is None:
+        threads = (os.cpu_count() or 1) if settings.ocr_engine == "openvino" else 1
+    return EngineConfig(
+        det_max_side=settings.ocr_det_max_side,
+        threads=threads,
+        runtime=settings.ocr_engine,
+        precision=settings.ocr_precision,
+    )
 
 
 def image_limits(settings: Settings) -> ImageLimits:

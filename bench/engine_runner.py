@@ -34,13 +34,21 @@ Engine = Callable[[Any], list[str]]
 
 def build(name: str, threads: int) -> Engine:
     """Return a function image -> text lines for the named engine configuration."""
-    if name == "ours":
-        # The service's own engine and configuration (this branch runs in the project's venv).
+    if name.startswith("ours"):
+        # The service's own engine (this branch runs in the project's venv); "ours:RUNTIME:
+        # PRECISION" picks the runtime (openvino, onnxruntime) and precision (auto, bf16, f32).
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
         from app.ocr.engine import EngineConfig, OcrEngine
 
+        _, runtime, precision = (name.split(":") + ["openvino", "auto"])[:3]
         side = int(os.environ.get("BENCH_DET_SIDE", "960"))
-        ours = OcrEngine(EngineConfig(det_max_side=side, threads=threads))
+        config = EngineConfig(
+            det_max_side=side,
+            threads=threads,
+            runtime=runtime,  # type: ignore[arg-type]
+            precision=precision,  # type: ignore[arg-type]
+        )
+        ours = OcrEngine(config)
         return lambda rgb: [text for text, _ in ours.recognize(rgb).lines]
     if name == "rapidocr-onnxruntime-1.4.4":
         from rapidocr_onnxruntime import RapidOCR as Legacy

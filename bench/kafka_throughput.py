@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 
 from app.kafka.consumers import stop_consumer  # noqa: E402
 from app.kafka.local import LocalKafka  # noqa: E402
-from app.settings import Settings  # noqa: E402
+from app.settings import Settings, engine_config  # noqa: E402
 from bench.ocr_bench import RUNNER, run_json, write_section  # noqa: E402
 from tests.support import Worker, post, produce, serve_on_loopback, unique_settings  # noqa: E402
 
@@ -121,7 +121,7 @@ def main() -> int:
     )
     parser.add_argument("--images", type=int, default=160)
     parser.add_argument("--processes", type=int, default=Settings().ocr_processes)
-    parser.add_argument("--threads", type=int, default=Settings().ocr_threads)
+    parser.add_argument("--threads", type=int, default=engine_config(Settings()).threads)
     parser.add_argument("--write", type=Path)
     args = parser.parse_args()
     DATA = args.image_dir or DATA

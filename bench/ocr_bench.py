@@ -39,9 +39,12 @@ NETWORK = {"evm": "evm", "sol": "solana"}
 ENGINES: list[tuple[str, str, Path, int, int]] = [
     ("rapidocr-onnxruntime 1.4.4, defaults (baseline)", "rapidocr-onnxruntime-1.4.4",
      BASELINE_PY, 1, 0),
-    ("ours: rapidocr 3.10 PP-OCRv6 small, no cls, det 960, 2 proc x 1 thread", "ours",
-     Path(sys.executable), 2, 1),
-    ("ours, latency-first: 1 proc x 2 threads", "ours", Path(sys.executable), 1, 2),
+    ("ours before: rapidocr 3.10 on ONNX Runtime f32, 2 proc x 1 thread",
+     "ours:onnxruntime:f32", Path(sys.executable), 2, 1),
+    ("ours: OpenVINO f32, 2 proc x 1 thread", "ours:openvino:f32", Path(sys.executable), 2, 1),
+    ("ours: OpenVINO bf16, 2 proc x 1 thread", "ours:openvino:bf16", Path(sys.executable), 2, 1),
+    ("ours (default): OpenVINO bf16, 2 proc x 2 threads", "ours:openvino:bf16",
+     Path(sys.executable), 2, 2),
     ("tesseract 5 (Debian), 2 proc", "tesseract", Path(sys.executable), 2, 1),
 ]  # fmt: skip
 

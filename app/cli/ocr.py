@@ -11,9 +11,9 @@ from pathlib import Path
 
 from app.fetch import FetchError, fetch_image, limits_from, new_session
 from app.ocr.addresses import extract_addresses
-from app.ocr.engine import EngineConfig, OcrEngine
+from app.ocr.engine import OcrEngine
 from app.ocr.images import ImageError
-from app.settings import get_settings, image_limits
+from app.settings import engine_config, get_settings, image_limits
 
 
 async def run_ocr(sources: list[str], as_json: bool) -> int:
@@ -21,9 +21,7 @@ async def run_ocr(sources: list[str], as_json: bool) -> int:
     settings = get_settings()
     limits = limits_from(settings)
     started = time.perf_counter()
-    engine = OcrEngine(
-        EngineConfig(det_max_side=settings.ocr_det_max_side, threads=settings.ocr_threads)
-    )
+    engine = OcrEngine(engine_config(settings))
     print(f"engine ready in {time.perf_counter() - started:.1f}s", file=sys.stderr)
     failed = 0
     async with new_session(limits) as session:

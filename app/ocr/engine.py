@@ -1,15 +1,20 @@
-"""The OCR engine: RapidOCR 3.x on ONNX Runtime with the configuration that won our benchmark."""
+"""The OCR engine: RapidOCR 3.x on OpenVINO (or ONNX Runtime), as measured best in docs/ocr.md."""
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
 from app.ocr.images import ImageLimits, UnreadableImageError, decode_image
+
+Runtime = Literal["openvino", "onnxruntime"]
+Precision = Literal["auto", "bf16", "f32"]
 
 
 @dataclass(frozen=True)
@@ -18,6 +23,9 @@ class EngineConfig:
 
     det_max_side: int = 960
     threads: int = 1
+    runtime: Runtime = "openvino"
+    # "auto": bf16 where the CPU computes it natively (AVX512_BF16 or AMX), else f32.
+    precision: Precision = "auto"
 
 
 @dataclass(frozen=True)
@@ -39,22 +47,33 @@ class OcrEngine:
     def __init__(self, config: EngineConfig) -> None:
         from rapidocr import RapidOCR  # heavy import: only in processes that OCR
 
-        # Why each parameter (see docs/benchmarks.md): the angle classifier garbles long
-        # address lines; a 960 px detector side keeps every address at lower cost; batching
-        # recognition crops pads to the widest and is slower on CPU.
-        self._ocr = RapidOCR(
-            params={
-                "Global.use_cls": False,
-                "Global.log_level": "error",
-                "Det.limit_type": "max",
-                "Det.limit_side_len": config.det_max_side,
-                "Rec.rec_batch_num": 1,
-                "EngineConfig.onnxruntime.intra_op_num_threads": config.threads,
-                "EngineConfig.onnxruntime.inter_op_num_threads": 1,
-                # Measured: the memory arena cuts detection time by ~20% (bench/ocr_bench.py).
-                "EngineConfig.onnxruntime.enable_cpu_mem_arena": True,
-            }
-        )
+        # Why each parameter (see docs/ocr.md): the angle classifier garbles long address
+        # lines; a 960 px detector side keeps every address at lower cost; batching recognition
+        # crops pads to the widest and is slower on CPU.
+        params: dict[str, Any] = {
+            "Global.use_cls": False,
+            "Global.log_level": "error",
+            "Det.limit_type": "max",
+            "Det.limit_side_len": config.det_max_side,
+            "Rec.rec_batch_num": 1,
+        }
+        if config.runtime == "openvino":
+            params.update(openvino_params(config.threads))
+        else:
+            params.update(
+                {
+                    "EngineConfig.onnxruntime.intra_op_num_threads": config.threads,
+                    "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+                    # Measured: the memory arena cuts detection time by ~20%.
+                    "EngineConfig.onnxruntime.enable_cpu_mem_arena": True,
+                }
+            )
+        self._ocr: Any = RapidOCR(params=params)
+        self.precision = "f32"
+        if config.runtime == "openvino":
+            self.precision = _compile_openvino(self._ocr, config)
+            _pad_recognition_width(self._ocr)
+        self.description = f"{config.runtime} {self.precision}, {config.threads} thread(s)"
 
     def read(self, data: bytes, limits: ImageLimits) -> OcrOutput:
         """Decode untrusted image bytes and return their text lines.
@@ -82,3 +101,101 @@ class OcrEngine:
         scores = result.scores or ()
         lines = [(str(t), round(float(s), 4)) for t, s in zip(texts, scores, strict=False) if t]
         return OcrOutput(lines=lines, elapsed_ms=round(elapsed_ms, 1))
+
+
+def openvino_params(threads: int) -> dict[str, Any]:
+    """Return rapidocr's settings for running both models on OpenVINO, from the wheel's files."""
+    import rapidocr
+    from rapidocr import EngineType
+
+    models = Path(rapidocr.__file__).parent / "models"
+    return {
+        "Det.engine_type": EngineType.OPENVINO,
+        "Rec.engine_type": EngineType.OPENVINO,
+        # Why the paths: without them rapidocr downloads its OpenVINO models at run time.
+        "Det.model_path": str(models / "PP-OCRv6_det_small.onnx"),
+        "Rec.model_path": str(models / "PP-OCRv6_rec_small.onnx"),
+        **{f"EngineConfig.openvino.{k}": v for k, v in openvino_cpu_properties(threads).items()},
+    }
+
+
+def openvino_cpu_properties(threads: int) -> dict[str, Any]:
+    """Return the CPU properties each OCR process compiles its models with (rapidocr's names).
+
+    Why pinning off: OpenVINO pins every process's inference threads to the same cores by
+    default, so two OCR processes read no faster than one. One stream and the latency hint:
+    each process reads one image at a time; parallelism comes from the processes.
+    """
+    return {
+        "inference_num_threads": threads,
+        "enable_cpu_pinning": False,
+        "num_streams": 1,
+        "performance_hint": "LATENCY",
+    }
+
+
+def bf16_native() -> bool:
+    """Tell whether this CPU computes bf16 natively (OpenVINO says BF16 in its capabilities)."""
+    import openvino
+
+    return "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def _compile_openvino(ocr: Any, config: EngineConfig) -> str:
+    """Compile rapidocr's two OpenVINO models at the chosen precision; return the one in use.
+
+    Why recompile: rapidocr 3.10 (pinned) compiles its models with a fixed set of CPU
+    properties that has no precision hint, so OpenVINO chooses one silently. We compile its
+    models again with ours, naming the precision, and hand rapidocr the infer requests.
+    """
+    import openvino
+
+    precision = config.precision
+    if precision == "auto":
+        precision = "bf16" if bf16_native() else "f32"
+    core = openvino.Core()
+    properties = {
+        "INFERENCE_NUM_THREADS": config.threads,
+        "ENABLE_CPU_PINNING": False,
+        "NUM_STREAMS": 1,
+        "PERFORMANCE_HINT": "LATENCY",
+        "INFERENCE_PRECISION_HINT": precision,
+    }
+    used = set()
+    for stage in (ocr._load_det_model(), ocr._load_rec_model()):
+        session = stage.session
+        if not hasattr(session, "model") or not hasattr(session, "session"):
+            raise RuntimeError("rapidocr's OpenVINO session changed; re-check app/ocr/engine.py")
+        compiled = core.compile_model(session.model, "CPU", properties)
+        session.session = compiled.create_infer_request()
+        used.add(str(compiled.get_property("INFERENCE_PRECISION_HINT")))
+    # OpenVINO names them "<Type: 'bfloat16'>" / "<Type: 'float32'>".
+    return "bf16" if any("bfloat16" in u for u in used) else "f32"
+
+
+# Why 64: OpenVINO prepares each new input shape the first time it sees it (a first image of a
+# new size read 1.2-1.6x slower). Recognition inputs are 48 px high and as wide as the line;
+# rounding the width up to a multiple of 64 (padding as rapidocr itself pads a batch) leaves
+# few shapes to prepare: the cold pass over bench/images went from 253 to 218 ms per image.
+REC_WIDTH_STEP = 64
+
+
+def _pad_recognition_width(ocr: Any) -> None:
+    """Make rapidocr's recognizer pad each line's width up to a multiple of REC_WIDTH_STEP."""
+    import cv2
+
+    recognizer = ocr._load_rec_model()
+    channels, height, _ = recognizer.rec_image_shape
+
+    def resize_norm_img(img: NDArray[np.uint8], max_wh_ratio: float) -> NDArray[np.float32]:
+        # rapidocr 3.10's own steps, with the width rounded up (see REC_WIDTH_STEP).
+        width = -(-int(height * max_wh_ratio) // REC_WIDTH_STEP) * REC_WIDTH_STEP
+        line_h, line_w = img.shape[:2]
+        resized_w = min(width, math.ceil(height * line_w / float(line_h)))
+        resized = cv2.resize(img, (resized_w, height)).astype("float32")
+        normalized = (resized.transpose((2, 0, 1)) / 255 - 0.5) / 0.5
+        padded = np.zeros((channels, height, width), dtype=np.float32)
+        padded[:, :, :resized_w] = normalized
+        return padded
+
+    recognizer.resize_norm_img = resize_norm_img

@@ -12,7 +12,7 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from app.ocr.engine import EngineConfig, OcrEngine, OcrOutput
 from app.ocr.images import ImageLimits
@@ -46,13 +46,31 @@ def _ocr_bytes(data: bytes) -> OcrOutput:
     return _engine.read(data, _limits)
 
 
-def _warm_image() -> bytes:
+# Why these: a post's image is most often landscape, square or portrait; each becomes its own
+# detector input shape, and lines of several lengths give the recognizer several widths.
+# OpenVINO prepares each new shape the first time it meets it, so the first images are not slow.
+_WARM_SIZES = ((1200, 675), (1080, 1080), (675, 1200))
+
+
+def _warm_images() -> list[bytes]:
     # Why text: an image with text runs detection *and* recognition, warming both models.
-    image = Image.new("RGB", (160, 40), "white")
-    ImageDraw.Draw(image).text((8, 12), "warm up 0x12", fill="black")
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
+    images = []
+    for width, height in _WARM_SIZES:
+        image = Image.new("RGB", (width, height), "white")
+        draw = ImageDraw.Draw(image)
+        font = ImageFont.load_default(size=height // 20)
+        for row, line in enumerate(["gm", "warm up 0x12", "CA: 0x979097B35B88A0c3275"]):
+            draw.text((20, 40 + row * height // 8), line, fill="black", font=font)
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        images.append(buffer.getvalue())
+    return images
+
+
+def _describe() -> str:
+    """Return how this worker process's engine runs (runtime, precision, threads)."""
+    assert _engine is not None, "worker process not initialised"
+    return _engine.description
 
 
 class OcrPoolError(RuntimeError):
@@ -69,6 +87,8 @@ class OcrPool:
         self._processes = processes
         self._limits = limits
         self._executor: ProcessPoolExecutor | None = None
+        # How the engine runs, once started: "openvino bf16, 1 thread(s)".
+        self.engine = ""
 
     def _new_executor(self) -> ProcessPoolExecutor:
         # Why spawn: forking a process that runs an event loop and Kafka sockets is unsafe.
@@ -84,8 +104,9 @@ class OcrPool:
         loop = asyncio.get_running_loop()
         started = loop.time()
         self._executor = self._new_executor()
-        warm = _warm_image()
-        await asyncio.gather(*(self.ocr(warm) for _ in range(self._processes)))
+        for warm in _warm_images():
+            await asyncio.gather(*(self.ocr(warm) for _ in range(self._processes)))
+        self.engine = await loop.run_in_executor(self._executor, _describe)
         return loop.time() - started
 
     async def ocr(self, data: bytes) -> OcrOutput:

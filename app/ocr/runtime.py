@@ -13,9 +13,9 @@ from app.fetch import FetchLimits, HostSlots, fetch_image, limits_from, new_sess
 from app.metrics import metrics
 from app.ocr.admission import Lane, OcrAdmission
 from app.ocr.cache import OcrCache, content_key, url_key
-from app.ocr.engine import EngineConfig, OcrOutput
+from app.ocr.engine import OcrOutput
 from app.ocr.pool import OcrPool
-from app.settings import Settings, image_limits
+from app.settings import Settings, engine_config, image_limits
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ class OcrRuntime(Service):
         self.fetch_limits: FetchLimits = limits_from(settings)
         self._ready = asyncio.Event()
         self._pool = OcrPool(
-            EngineConfig(det_max_side=settings.ocr_det_max_side, threads=settings.ocr_threads),
+            engine_config(settings),
             processes=settings.ocr_processes,
             limits=image_limits(settings),
         )
@@ -48,11 +48,16 @@ class OcrRuntime(Service):
         self._session = new_session(self.fetch_limits)
         self._ready.set()
         log.info(
-            "OCR ready: %d process(es) x %d thread(s), warmed in %.1fs",
+            "OCR ready: %d process(es), each %s; warmed in %.1fs",
             self._settings.ocr_processes,
-            self._settings.ocr_threads,
+            self._pool.engine,
             seconds,
         )
+
+    @property
+    def engine(self) -> str:
+        """Return how the OCR processes run their engine (runtime, precision, threads)."""
+        return self._pool.engine
 
     async def on_stop(self) -> None:
         """Close the HTTP session and stop the OCR processes."""

@@ -81,6 +81,10 @@ class StatusReport:
             "consumer_lag_by_partition": by_partition,
             "consumer_flow": consumer_flow(self._app.consumer),
             # Why shown: a full /ocr queue or a host holding its download slots explains waits.
+            "ocr_engine": {
+                "processes": settings.ocr_processes,
+                "each": self._ocr.engine,  # runtime, the precision in use, threads
+            },
             "ocr_admission": self._ocr.admission.status(),
             "downloads_by_host": dict(sorted(self._ocr.hosts.busy().items())[:20]),
             "cache": {

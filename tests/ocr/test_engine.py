@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
 from app.ocr.addresses import extract_addresses
-from app.ocr.engine import EngineConfig, OcrEngine
+from app.ocr.engine import EngineConfig, OcrEngine, bf16_native
 from app.ocr.images import BadDimensionsError, ImageError, ImageLimits, decode_image
 from app.ocr.pool import OcrPool, OcrPoolError
 from tests.conftest import DATA
@@ -31,14 +31,34 @@ def engine() -> OcrEngine:
     return OcrEngine(EngineConfig())
 
 
+@pytest.fixture(scope="module")
+def engines(engine: OcrEngine) -> dict[str, OcrEngine]:
+    """The default engine (OpenVINO), OpenVINO forced to f32, and the ONNX Runtime fallback."""
+    return {
+        "default": engine,
+        "openvino-f32": OcrEngine(EngineConfig(precision="f32")),
+        "onnxruntime": OcrEngine(EngineConfig(runtime="onnxruntime")),
+    }
+
+
+def test_the_default_runs_on_openvino_at_the_precision_the_cpu_computes_best(
+    engines: dict[str, OcrEngine],
+) -> None:
+    expected = "bf16" if bf16_native() else "f32"
+    assert engines["default"].description == f"openvino {expected}, 1 thread(s)"
+    assert engines["openvino-f32"].description == "openvino f32, 1 thread(s)"
+    assert engines["onnxruntime"].description == "onnxruntime f32, 1 thread(s)"
+
+
+@pytest.mark.parametrize("runtime", ["default", "openvino-f32", "onnxruntime"])
 @pytest.mark.parametrize(
     "name", ["s00_promo.jpg", "s02_sol.png", "s10_sol.jpg", "s19_tweet.png", "s30_promo.png"]
 )
 def test_lines_and_addresses_are_exact(
-    engine: OcrEngine, manifest: dict[str, Any], name: str
+    engines: dict[str, OcrEngine], manifest: dict[str, Any], name: str, runtime: str
 ) -> None:
     truth = manifest[name]
-    output = engine.recognize(decode_image((DATA / name).read_bytes(), LIMITS))
+    output = engines[runtime].recognize(decode_image((DATA / name).read_bytes(), LIMITS))
     assert [text for text, _ in output.lines] == truth["lines"]
     assert all(0.5 <= score <= 1 for _, score in output.lines)
     found = [(ca.network, ca.address) for ca in extract_addresses(output.text)]
