@@ -134,8 +134,7 @@ class Settings(BaseSettings):
         default_factory=lambda: os.cpu_count() or 1,
         ge=1,
         description=(
-            "OCR worker processes (default: one per core); each OpenVINO process holds "
-            "~0.3-0.6 GB."
+            "OCR worker processes (default: one per core); each OpenVINO process peaks at ~0.6 GB."
         ),
     )
     ocr_threads: int | None = Field(
