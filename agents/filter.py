@@ -4,70 +4,142 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from app import topics
 from app.faust_app import app, settings
+from app.kafka.outbox import Outgoing
 from app.metrics import metrics
 from app.pipeline.boundary import record_boundary
-from app.pipeline.channels import ChannelSink
+from app.pipeline.channels import ChannelHealth
 from app.pipeline.delivery import delivery_for
 from app.pipeline.records import decode_record
-from app.services import dead_letters
+from app.services import dead_letters, outbox
 from app.services import keys as keys_replica
 from models.events import EVENT_ID_HEADER, Candidate
 from models.webhooks import WebhookJob
 
 log = logging.getLogger(__name__)
 
+# Why long: webhook jobs are the pipeline's own records, tried again until the broker has them.
+_INTERNAL_SEND_TIMEOUT_S = 30.0
 
-async def _send_to_channel(
-    name: str, key: bytes | None, value: bytes, headers: dict[str, bytes]
-) -> None:
-    await topics.channel(name).send(key=key, value=value, headers=headers)
+channels = ChannelHealth(settings.channel_retry_after_s)
 
 
-channels = ChannelSink(
-    _send_to_channel, settings.channel_send_timeout_s, settings.channel_retry_after_s
-)
+@dataclass
+class Delivery:
+    """One candidate as one key receives it on one channel (for its dead letter if refused)."""
+
+    key_id: str
+    record: Outgoing
+    event: Any
 
 
 @app.agent(topics.candidates)
 async def filter_candidates(stream: Any) -> None:
-    """Deliver each candidate to the channel topics of the keys it matches."""
-    async for event in stream.events():
+    """Deliver each candidate to the channel topics (and webhooks) of the keys it matches."""
+    if not settings.batched:
+        async for event in stream.events():
+            await keys_replica.wait_ready()
+            await _deliver_batch([event], one_by_one=True)
+        return
+    wait_s = settings.batch_wait_ms / 1000
+    async for events in stream.take_events(settings.batch_max_records, within=wait_s):
         # Why: before the replica has read the changelog it would match against no keys.
         await keys_replica.wait_ready()
+        await _deliver_batch(events)
+
+
+async def _deliver_batch(events: list[Any], one_by_one: bool = False) -> None:
+    """Deliver a batch of candidates; a channel that cannot take them costs only its own."""
+    deliveries: list[Delivery] = []
+    jobs: list[Outgoing] = []
+    for event in events:
         async with record_boundary(dead_letters, "filter", event):
             candidate = decode_record(event.value, Candidate, "candidate")
-            with metrics.tracking(candidate.event_id, "deliver"):
-                await deliver(candidate, event)
+            await _plan(candidate, event, deliveries, jobs)
+    with metrics.tracking(f"{len(events)} candidate(s)", "deliver"):
+        if one_by_one:
+            await _send_one_by_one(deliveries, jobs)
+        else:
+            await outbox.send_all([d.record for d in deliveries], settings.channel_send_timeout_s)
+            await outbox.send_until_done(jobs, _INTERNAL_SEND_TIMEOUT_S)
+        for delivery in deliveries:
+            await _settle(delivery)
 
 
-async def deliver(candidate: Candidate, event: Any) -> None:
-    """Send a candidate to the channel topics of every key whose keywords it matches.
-
-    A channel that cannot take it costs only that key's delivery there: its dead letter says
-    which key, which channel and why, and the other keys' deliveries go on.
-    """
-    headers = {EVENT_ID_HEADER: candidate.event_id.encode()}
+async def _plan(
+    candidate: Candidate, event: Any, deliveries: list[Delivery], jobs: list[Outgoing]
+) -> None:
+    """Add what every active key receives of one candidate: channel records and webhook jobs."""
+    headers = [(EVENT_ID_HEADER, candidate.event_id.encode())]
+    # Why: the event is the same for every key without keywords; it is serialised once.
+    plain = _dumps(candidate.event)
     for key in keys_replica.active():
         delivery = delivery_for(key, candidate)
         if delivery is None:
             metrics.deliveries.labels(outcome="filtered").inc()
             continue
-        body = json.dumps(delivery, separators=(",", ":")).encode()
+        body = plain if delivery is candidate.event else _dumps(delivery)
         for name in key.channels:
-            refused = await channels.send(name, event.key, body, headers)
+            refused = channels.refusal(name)
             if refused is not None:
                 metrics.deliveries.labels(outcome="refused").inc()
                 await dead_letters.send("filter", f"key {key.key_id}: {refused}", event)
+                continue
+            deliveries.append(Delivery(key.key_id, Outgoing(name, event.key, body, headers), event))
         for url in key.webhooks:
             # Why keyed by endpoint: one partition per endpoint keeps its deliveries in order.
             job = WebhookJob(
                 key_id=key.key_id, url=url, event_id=candidate.event_id, event=delivery
             )
-            await topics.webhooks.send(
-                key=job.endpoint_id.encode(), value=job.model_dump_json().encode()
+            jobs.append(
+                Outgoing(
+                    settings.webhooks_topic,
+                    job.endpoint_id.encode(),
+                    job.model_dump_json().encode(),
+                )
             )
         metrics.deliveries.labels(outcome="sent").inc()
+
+
+async def _settle(delivery: Delivery) -> None:
+    """Record a channel send's outcome: the channel's health, and a dead letter if refused."""
+    record = delivery.record
+    if record.error is None:
+        channels.delivered(record.topic)
+        return
+    reason = channels.failed(record.topic, record.error)
+    metrics.deliveries.labels(outcome="refused").inc()
+    await dead_letters.send("filter", f"key {delivery.key_id}: {reason}", delivery.event)
+
+
+async def _send_one_by_one(deliveries: list[Delivery], jobs: list[Outgoing]) -> None:
+    """Send through Faust's producer, one record at a time (exactly-once, or batches off)."""
+    import asyncio
+
+    for delivery in deliveries:
+        record = delivery.record
+        try:
+            await asyncio.wait_for(
+                topics.named(record.topic).send(
+                    key=record.key, value=record.value, headers=record.headers
+                ),
+                settings.channel_send_timeout_s,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            record.error = (
+                f"the send did not complete within {settings.channel_send_timeout_s:g} s"
+                if isinstance(exc, TimeoutError)
+                else f"{type(exc).__name__}: {exc}"[:300]
+            )
+    for job in jobs:
+        await topics.webhooks.send(key=job.key, value=job.value)
+
+
+def _dumps(event: dict[str, Any]) -> bytes:
+    return json.dumps(event, separators=(",", ":")).encode()

@@ -8,11 +8,13 @@ from typing import Any
 from app import topics
 from app.faust_app import app, settings
 from app.fetch import FetchError
+from app.kafka.outbox import Outgoing
 from app.metrics import metrics
 from app.ocr.addresses import extract_addresses
 from app.ocr.images import ImageError
 from app.ocr.pool import OcrPoolError
 from app.pipeline.boundary import record_boundary
+from app.pipeline.publish import publish
 from app.pipeline.records import decode_record
 from app.redact import redact_text, redact_url
 from app.services import dead_letters
@@ -72,18 +74,25 @@ async def read_image(job: ImageJob, event_id: str) -> None:
         return
     metrics.ocr_results.inc()
     metrics.stage("publish")
-    await topics.ocr_result.send(
-        key=job.image_url.encode(),
-        value=result.model_dump_json().encode(),
-        headers={EVENT_ID_HEADER: event_id.encode()},
-    )
     candidate = Candidate(
         event=result.model_dump(mode="json"),
         match_text=f"{job.post_text}\n{result.text}",
         event_id=event_id,
     )
-    await topics.candidates.send(
-        key=job.ref.mid.encode(), value=candidate.model_dump_json().encode()
+    await publish(
+        [
+            Outgoing(
+                settings.ocr_result_topic,
+                job.image_url.encode(),
+                result.model_dump_json().encode(),
+                [(EVENT_ID_HEADER, event_id.encode())],
+            ),
+            Outgoing(
+                settings.candidates_topic,
+                job.ref.mid.encode(),
+                candidate.model_dump_json().encode(),
+            ),
+        ]
     )
 
 
@@ -93,10 +102,15 @@ async def publish_error(job: ImageJob, kind: ErrorKind, reason: str, event_id: s
     metrics.error("ocr", f"{kind}: {reason} ({job.image_url})")
     log.info("image not read (%s): %s: %s", kind, redact_url(job.image_url), redact_text(reason))
     error = OcrError(image_url=job.image_url, ref=job.ref, error=kind, reason=reason)
-    # Why Faust's producer (not the dead-letter one): this event is part of the at-least-once
-    # contract, "one ocr_result or one ocr_error per image", like ocr_result itself.
-    await topics.ocr_error.send(
-        key=job.image_url.encode(),
-        value=error.model_dump_json().encode(),
-        headers={EVENT_ID_HEADER: event_id.encode()},
+    # Why published like ocr_result (not as a dead letter): this event is part of the
+    # at-least-once contract, "one ocr_result or one ocr_error per image".
+    await publish(
+        [
+            Outgoing(
+                settings.ocr_error_topic,
+                job.image_url.encode(),
+                error.model_dump_json().encode(),
+                [(EVENT_ID_HEADER, event_id.encode())],
+            )
+        ]
     )

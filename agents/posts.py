@@ -7,9 +7,11 @@ from typing import Any
 
 from app import topics
 from app.faust_app import app, settings
+from app.kafka.outbox import Outgoing
 from app.metrics import metrics
 from app.pipeline.boundary import record_boundary
 from app.pipeline.posts import PostPlan, parse_post, plan_post
+from app.pipeline.publish import publish
 from app.services import dead_letters
 from models.events import EVENT_ID_HEADER
 
@@ -19,32 +21,67 @@ log = logging.getLogger(__name__)
 @app.agent(topics.posts)
 async def process_posts(stream: Any) -> None:
     """Turn each post into image jobs and a delivery candidate."""
-    async for event in stream.events():
-        metrics.posts.inc()
-        async with record_boundary(dead_letters, "posts", event):
-            post = parse_post(event.value, settings.max_post_text_chars)
-            with metrics.tracking(f"post {post.source}:{post.mid}", "emit candidate"):
-                await emit(plan_post(post, settings.max_images_per_post), event)
+    if not settings.batched:
+        async for event in stream.events():
+            metrics.posts.inc()
+            async with record_boundary(dead_letters, "posts", event):
+                plan = _plan(event)
+                with metrics.tracking(f"post {plan.candidate.event_id}", "emit"):
+                    await publish(post_records(plan))
+                await _report(plan, event)
+        return
+    wait_s = settings.batch_wait_ms / 1000
+    async for events in stream.take_events(settings.batch_max_records, within=wait_s):
+        outgoing: list[Outgoing] = []
+        for event in events:
+            metrics.posts.inc()
+            async with record_boundary(dead_letters, "posts", event):
+                plan = _plan(event)
+                outgoing.extend(post_records(plan))
+                await _report(plan, event)
+        with metrics.tracking(f"{len(events)} post(s)", "emit"):
+            # The batch is acknowledged when this loop goes on: its outputs are durable first.
+            await publish(outgoing)
 
 
-async def emit(plan: PostPlan, event: Any) -> None:
-    """Send a post's delivery candidate, its image jobs and its refused images' errors."""
-    candidate = plan.candidate
-    await topics.candidates.send(
-        key=candidate.event["mid"].encode(), value=candidate.model_dump_json().encode()
+def _plan(event: Any) -> PostPlan:
+    return plan_post(
+        parse_post(event.value, settings.max_post_text_chars), settings.max_images_per_post
     )
-    metrics.stage("emit image jobs")
-    for job in plan.jobs:
-        # Why keyed by URL: repeats of one image land on one partition (and one cache).
-        await topics.images.send(key=job.image_url.encode(), value=job.model_dump_json().encode())
+
+
+def post_records(plan: PostPlan) -> list[Outgoing]:
+    """Return a post's records: its delivery candidate, its image jobs, its refused images."""
+    candidate = plan.candidate
+    records = [
+        Outgoing(
+            settings.candidates_topic,
+            candidate.event["mid"].encode(),
+            candidate.model_dump_json().encode(),
+        )
+    ]
+    # Why keyed by URL: repeats of one image land on one partition (and one cache).
+    records += [
+        Outgoing(settings.images_topic, job.image_url.encode(), job.model_dump_json().encode())
+        for job in plan.jobs
+    ]
+    records += [
+        Outgoing(
+            settings.ocr_error_topic,
+            error.image_url.encode(),
+            error.model_dump_json().encode(),
+            [(EVENT_ID_HEADER, event_id.encode())],
+        )
+        for error, event_id in plan.refused
+    ]
+    return records
+
+
+async def _report(plan: PostPlan, event: Any) -> None:
+    """Count what a post became; dead-letter the note of images past the cap."""
     metrics.image_jobs.inc(len(plan.jobs))
-    for error, event_id in plan.refused:
+    for error, _ in plan.refused:
         metrics.image_errors.labels(kind="refused").inc()
         metrics.error("posts", f"refused: {error.reason}")
-        await topics.ocr_error.send(
-            key=error.image_url.encode(),
-            value=error.model_dump_json().encode(),
-            headers={EVENT_ID_HEADER: event_id.encode()},
-        )
     if plan.overflow is not None:
         await dead_letters.send("posts", plan.overflow, event)

@@ -7,6 +7,7 @@ with Faust, so they start and stop with the worker, and hands them to the web ha
 from __future__ import annotations
 
 from app.faust_app import settings
+from app.kafka.outbox import Outbox
 from app.keys.replica import KeysReplica
 from app.live.hub import LiveHub
 from app.ocr.runtime import OcrRuntime
@@ -14,10 +15,11 @@ from app.pipeline.dead_letters import DeadLetters
 from app.webhooks.service import WebhookDelivery
 
 keys = KeysReplica(settings)
+outbox = Outbox(settings)
 dead_letters = DeadLetters(settings)
 ocr = OcrRuntime(settings)
 live = LiveHub(settings, keys)
 webhooks = WebhookDelivery(settings, keys, dead_letters)
 
 # In the order Faust starts them (and stops them the other way round).
-ALL = (keys, dead_letters, ocr, live, webhooks)
+ALL = (keys, outbox, dead_letters, ocr, live, webhooks)

@@ -102,6 +102,32 @@ class Settings(BaseSettings):
         description="A key's default channel topic is this prefix + its public key id.",
     )
 
+    # Batches
+    agent_batches: bool = Field(
+        default=True,
+        description=(
+            "Agents take records in batches and produce each batch's outputs at once "
+            "(at-least-once). `false`: one record at a time through Faust's producer, as "
+            "exactly-once requires (it always runs so)."
+        ),
+    )
+    batch_max_records: int = Field(
+        default=500,
+        ge=1,
+        description=(
+            "Records an agent takes at once from a topic (posts, candidates); their outputs are "
+            "produced together, and the batch is acknowledged once the broker has them."
+        ),
+    )
+    batch_wait_ms: float = Field(
+        default=5.0,
+        ge=0,
+        description=(
+            "Milliseconds an agent waits to fill a batch before it handles what it has (the "
+            "latency a quiet stream pays per hop)."
+        ),
+    )
+
     # Channels
     channel_send_timeout_s: float = Field(
         default=5.0,
@@ -370,6 +396,11 @@ class Settings(BaseSettings):
         """Return the changelog topic Faust keeps for the keys table."""
         return f"{self.app_id}-keys-changelog"
 
+    @property
+    def batched(self) -> bool:
+        """Tell whether agents work in batches (not under exactly-once: see agent_batches)."""
+        return self.agent_batches and self.processing_guarantee == "at_least_once"
+
     def pipeline_topics(self) -> dict[str, int]:
         """Return the pipeline's own topics (name -> partitions); none may be a channel."""
         return {
@@ -398,6 +429,8 @@ def settings_table() -> str:
             default = "number of cores"
         elif field.default in (None, ""):
             default = "(unset)" if field.default is None else "(empty)"
+        elif isinstance(field.default, bool):
+            default = f"`{str(field.default).lower()}`"  # as it is written in the environment
         else:
             default = f"`{field.default}`"
         rows.append(f"| `OCRSTREAM_{name.upper()}` | {default} | {field.description} |")

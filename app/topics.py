@@ -20,8 +20,8 @@ control = app.topic(settings.control_topic, internal=True, partitions=1)
 _channels: dict[str, Any] = {}
 
 
-def channel(name: str) -> Any:
-    """Return the Faust topic of a delivery channel (the control agent created it)."""
+def named(name: str) -> Any:
+    """Return the Faust topic of any name (a delivery channel, or one of the above)."""
     topic = _channels.get(name)
     if topic is None:
         # Why no maybe_declare here: Faust's topic creation can hang a worker after a

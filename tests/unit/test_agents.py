@@ -1,8 +1,8 @@
 """The agents through Faust's own ``test_context()``: records in, records out, no broker.
 
-What an agent sends is captured at Faust's topic (``Topic.send``), and dead letters at the
-dead-letter service, instead of reaching Kafka; tests/integration/ runs the same agents on a
-real broker.
+What an agent produces is captured where it would leave the process (the outbox, or Faust's
+``Topic.send`` when batches are off), and dead letters at the dead-letter service, instead of
+reaching Kafka; tests/integration/ runs the same agents on a real broker.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from agents.filter import filter_candidates
 from agents.posts import process_posts
 from app import services
 from app.faust_app import app
+from app.kafka.outbox import Outgoing
 from app.keys.commands import apply_command
 from models.dead_letter import DeadLetter
 from models.events import Candidate
@@ -34,10 +35,14 @@ def outputs(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Sent, list[DeadLe
     async def send(topic: Any, *args: Any, **kwargs: Any) -> None:
         sent.append((topic.get_topic_name(), kwargs.get("key"), json.loads(kwargs["value"])))
 
+    async def send_all(records: list[Outgoing], timeout_s: float) -> None:
+        sent.extend((r.topic, r.key, json.loads(r.value)) for r in records)
+
     def report(letter: DeadLetter, key: bytes | None) -> Any:
         letters.append(letter)
 
     monkeypatch.setattr(faust.topics.Topic, "send", send)
+    monkeypatch.setattr(services.outbox, "send_all", send_all)
     monkeypatch.setattr(services.dead_letters, "report", report)
     app.finalize()
     app.flow_control.resume()

@@ -14,7 +14,7 @@ from mode.utils.logging import ExtensionFormatter
 
 from app.fetch import FetchTimeoutError, HostSlots
 from app.ocr.admission import OcrAdmission, OcrBusyError
-from app.pipeline.channels import ChannelSink
+from app.pipeline.channels import ChannelHealth
 from app.pipeline.dead_letters import LogThrottle
 from app.redact import install_log_redaction, redact_text, redact_url
 
@@ -70,53 +70,26 @@ def test_no_secret_survives_redaction(
 # --- channels ----------------------------------------------------------------------------------
 
 
-async def test_a_broken_channel_is_refused_fast_while_others_are_sent() -> None:
-    sent: list[str] = []
-
-    async def send(name: str, key: Any, value: bytes, headers: Any) -> None:
-        if name == "stuck":
-            await asyncio.sleep(60)  # a send that never completes
-        sent.append(name)
-
+def test_a_failed_channel_is_refused_fast_until_its_pause_is_over() -> None:
     clock = Clock()
-    sink = ChannelSink(send, timeout_s=0.05, retry_after_s=30, clock=clock)
-    assert await sink.send("good", None, b"1", {}) is None
-    assert "did not complete" in (await sink.send("stuck", None, b"1", {}) or "")
-    # Skipped at once while down: no second wait on it.
-    started = asyncio.get_running_loop().time()
-    assert "unavailable" in (await sink.send("stuck", None, b"2", {}) or "")
-    assert asyncio.get_running_loop().time() - started < 0.04
-    assert await sink.send("good", None, b"2", {}) is None
-    assert sink.unavailable() == {"stuck": "the send did not complete within 0.05 s"}
+    health = ChannelHealth(retry_after_s=30, clock=clock)
+    assert health.refusal("good") is None and health.refusal("stuck") is None
+    assert health.failed("stuck", "not acknowledged within 5 s") == (
+        "channel stuck unavailable: not acknowledged within 5 s"
+    )
+    assert health.refusal("stuck") == "channel stuck unavailable: not acknowledged within 5 s"
+    assert health.refusal("good") is None  # the others go on
+    assert health.unavailable() == {"stuck": "not acknowledged within 5 s"}
     clock.now += 31  # after the pause it is tried again
-    assert "did not complete" in (await sink.send("stuck", None, b"3", {}) or "")
-    assert sent == ["good", "good"]
+    assert health.refusal("stuck") is None
+    health.delivered("stuck")
+    assert health.unavailable() == {}
 
 
 @pytest.mark.parametrize("name", ["..", ".", "__consumer_offsets", "a b", "x" * 250, ""])
-async def test_names_kafka_refuses_are_never_sent(name: str) -> None:
-    async def send(*args: Any) -> None:
-        raise AssertionError("must not be called")
-
-    sink = ChannelSink(send, timeout_s=1, retry_after_s=1)
-    refused = await sink.send(name, None, b"1", {})
+def test_names_kafka_refuses_are_never_sent(name: str) -> None:
+    refused = ChannelHealth(retry_after_s=1).refusal(name)
     assert refused is not None and refused.startswith("channel refused")
-
-
-async def test_a_failing_channel_comes_back_when_it_works() -> None:
-    failing = True
-
-    async def send(name: str, key: Any, value: bytes, headers: Any) -> None:
-        if failing:
-            raise RuntimeError("topic authorization failed")
-
-    clock = Clock()
-    sink = ChannelSink(send, timeout_s=1, retry_after_s=5, clock=clock)
-    assert "RuntimeError: topic authorization failed" in (await sink.send("c", None, b"", {}) or "")
-    failing = False
-    clock.now += 6
-    assert await sink.send("c", None, b"", {}) is None
-    assert sink.unavailable() == {}
 
 
 # --- OCR admission -----------------------------------------------------------------------------

@@ -1,0 +1,148 @@
+"""The text path: text-only posts through one worker, in batches against one record at a time.
+
+    .venv/bin/python bench/text_path.py [--posts 40000] [--write docs/benchmarks.md]
+
+One broker, three API keys (one without keywords, two with), and in the same run:
+
+1. a bare aiokafka relay over the same records (consume, produce each, no work): the ceiling;
+2. a worker with ``OCRSTREAM_AGENT_BATCHES=false`` (each record through Faust's producer, the
+   design before batches) draining the posts produced at once;
+3. a worker with batches (the default) draining the same number of posts;
+4. the batched worker's latency at half its drain rate: produce → firehose channel, broker
+   timestamps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from app.kafka.local import LocalKafka  # noqa: E402
+from bench.ocr_bench import write_section  # noqa: E402
+from bench.soak import add_keys, cuts, produce_fast, read_until, relay  # noqa: E402
+from tests.support import Worker, post, unique_settings  # noqa: E402
+
+WORDS = ["gm", "wagmi", "chart", "launch", "presale", "airdrop", "moon", "frens", "ser", "dyor"]
+
+
+def text_posts(n: int, tag: str) -> list[bytes]:
+    """Return n text-only posts; one in ten mentions a keyword of a keyed key."""
+    return [
+        post(f"{tag}{i}", " ".join(WORDS[(i * 7 + k) % len(WORDS)] for k in range(8)), [])
+        for i in range(n)
+    ]
+
+
+async def drain(broker: LocalKafka, tmp: Path, n_posts: int, batches: bool) -> dict[str, Any]:
+    """Start a worker, produce n posts at once, and time it to the last firehose delivery."""
+    settings = unique_settings(broker, agent_batches=batches)
+    worker = Worker(settings, tmp)
+    worker.start()
+    try:
+        firehose = await add_keys(settings)
+        label = "batches" if batches else "one record at a time"
+        print(f"{label}: producing {n_posts} posts ...", flush=True)
+        started = time.time() * 1000
+        await produce_fast(broker.bootstrap, settings.posts_topic, text_posts(n_posts, "s"))
+        deliveries = await read_until(broker.bootstrap, firehose, n_posts, timeout_s=1800)
+        drain_s = (max(t for t, _ in deliveries) - started) / 1000
+        figures: dict[str, Any] = {"posts_per_s": n_posts / drain_s, "drain_s": drain_s}
+        print(f"  {figures['posts_per_s']:.0f} posts/s", flush=True)
+        if batches:
+            figures.update(await paced(broker, settings, firehose, n_posts // 4, drain_s))
+        return figures
+    finally:
+        worker.stop()
+
+
+async def paced(
+    broker: LocalKafka, settings: Any, firehose: str, n: int, drain_s: float
+) -> dict[str, Any]:
+    """Produce n posts at half the drain rate; return the post → channel latency."""
+    rate = 0.5 * 4 * n / drain_s
+    print(f"  latency: {n} posts at {rate:.0f}/s ...", flush=True)
+    await produce_fast(broker.bootstrap, settings.posts_topic, text_posts(n, "p"), rate=rate)
+    everything = await read_until(broker.bootstrap, firehose, 5 * n, timeout_s=600)
+    posted = await read_until(broker.bootstrap, settings.posts_topic, 5 * n, timeout_s=120)
+    produced_at = {value["mid"]: t for t, value in posted}
+    latency = [t - produced_at[v["mid"]] for t, v in everything if v["mid"][0] == "p"]
+    return {"paced_rate": rate, "latency_ms": cuts(latency)}
+
+
+async def run(n_posts: int) -> dict[str, Any]:
+    """Run the relay and both workers on one broker; return the figures."""
+    with tempfile.TemporaryDirectory() as tmp:
+        broker = LocalKafka(Path(tmp) / "kafka")
+        broker.start()
+        try:
+            settings = unique_settings(broker)
+            print("bare relay ...", flush=True)
+            await produce_fast(broker.bootstrap, settings.posts_topic, text_posts(n_posts, "r"))
+            relay_rate = await relay(
+                broker.bootstrap, settings.posts_topic, f"relay-{settings.app_id}", n_posts
+            )
+            one_by_one = await drain(broker, Path(tmp), n_posts, batches=False)
+            batched = await drain(broker, Path(tmp), n_posts, batches=True)
+        finally:
+            broker.stop()
+    return {
+        "posts": n_posts,
+        "relay_per_s": relay_rate,
+        "one_by_one": one_by_one,
+        "batched": batched,
+    }
+
+
+def report(f: dict[str, Any]) -> str:
+    """Return the markdown section for docs/benchmarks.md."""
+    relay_rate, old, new = f["relay_per_s"], f["one_by_one"], f["batched"]
+    lat = new["latency_ms"]
+    return "\n".join(
+        [
+            f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: one worker, 3 API "
+            f"keys (one without keywords), {f['posts']:,} text-only posts produced at once; "
+            "each post is read twice (posts, candidates) and delivered to the firehose key.",
+            "",
+            f"Command: `.venv/bin/python bench/text_path.py --posts {f['posts']} "
+            "--write docs/benchmarks.md`",
+            "",
+            "| run | posts/s | × one record at a time | × bare relay |",
+            "|---|---|---|---|",
+            f"| bare aiokafka relay (consume, produce each, no work) | {relay_rate:.0f} | - "
+            "| 1.00× |",
+            f"| worker, one record at a time through Faust's producer (the design before) "
+            f"| {old['posts_per_s']:.0f} | 1.00× | {old['posts_per_s'] / relay_rate:.2f}× |",
+            f"| worker, batches (the default) | {new['posts_per_s']:.0f} "
+            f"| {new['posts_per_s'] / old['posts_per_s']:.2f}× "
+            f"| {new['posts_per_s'] / relay_rate:.2f}× |",
+            "",
+            f"Latency with batches at a steady {new['paced_rate']:.0f} posts/s (half the drain "
+            f"rate), post produced → firehose channel (broker timestamps): p50 "
+            f"{lat['p50']:.0f} ms, p95 {lat['p95']:.0f} ms, p99 {lat['p99']:.0f} ms.",
+        ]
+    )
+
+
+def main() -> int:
+    """Run the benchmark and print (optionally write) the results."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--posts", type=int, default=40_000)
+    parser.add_argument("--write", type=Path)
+    args = parser.parse_args()
+    section = report(asyncio.run(run(args.posts)))
+    print("\n" + section)
+    if args.write:
+        write_section(args.write, "The text path: batches against one record at a time", section)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
