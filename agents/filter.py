@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import dataclass
@@ -118,8 +119,6 @@ async def _settle(delivery: Delivery) -> None:
 
 async def _send_one_by_one(deliveries: list[Delivery], jobs: list[Outgoing]) -> None:
     """Send through Faust's producer, one record at a time (exactly-once, or batches off)."""
-    import asyncio
-
     for delivery in deliveries:
         record = delivery.record
         try:

@@ -81,12 +81,7 @@ async def read_image(job: ImageJob, event_id: str) -> None:
     )
     await publish(
         [
-            Outgoing(
-                settings.ocr_result_topic,
-                job.image_url.encode(),
-                result.model_dump_json().encode(),
-                [(EVENT_ID_HEADER, event_id.encode())],
-            ),
+            image_event(settings.ocr_result_topic, job, result, event_id),
             Outgoing(
                 settings.candidates_topic,
                 job.ref.mid.encode(),
@@ -104,13 +99,14 @@ async def publish_error(job: ImageJob, kind: ErrorKind, reason: str, event_id: s
     error = OcrError(image_url=job.image_url, ref=job.ref, error=kind, reason=reason)
     # Why published like ocr_result (not as a dead letter): this event is part of the
     # at-least-once contract, "one ocr_result or one ocr_error per image".
-    await publish(
-        [
-            Outgoing(
-                settings.ocr_error_topic,
-                job.image_url.encode(),
-                error.model_dump_json().encode(),
-                [(EVENT_ID_HEADER, event_id.encode())],
-            )
-        ]
+    await publish([image_event(settings.ocr_error_topic, job, error, event_id)])
+
+
+def image_event(topic: str, job: ImageJob, event: OcrResult | OcrError, event_id: str) -> Outgoing:
+    """Return an image's event as a record: keyed by its URL, its idempotency key in a header."""
+    return Outgoing(
+        topic,
+        job.image_url.encode(),
+        event.model_dump_json().encode(),
+        [(EVENT_ID_HEADER, event_id.encode())],
     )
