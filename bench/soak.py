@@ -262,6 +262,7 @@ async def run(n_posts: int) -> dict[str, Any]:
     return {
         "posts": n_posts,
         "images": n_images,
+        "distinct_images": len(images),
         "drain_s": drain_s,
         "posts_per_s": n_posts / drain_s,
         "images_per_s": n_images / drain_s,
@@ -288,7 +289,8 @@ def report(figures: dict[str, Any]) -> str:
         [
             f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: one worker, default "
             f"settings, 3 API keys (one without keywords), {f['posts']:,} posts of which "
-            f"{f['images']:,} carry one image from a set of 40 that repeat (OCR cache on).",
+            f"{f['images']:,} carry one image from a set of {f['distinct_images']} that repeat "
+            "(OCR cache on).",
             "",
             f"Command: `.venv/bin/python bench/soak.py --posts {f['posts']} "
             "--write docs/benchmarks.md`",
