@@ -190,6 +190,20 @@ class KeyListAnswer(BaseModel):
     data: KeyListData
 
 
+class StreamToken(BaseModel):
+    """A token that opens ``GET /stream?token=`` for one key, and when it expires."""
+
+    token: str
+    expires_at: str = Field(description="ISO 8601, UTC")
+
+
+class StreamTokenAnswer(BaseModel):
+    """The answer of ``POST /stream/token``."""
+
+    data: StreamToken
+    message: str
+
+
 REQUESTS: tuple[type[BaseModel], ...] = (
     OcrRequest,
     KeywordsRequest,
@@ -204,4 +218,5 @@ ANSWERS: tuple[type[BaseModel], ...] = (
     KeywordsAnswer,
     KeyAnswer,
     KeyListAnswer,
+    StreamTokenAnswer,
 )

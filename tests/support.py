@@ -239,3 +239,8 @@ def dripping_image(seconds_per_byte: float, total_bytes: int = 600) -> Any:
         return response
 
     return drip
+
+
+def altered(secret: str) -> str:
+    """The same secret with its last character changed, so it is certainly wrong."""
+    return secret[:-1] + ("A" if secret[-1] != "A" else "B")

@@ -13,6 +13,14 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class LiveEvent:
+    """One delivery on a live stream: its id (where it sits in the candidates topic) and JSON."""
+
+    id: str
+    body: bytes
+
+
+@dataclass(frozen=True)
 class Dropped:
     """``count`` events were dropped here because the client read too slowly."""
 
@@ -27,7 +35,7 @@ class Closed:
     reason: str
 
 
-FeedItem = bytes | Dropped | Closed
+FeedItem = LiveEvent | Dropped | Closed
 
 
 class BoundedFeed:
@@ -35,14 +43,14 @@ class BoundedFeed:
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
-        self._items: deque[bytes | Dropped] = deque()
+        self._items: deque[LiveEvent | Dropped] = deque()
         self._events = 0
         self._dropping = 0
         self._closed: Closed | None = None
         self._wakeup = asyncio.Event()
         self.dropped_total = 0
 
-    def offer(self, event: bytes) -> bool:
+    def offer(self, event: LiveEvent) -> bool:
         """Queue ``event``; return False when it was dropped (feed full or closed)."""
         if self._closed is not None:
             return False
@@ -71,7 +79,7 @@ class BoundedFeed:
             return self._closed  # a revoked key gets nothing more, queued or not
         if self._items:
             item = self._items.popleft()
-            if isinstance(item, bytes):
+            if isinstance(item, LiveEvent):
                 self._events -= 1
             return item
         if self._dropping:

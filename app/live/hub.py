@@ -14,8 +14,8 @@ import asyncio
 import json
 import logging
 import time
-from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from app.kafka.consumers import consume_until_stopped
 from app.keys.replica import KeysReplica
-from app.live.feed import BoundedFeed, Closed
+from app.live.feed import BoundedFeed, Closed, LiveEvent
 from app.metrics import metrics
 from app.pipeline.delivery import delivery_for
 from app.settings import Settings
@@ -41,6 +41,12 @@ REVOKED = Closed(1008, "API key revoked")
 _LINGER_S = 30.0
 
 
+# The subscription name of the public stream (no key id is empty).
+PUBLIC = ""
+# Why 100: the public stream shows a glimpse of the firehose, not the whole of each event.
+PUBLIC_TEXT_CHARS = 100
+
+
 class TooManyStreams(Exception):
     """The key already holds its allowed number of live streams on this worker."""
 
@@ -54,18 +60,38 @@ class LiveHub(Service):
         self._keys = keys
         self._dropped = 0
         self._feeds: dict[str, set[BoundedFeed]] = defaultdict(set)
+        # The last few events of each key streamed lately (and of the public stream), so a
+        # client that reconnects with Last-Event-ID gets what it missed.
+        self._recent: dict[str, deque[LiveEvent]] = {}
+        # When the last stream of a key closed: its kept events are dropped after _LINGER_S.
+        self._left_at: dict[str, float] = {}
         self._reader: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         keys.watch(self._key_changed)
 
     @asynccontextmanager
-    async def subscription(self, key_id: str) -> AsyncIterator[BoundedFeed]:
-        """Register a live stream of ``key_id`` for the block; raise TooManyStreams past the cap."""
+    async def subscription(
+        self, key_id: str, last_event_id: str | None = None
+    ) -> AsyncIterator[BoundedFeed]:
+        """Register a live stream of ``key_id`` (``PUBLIC``: the public one) for the block.
+
+        With ``last_event_id`` the feed starts with the events kept since that one (all kept
+        ones when it is not among them). Raises TooManyStreams past the cap.
+        """
         feeds = self._feeds[key_id]
-        if len(feeds) >= self._settings.stream_max_per_key:
+        cap = (
+            self._settings.public_stream_max
+            if key_id == PUBLIC
+            else self._settings.stream_max_per_key
+        )
+        if len(feeds) >= cap:
             raise TooManyStreams(key_id)
         feed = BoundedFeed(self._settings.stream_buffer_events)
+        if last_event_id is not None:
+            for event in missed_since(self._recent.get(key_id, ()), last_event_id):
+                feed.offer(event)
         feeds.add(feed)
+        self._left_at.pop(key_id, None)
         metrics.live_connections += 1
         try:
             if self._reader is None or self._reader.done():
@@ -76,6 +102,7 @@ class LiveHub(Service):
             feeds.discard(feed)
             if not feeds:
                 self._feeds.pop(key_id, None)
+                self._left_at[key_id] = time.monotonic()
 
     async def wait_ready(self, timeout_s: float) -> bool:
         """Wait until the reader stands at the end of the topic; False if not within timeout."""
@@ -137,33 +164,71 @@ class LiveHub(Service):
                 batch = await consumer.getmany(timeout_ms=500, max_records=500)
                 for records in batch.values():
                     for record in records:
-                        self._fan_out(record.value or b"")
+                        self._fan_out(f"{record.partition}-{record.offset}", record.value or b"")
+                self._forget_departed(time.monotonic() - _LINGER_S)
                 if self._feeds:
                     idle_since = None
                 elif idle_since is None:
                     idle_since = time.monotonic()
                 elif time.monotonic() - idle_since > _LINGER_S:
                     log.info("live streams: nobody connected; reader stopped")
+                    self._recent.clear()  # what follows would have a gap: keep nothing
+                    self._left_at.clear()
                     return
         finally:
             self._ready.clear()
 
-    def _fan_out(self, value: bytes) -> None:
-        if not self._feeds:
+    def _forget_departed(self, before: float) -> None:
+        # Why: a key that left for good must not cost a filter per event for ever.
+        for key_id, left_at in list(self._left_at.items()):
+            if left_at < before:
+                del self._left_at[key_id]
+                self._recent.pop(key_id, None)
+
+    def _fan_out(self, event_id: str, value: bytes) -> None:
+        # Why the keys streamed lately too: a client that dropped and reconnects with
+        # Last-Event-ID gets what came while it was away (as long as the reader lingers).
+        streamed = set(self._feeds) | set(self._recent)
+        if not streamed:
             return
         try:
             candidate = Candidate.model_validate_json(value)
         except ValidationError:
             return  # the filter agent dead-letters it
-        for key_id, feeds in self._feeds.items():
-            key = self._keys.get(key_id)
-            if key is None or key.revoked:
-                continue
-            delivery = delivery_for(key, candidate)
+        for key_id in streamed:
+            feeds = self._feeds.get(key_id, set())
+            if key_id == PUBLIC:
+                delivery: dict[str, Any] | None = public_view(candidate.event)
+            else:
+                key = self._keys.get(key_id)
+                if key is None or key.revoked:
+                    continue
+                delivery = delivery_for(key, candidate)
             if delivery is None:
                 continue
-            body = json.dumps(delivery, separators=(",", ":")).encode()
+            event = LiveEvent(event_id, json.dumps(delivery, separators=(",", ":")).encode())
+            recent = self._recent.get(key_id)
+            if recent is None:
+                recent = self._recent[key_id] = deque(maxlen=self._settings.stream_resume_events)
+            recent.append(event)
             for feed in feeds:
-                if not feed.offer(body):
+                if not feed.offer(event):
                     metrics.stream_events.labels(outcome="dropped").inc()
                     self._dropped += 1
+
+
+def public_view(event: dict[str, Any]) -> dict[str, Any]:
+    """Return an event as the public stream shows it: its text cut to the first 100 characters."""
+    text = event.get("text")
+    if isinstance(text, str) and len(text) > PUBLIC_TEXT_CHARS:
+        return {**event, "text": text[:PUBLIC_TEXT_CHARS]}
+    return event
+
+
+def missed_since(recent: Iterable[LiveEvent], last_event_id: str) -> list[LiveEvent]:
+    """Return the kept events after ``last_event_id``; all of them when it is not among them."""
+    kept = list(recent)
+    ids = [event.id for event in kept]
+    if last_event_id in ids:
+        return kept[ids.index(last_event_id) + 1 :]
+    return kept

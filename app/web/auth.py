@@ -14,18 +14,18 @@ from models.keys import KeyRecord
 
 
 def authenticate(request: web.Request) -> KeyRecord:
-    """Return the caller's key record: 401 without a key, 403 for a wrong or revoked one."""
+    """Return the caller's key record: 401 without a valid key, 403 for a revoked one."""
     api_key = request.headers.get("x-api-key", "").strip()
     if not api_key:
         raise ApiError(401, "missing x-api-key header")
     try:
         key_id = key_id_of(api_key)
     except MalformedKeyError:
-        raise ApiError(403, "invalid API key") from None
+        raise ApiError(401, "invalid API key") from None
     record = request.app[KEYS].get(key_id)
     # Why one message for all three: do not tell a caller which part of a guess was right.
     if record is None or not key_matches(api_key, record.key_hash):
-        raise ApiError(403, "invalid API key")
+        raise ApiError(401, "invalid API key")
     if record.revoked:
         raise ApiError(403, "API key revoked")
     return record

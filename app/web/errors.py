@@ -56,7 +56,10 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
             response.headers.setdefault(name, value)
         return response
     except web.HTTPException as exc:
-        if exc.status < 400 or not request.path.startswith(API_PREFIXES):
+        # Why every 404 and 405: a path nothing serves is the API's answer too (JSON); the
+        # other errors of Faust's own pages keep Faust's shape.
+        unrouted = isinstance(exc, web.HTTPNotFound | web.HTTPMethodNotAllowed)
+        if exc.status < 400 or not (unrouted or request.path.startswith(API_PREFIXES)):
             raise
         return ApiError(exc.status, exc.reason).response()
     except Exception:

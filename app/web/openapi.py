@@ -34,8 +34,8 @@ def _json(model: str, description: str) -> dict[str, Any]:
 
 
 _AUTH_ERRORS = {
-    "401": _error("missing x-api-key"),
-    "403": _error("unknown or revoked key"),
+    "401": _error("missing or invalid x-api-key"),
+    "403": _error("revoked key"),
     "429": _error("rate limit exceeded; retry_after says when to retry"),
 }
 _ADMIN_ERRORS = {"401": _error("missing x-admin-key"), "403": _error("wrong admin key")}
@@ -67,6 +67,7 @@ OPENAPI: dict[str, Any] = {
         "securitySchemes": {
             "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
             "adminKey": {"type": "apiKey", "in": "header", "name": "x-admin-key"},
+            "streamToken": {"type": "apiKey", "in": "query", "name": "token"},
         },
         "schemas": SCHEMAS,
     },
@@ -147,9 +148,22 @@ OPENAPI: dict[str, Any] = {
                 "summary": "Live stream of the caller's deliveries as Server-Sent Events",
                 "description": "Unnamed events carry the deliveries (one JSON document each, "
                 "as on the key's channel topics); named events stream_ready, stream_dropped "
-                "and stream_closed carry the stream's own news. A ': ping' comment every "
-                "OCRSTREAM_STREAM_PING_S seconds. See README.md, Live streams.",
-                "security": [{"apiKey": []}],
+                "and stream_closed carry the stream's own news. Each delivery has an `id:`; "
+                "a reconnect with Last-Event-ID gets the ones it missed (the last few). A "
+                "': ping' comment every OCRSTREAM_SSE_KEEPALIVE_S seconds. Open it with "
+                "x-api-key, with ?token= from POST /stream/token (browsers), or, when the "
+                "operator turned it on, without credentials (the public stream: every delivery, "
+                "text cut to 100 characters). See docs/live-streams.md.",
+                "security": [{"apiKey": []}, {"streamToken": []}, {}],
+                "parameters": [
+                    {
+                        "name": "token",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string"},
+                        "description": "a token from POST /stream/token",
+                    }
+                ],
                 "responses": {
                     "200": {
                         "description": "the stream (never ends unless revoked or stopped)",
@@ -161,6 +175,18 @@ OPENAPI: dict[str, Any] = {
                         "rate limit exceeded, or too many live streams for this key; "
                         "retry_after says when to retry"
                     ),
+                },
+            }
+        },
+        "/stream/token": {
+            "post": {
+                "summary": "A token that opens GET /stream?token= for this key (24 h)",
+                "description": "For browsers: EventSource cannot send headers. The token "
+                "is signed, scoped to the key and dies with it; keep it as you keep the key.",
+                "security": [{"apiKey": []}],
+                "responses": {
+                    "200": _json("StreamTokenAnswer", "the token and when it expires"),
+                    **_AUTH_ERRORS,
                 },
             }
         },

@@ -11,7 +11,7 @@ from app.web import admin_view, keywords_view, status_view
 from app.web.errors import API_PREFIXES, error_middleware
 from app.web.ocr_view import ocr_handler
 from app.web.openapi import openapi_handler
-from app.web.stream_view import sse_stream, websocket_stream
+from app.web.stream_view import sse_stream, stream_token, websocket_stream
 
 
 @web.middleware
@@ -48,6 +48,7 @@ def install_routes(web_app: web.Application) -> None:
     router.add_put("/admin/keys/{key_id}/webhooks", admin_view.set_webhooks)
     router.add_get("/ws", websocket_stream)
     router.add_get("/stream", sse_stream)
+    router.add_post("/stream/token", stream_token)
     router.add_get("/openapi.json", openapi_handler)
     router.add_get("/status/", status_view.status)
     router.add_get("/dashboard", status_view.dashboard)

@@ -18,7 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from app.kafka.local import LocalKafka
 from app.keys.apikeys import split_key
 from tests.conftest import DATA
-from tests.support import Worker, consume, post, produce, unique_settings
+from tests.support import Worker, altered, consume, post, produce, unique_settings
 
 pytestmark = pytest.mark.integration
 
@@ -123,6 +123,18 @@ async def test_non_json_body_is_400(http: Any) -> None:
         assert "not valid JSON" in (await response.json())["error"]
 
 
+async def test_paths_and_methods_nothing_serves_answer_json(http: Any) -> None:
+    for method, path, status in (
+        ("GET", "/no/such/path", 404),
+        ("GET", "/ocr", 405),
+        ("DELETE", "/stream/token", 405),
+    ):
+        async with http.request(method, path) as response:
+            assert response.status == status
+            assert response.content_type == "application/json"
+            assert (await response.json())["error"]
+
+
 async def test_oversized_images_are_413(http: Any, image_host: str) -> None:
     key = await _new_key(http)
     too_big = base64.b64encode(os.urandom(10 * 1024 * 1024 + 3))
@@ -155,10 +167,11 @@ async def test_unfetchable_urls_are_422_with_why(http: Any, image_host: str) -> 
 async def test_missing_unknown_and_revoked_keys(http: Any) -> None:
     status, body, _ = await _ocr(http, None, image="AAAA")
     assert status == 401 and "x-api-key" in body["error"]
+    # As the product documents: a missing or invalid key is 401; a revoked one 403.
     status, body, _ = await _ocr(http, "osk_aaaaaaaaaaaa_" + "b" * 32, image="AAAA")
-    assert status == 403
+    assert status == 401 and body["error"] == "invalid API key"
     status, _, _ = await _ocr(http, "garbage", image="AAAA")
-    assert status == 403
+    assert status == 401
 
     key = await _new_key(http)
     key_id, _ = split_key(key)
@@ -308,7 +321,7 @@ async def test_secrets_never_reach_logs_topics_or_error_messages(
     answers = [
         await _ocr(http, key),  # neither field
         await _ocr(http, key, image="%%%"),  # bad base64
-        await _ocr(http, key[:-1] + ("A" if key[-1] != "A" else "B"), image="AAAA"),  # wrong
+        await _ocr(http, altered(key), image="AAAA"),  # wrong
     ]
     for _, body, _ in answers:
         assert secret not in json.dumps(body) and "osk_" not in json.dumps(body)

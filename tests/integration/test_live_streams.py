@@ -12,7 +12,16 @@ import aiohttp
 import pytest
 
 from app.kafka.local import LocalKafka
-from tests.support import Worker, admin_request, consume, post, produce, unique_settings, wait_for
+from tests.support import (
+    Worker,
+    admin_request,
+    altered,
+    consume,
+    post,
+    produce,
+    unique_settings,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -28,20 +37,28 @@ async def _new_key(http: Any, label: str, keywords: list[str] | None = None) -> 
     return key
 
 
-async def sse_events(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, str]]:
-    """Yield (event name, data) from a Server-Sent Events response; ("ping", "") for comments."""
-    name, data = "message", ""
+async def sse_frames(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, str, str]]:
+    """Yield (event name, data, id) from a Server-Sent Events response; pings as ("ping",...)."""
+    name, data, event_id = "message", "", ""
     async for raw in response.content:
         line = raw.decode().rstrip("\n")
         if line.startswith(":"):
-            yield "ping", ""
+            yield "ping", "", ""
         elif line.startswith("event: "):
             name = line.removeprefix("event: ")
+        elif line.startswith("id: "):
+            event_id = line.removeprefix("id: ")
         elif line.startswith("data: "):
             data = line.removeprefix("data: ")
         elif line == "" and data:
-            yield name, data
-            name, data = "message", ""
+            yield name, data, event_id
+            name, data, event_id = "message", "", ""
+
+
+async def sse_events(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, str]]:
+    """Yield (event name, data) from a Server-Sent Events response; ("ping", "") for comments."""
+    async for name, data, _ in sse_frames(response):
+        yield name, data
 
 
 class WsReader:
@@ -82,6 +99,7 @@ async def live(
         kafka,
         admin_key=ADMIN,
         stream_ping_s=request.param,
+        sse_keepalive_s=request.param,
         stream_max_per_key=2,
         stream_buffer_events=50,
     )
@@ -103,14 +121,16 @@ async def test_streams_carry_each_keys_deliveries_ping_and_close_on_revoke(
     # Refused before any upgrade, with the JSON error shape.
     async with http.get("/stream") as r:
         assert r.status == 401 and "x-api-key" in (await r.json())["error"]
-    async with http.get("/stream", headers={"x-api-key": picky["api_key"][:-1] + "0"}) as r:
-        assert r.status == 403
+    async with http.get("/stream", headers={"x-api-key": altered(picky["api_key"])}) as r:
+        assert r.status == 401  # a wrong key, as a missing one (403 is for a revoked key)
     async with http.get("/ws", headers={"x-api-key": picky["api_key"]}) as r:
         assert r.status == 400 and "WebSocket" in (await r.json())["error"]
 
     ws = WsReader(await http.ws_connect("/ws", headers={"x-api-key": picky["api_key"]}))
     ready = await ws.next_json()
     assert ready == {"source": "stream_ready", "buffer_events": 50, "ping_s": 1.0}
+    await ws.ws.send_str("ping")  # a text ping, as the product's clients send
+    assert (await ws.next()).data == "pong"
     sse = await http.get("/stream", headers={"x-api-key": everything["api_key"]})
     assert sse.status == 200 and sse.headers["Content-Type"] == "text/event-stream"
     events = sse_events(sse)
@@ -247,3 +267,74 @@ async def test_a_slow_client_neither_blocks_others_nor_loses_events_silently(
         f"\nlive streams: the fast client got all {n_posts} events in {fast_s:.1f} s; the slow one "
         f"got {len(slow_mids)} and was told {dropped} were dropped"
     )
+
+
+@pytest.mark.parametrize("live", [30.0], indirect=True)
+async def test_a_browser_opens_the_stream_with_a_token_and_resumes_where_it_left(
+    live: tuple[Worker, Any], kafka: LocalKafka
+) -> None:
+    worker, http = live
+    settings = worker.settings
+    key = await _new_key(http, "browser")
+    async with http.post("/stream/token", headers={"x-api-key": key["api_key"]}) as r:
+        assert r.status == 200, await r.text()
+        answer = await r.json()
+    token = answer["data"]["token"]
+    assert answer["message"] == "Stream token created" and key["api_key"] not in token
+    expires = time.mktime(time.strptime(answer["data"]["expires_at"], "%Y-%m-%dT%H:%M:%SZ"))
+    assert abs(expires - time.mktime(time.gmtime()) - 86400) < 120  # 24 h
+
+    for bad in (altered(token), "ost_nothing"):
+        async with http.get("/stream", params={"token": bad}) as r:
+            assert r.status == 401 and "token" in (await r.json())["error"]
+
+    # From the token to the first event, as a browser's EventSource does it (no header).
+    first = await http.get("/stream", params={"token": token})
+    assert first.status == 200
+    frames = sse_frames(first)
+    assert (await anext(frames))[0] == "stream_ready"
+    await produce(kafka.bootstrap, settings.posts_topic, [post("t1", "gm one", [])])
+    name, data, seen = await asyncio.wait_for(anext(frames), 30)
+    assert (name, json.loads(data)["mid"], bool(seen)) == ("message", "t1", True)
+    first.close()  # the connection drops
+
+    # Meanwhile two more; the reconnect names the last id it saw and gets both, then live.
+    await produce(kafka.bootstrap, settings.posts_topic, [post("t2", "gm two", [])])
+    await produce(kafka.bootstrap, settings.posts_topic, [post("t3", "gm three", [])])
+    await asyncio.sleep(2)
+    again = await http.get("/stream", params={"token": token}, headers={"Last-Event-ID": seen})
+    frames = sse_frames(again)
+    assert (await anext(frames))[0] == "stream_ready"
+    missed = [json.loads((await asyncio.wait_for(anext(frames), 30))[1])["mid"] for _ in range(2)]
+    assert missed == ["t2", "t3"]
+    await produce(kafka.bootstrap, settings.posts_topic, [post("t4", "gm four", [])])
+    assert json.loads((await asyncio.wait_for(anext(frames), 30))[1])["mid"] == "t4"
+    again.close()
+    assert token.rsplit("_", 1)[1] not in worker.log()  # a token in a URL is not logged
+
+    # The token dies with its key.
+    await admin_request(http, ADMIN, "DELETE", f"/admin/keys/{key['key_id']}")
+    again.close()
+    async with http.get("/stream", params={"token": token}) as r:
+        assert r.status == 403 and "revoked" in (await r.json())["error"]
+
+
+async def test_the_public_stream_when_turned_on_shows_every_delivery_cut_short(
+    kafka: LocalKafka, start_worker: Any
+) -> None:
+    settings = unique_settings(kafka, admin_key=ADMIN, public_stream=True)
+    start_worker(settings)
+    async with aiohttp.ClientSession(base_url=f"http://127.0.0.1:{settings.web_port}") as http:
+        await _new_key(http, "someone", ["nothing-matches-this"])  # not needed by the public
+        stream = await http.get("/stream")  # no credentials at all
+        assert stream.status == 200
+        events = sse_events(stream)
+        assert (await _next_sse(events))[0] == "stream_ready"
+        long_text = "gm " + "wagmi " * 60
+        await produce(kafka.bootstrap, settings.posts_topic, [post("pub1", long_text, [])])
+        name, data = await _next_sse(events)
+        assert (name, data["mid"], data["text"]) == ("message", "pub1", long_text[:100])
+        stream.close()
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await http.ws_connect("/ws")  # the public stream is /stream only
+        assert refused.value.status == 401

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from app.live.feed import BoundedFeed, Closed, Dropped, FeedItem
+from app.live.feed import BoundedFeed, Closed, Dropped, FeedItem, LiveEvent
+
+
+def _event(name: str) -> LiveEvent:
+    return LiveEvent(name, name.encode())
 
 
 def _drain(feed: BoundedFeed) -> list[FeedItem]:
@@ -18,37 +22,37 @@ def _drain(feed: BoundedFeed) -> list[FeedItem]:
 
 def test_past_its_bound_the_newest_are_dropped_and_counted_where_the_gap_is() -> None:
     feed = BoundedFeed(limit=3)
-    offered = [feed.offer(f"e{n}".encode()) for n in range(6)]
+    offered = [feed.offer(_event(f"e{n}")) for n in range(6)]
     assert offered == [True, True, True, False, False, False]
-    assert feed.take_nowait() == b"e0"  # one slot frees: the next event goes after a notice
-    assert feed.offer(b"e6")
-    assert _drain(feed) == [b"e1", b"e2", Dropped(3), b"e6"]
+    assert feed.take_nowait() == _event("e0")  # one slot frees: the next event goes after a notice
+    assert feed.offer(_event("e6"))
+    assert _drain(feed) == [_event("e1"), _event("e2"), Dropped(3), _event("e6")]
     assert feed.dropped_total == 3
 
 
 def test_a_client_that_caught_up_learns_of_the_gap_without_waiting_for_an_event() -> None:
     feed = BoundedFeed(limit=1)
-    feed.offer(b"a")
-    feed.offer(b"b")
-    assert _drain(feed) == [b"a", Dropped(1)]
+    feed.offer(_event("a"))
+    feed.offer(_event("b"))
+    assert _drain(feed) == [_event("a"), Dropped(1)]
     assert feed.take_nowait() is None
 
 
 def test_close_wins_over_queued_events_and_the_first_reason_stays() -> None:
     feed = BoundedFeed(limit=10)
-    feed.offer(b"a")
+    feed.offer(_event("a"))
     feed.close(Closed(1008, "API key revoked"))
     feed.close(Closed(1001, "worker shutting down"))
     assert feed.take_nowait() == Closed(1008, "API key revoked")
-    assert not feed.offer(b"b")
+    assert not feed.offer(_event("b"))
 
 
 def test_take_waits_for_the_next_item_or_times_out() -> None:
     async def scenario() -> tuple[FeedItem | None, FeedItem | None]:
         feed = BoundedFeed(limit=10)
-        asyncio.get_running_loop().call_later(0.05, feed.offer, b"late")
+        asyncio.get_running_loop().call_later(0.05, feed.offer, _event("late"))
         arrived = await feed.take(timeout_s=5)
         nothing = await feed.take(timeout_s=0.05)
         return arrived, nothing
 
-    assert asyncio.run(scenario()) == (b"late", None)
+    assert asyncio.run(scenario()) == (_event("late"), None)

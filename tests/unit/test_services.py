@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
@@ -22,8 +23,8 @@ from faust.types import TP
 from app.kafka.stall_watch import StallWatch
 from app.keys.commands import apply_command
 from app.keys.replica import KeysReplica
-from app.live.feed import Closed
-from app.live.hub import LiveHub, TooManyStreams
+from app.live.feed import Closed, LiveEvent
+from app.live.hub import PUBLIC, LiveHub, TooManyStreams
 from app.pipeline.dead_letters import DeadLetters
 from app.settings import Settings
 from app.web.ratelimit import RateLimiter
@@ -113,12 +114,14 @@ async def test_the_hub_gives_each_key_what_its_channels_get(
         live.subscription("aaaaaaaa1111") as everything,
         live.subscription("bbbbbbbb2222") as pepe_only,
     ):
-        live._fan_out(_candidate("gm"))
-        live._fan_out(_candidate("new $PEPE"))
-        live._fan_out(b"not a candidate")  # ignored here (the filter dead-letters it)
-        assert [json.loads(e)["text"] for e in _events(everything)] == ["gm", "new $PEPE"]
+        live._fan_out("0-1", _candidate("gm"))
+        live._fan_out("0-2", _candidate("new $PEPE"))
+        live._fan_out("0-3", b"not a candidate")  # ignored here (the filter dead-letters it)
+        events = _events(everything)
+        assert [json.loads(e.body)["text"] for e in events] == ["gm", "new $PEPE"]
+        assert [e.id for e in events] == ["0-1", "0-2"]  # where each sits in the topic
         [match] = _events(pepe_only)
-        assert json.loads(match)["keyword_matches"] == ["pepe"]
+        assert json.loads(match.body)["keyword_matches"] == ["pepe"]
 
 
 async def test_the_hub_bounds_streams_per_key_and_drops_for_slow_readers(
@@ -132,7 +135,7 @@ async def test_the_hub_bounds_streams_per_key_and_drops_for_slow_readers(
             async with live.subscription(key.key_id):
                 pass
         for n in range(5):  # the buffer holds 2
-            live._fan_out(_candidate(f"event {n}"))
+            live._fan_out(f"0-{n}", _candidate(f"event {n}"))
         assert live.status()["dropped"] == 6  # 3 too many, for each of the 2 streams
         assert feed.take_nowait() is not None
     assert live.status()["keys"] == 0
@@ -147,13 +150,51 @@ async def test_a_revoked_key_has_its_streams_closed(hub: tuple[LiveHub, KeysRepl
         assert _events(feed, closed=True)[-1] == Closed(1008, "API key revoked")
 
 
+async def test_a_reconnect_gets_the_events_it_missed_and_the_public_stream_a_glimpse() -> None:
+    replica = KeysReplica(SETTINGS)
+    live = LiveHub(SETTINGS.model_copy(update={"stream_buffer_events": 50}), replica)
+    reader = asyncio.ensure_future(asyncio.Event().wait())  # no Kafka reader (see `hub`)
+    live._reader = reader  # type: ignore[assignment]
+    key = _key("aaaaaaaa1111")
+    replica.apply(key.key_id, key)
+    async with live.subscription(key.key_id), live.subscription(PUBLIC) as public:
+        for n in range(8):
+            live._fan_out(f"0-{n}", _candidate(f"event {n} " + "x" * 200))
+        [glimpse, *_] = _events(public)
+        assert len(json.loads(glimpse.body)["text"]) == 100  # cut for the public
+    # The stream dropped; it comes back having seen event 5: it gets 6 and 7, then live.
+    async with live.subscription(key.key_id, last_event_id="0-5") as again:
+        assert [e.id for e in _events(again)] == ["0-6", "0-7"]
+    # An id no longer kept: it gets every kept event (the last 5).
+    async with live.subscription(key.key_id, last_event_id="0-0") as late:
+        assert [e.id for e in _events(late)] == ["0-3", "0-4", "0-5", "0-6", "0-7"]
+    reader.cancel()
+
+
+async def test_events_while_away_are_kept_until_the_key_stays_away_past_the_linger(
+    hub: tuple[LiveHub, KeysReplica],
+) -> None:
+    live, replica = hub
+    key = _key("aaaaaaaa1111")
+    replica.apply(key.key_id, key)
+    async with live.subscription(key.key_id):
+        live._fan_out("0-1", _candidate("seen"))
+    live._fan_out("0-2", _candidate("while away"))
+    async with live.subscription(key.key_id, last_event_id="0-1") as back:
+        assert [e.id for e in _events(back)] == ["0-2"]
+    live._forget_departed(time.monotonic() + 1)  # as if it stayed away past the linger
+    live._fan_out("0-3", _candidate("nobody is keeping this"))
+    async with live.subscription(key.key_id, last_event_id="0-2") as much_later:
+        assert _events(much_later) == []
+
+
 def _events(feed: Any, closed: bool = False) -> list[Any]:
     items = []
     while (item := feed.take_nowait()) is not None:
         items.append(item)
         if isinstance(item, Closed):
             break
-    return items if closed else [i for i in items if isinstance(i, bytes)]
+    return items if closed else [i for i in items if isinstance(i, LiveEvent)]
 
 
 # --- one webhook delivery ----------------------------------------------------------------------

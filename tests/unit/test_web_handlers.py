@@ -84,7 +84,7 @@ async def test_a_key_manages_its_own_keywords(api: aiohttp.ClientSession) -> Non
 
 async def test_who_is_calling_decides_401_or_403(api: aiohttp.ClientSession) -> None:
     assert (await _call(api, "GET", "/keywords", {}))[0] == 401
-    assert (await _call(api, "GET", "/keywords", {"x-api-key": "garbage"}))[0] == 403
+    assert (await _call(api, "GET", "/keywords", {"x-api-key": "garbage"}))[0] == 401
     created = await _new_key(api)
     status, _ = await _call(
         api, "DELETE", f"/admin/keys/{created['key_id']}", {"x-admin-key": ADMIN}
