@@ -19,6 +19,7 @@ from app.pipeline.records import decode_record
 from app.services import dead_letters, outbox
 from app.services import keys as keys_replica
 from models.events import EVENT_ID_HEADER, Candidate
+from models.keys import KeyRecord
 from models.webhooks import WebhookJob
 
 log = logging.getLogger(__name__)
@@ -91,11 +92,8 @@ async def _plan(
                 await dead_letters.send("filter", f"key {key.key_id}: {refused}", event)
                 continue
             deliveries.append(Delivery(key.key_id, Outgoing(name, event.key, body, headers), event))
-        for url in key.webhooks:
+        for job in _endpoint_jobs(key, candidate.event_id, delivery):
             # Why keyed by endpoint: one partition per endpoint keeps its deliveries in order.
-            job = WebhookJob(
-                key_id=key.key_id, url=url, event_id=candidate.event_id, event=delivery
-            )
             jobs.append(
                 Outgoing(
                     settings.webhooks_topic,
@@ -104,6 +102,28 @@ async def _plan(
                 )
             )
         metrics.deliveries.labels(outcome="sent").inc()
+
+
+def _endpoint_jobs(key: KeyRecord, event_id: str, delivery: dict[str, Any]) -> list[WebhookJob]:
+    """Return a key's delivery jobs for one event: each webhook URL, and its Telegram chat."""
+    jobs = [
+        WebhookJob(key_id=key.key_id, url=url, event_id=event_id, event=delivery)
+        for url in key.webhooks
+    ]
+    subscription = key.telegram
+    # Why check the bot: without one, a chat's jobs could only be skipped.
+    bot_configured = settings.telegram_bot_token is not None
+    if subscription is not None and subscription.status == "ACTIVE" and bot_configured:
+        jobs.append(
+            WebhookJob(
+                key_id=key.key_id,
+                event_id=event_id,
+                event=delivery,
+                subscription_id=subscription.id,
+                chat_id=subscription.chat_id,
+            )
+        )
+    return jobs
 
 
 async def _settle(delivery: Delivery) -> None:

@@ -346,6 +346,45 @@ class Settings(BaseSettings):
             "other endpoints."
         ),
     )
+    webhook_rate_limited_waits: int = Field(
+        default=20,
+        ge=0,
+        description=(
+            "Times a delivery waits out a 429 that says how long (`Retry-After`, or Telegram's "
+            "`retry_after`) without it counting as an attempt: a rate limit queues, not drops."
+        ),
+    )
+    webhook_retry_after_max_s: float = Field(
+        default=300.0, gt=0, description="Longest wait a 429's `Retry-After` is honoured for."
+    )
+
+    # Telegram (one bot for the deployment; each key subscribes a chat at /tg_subscription)
+    telegram_bot_token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "The bot's token from @BotFather; unset: /tg_subscription answers 503 and nothing "
+            "is sent to Telegram. Never logged, never shown."
+        ),
+    )
+    telegram_api_url: str = Field(
+        default="https://api.telegram.org",
+        pattern=r"^https?://[^\s]+$",
+        description=(
+            "The Bot API server (a local telegram-bot-api server works too); set by the "
+            "operator, so not subject to the private-address refusal."
+        ),
+    )
+    telegram_chat_interval_s: float = Field(
+        default=1.0, gt=0, description="Seconds between two messages to one private chat."
+    )
+    telegram_group_interval_s: float = Field(
+        default=3.0,
+        gt=0,
+        description="Seconds between two messages to one group or channel (20 a minute).",
+    )
+    telegram_max_per_s: float = Field(
+        default=25.0, gt=0, description="Messages per second the bot sends, all chats together."
+    )
 
     # Live streams (/ws and /stream)
     stream_buffer_events: int = Field(

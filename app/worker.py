@@ -45,6 +45,8 @@ def build_worker() -> tuple[faust.App, list[str]]:
     async def lookup(key_id: str) -> Any:
         return services.keys.get(key_id)
 
+    services.webhooks.use_control(send)
+
     # Faust's web driver here is aiohttp (faust.web.drivers.aiohttp); its typed base class does
     # not name the aiohttp application it holds.
     web_app = app.web.web_app  # type: ignore[attr-defined]

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
 
-from models.keys import MAX_WEBHOOKS_PER_KEY, TopicName
+from models.keys import MAX_WEBHOOKS_PER_KEY, TelegramChatId, TopicName, WebhookFormat
 
 # Why: the product caps keys at 100 keywords of 100 characters (after trimming); a raw keyword
 # may carry surrounding blanks, so the raw bound is looser and the rule is checked when merged.
@@ -103,6 +103,36 @@ class SetWebhooksRequest(BaseModel):
         _must_be(list, "urls must be a list of http(s) URLs"),
     ] = Field(max_length=MAX_WEBHOOKS_PER_KEY)
     rotate_secret: StrictBool = False
+
+
+class AddWebhookRequest(BaseModel):
+    """``POST /webhooks``: a URL to deliver to, and the body it gets (``json`` by default)."""
+
+    url: Annotated[str, _must_be(str, "url must be an http(s) URL string")] = Field(max_length=2000)
+    format: WebhookFormat = Field(
+        default="json",
+        description="json: the signed event; discord or slack: their incoming-webhook bodies",
+    )
+
+
+class RemoveWebhookRequest(BaseModel):
+    """``DELETE /webhooks``: the URL to remove (or ``DELETE /webhooks/{id}``)."""
+
+    url: Annotated[str, _must_be(str, "url must be an http(s) URL string")] = Field(max_length=2000)
+
+
+def _chat_id_text(value: Any) -> Any:
+    # Why: Telegram shows chat ids as numbers, and clients send them either way.
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class TelegramSubscriptionRequest(BaseModel):
+    """``POST /tg_subscription``: the chat the operator's bot sends the key's deliveries to."""
+
+    chatId: Annotated[TelegramChatId, BeforeValidator(_chat_id_text)] = Field(  # noqa: N815
+        description="a user or group id (groups are negative) or @channelname"
+    )
+    name: str = Field(default="", max_length=100)
 
 
 # --- answers ----------------------------------------------------------------------------------
@@ -204,6 +234,49 @@ class StreamTokenAnswer(BaseModel):
     message: str
 
 
+class WebhookView(BaseModel):
+    """One of a key's webhooks; ``id`` is what ``DELETE /webhooks/{id}`` takes."""
+
+    id: str
+    url: str
+    format: WebhookFormat
+
+
+class WebhooksData(BaseModel):
+    """A key's webhooks, and its signing secret when this answer minted it."""
+
+    webhooks: list[WebhookView]
+    webhook_secret: str | None = Field(
+        default=None, description="only in the answer to the key's first webhook"
+    )
+
+
+class WebhooksAnswer(BaseModel):
+    """The answer of every ``/webhooks`` route."""
+
+    data: WebhooksData
+    message: str
+
+
+class TelegramSubscriptionView(BaseModel):
+    """A key's Telegram subscription, as the product shows it."""
+
+    id: str
+    chatId: str  # noqa: N815
+    name: str
+    status: Literal["ACTIVE", "INACTIVE"]
+    statusReason: str | None = Field(  # noqa: N815
+        default=None, description="why it is INACTIVE (the bot was removed from the chat)"
+    )
+
+
+class TelegramSubscriptionAnswer(BaseModel):
+    """The answer of every ``/tg_subscription`` route (``data`` null: no subscription)."""
+
+    data: TelegramSubscriptionView | None
+    message: str
+
+
 REQUESTS: tuple[type[BaseModel], ...] = (
     OcrRequest,
     KeywordsRequest,
@@ -211,6 +284,9 @@ REQUESTS: tuple[type[BaseModel], ...] = (
     CreateKeyRequest,
     SetChannelsRequest,
     SetWebhooksRequest,
+    AddWebhookRequest,
+    RemoveWebhookRequest,
+    TelegramSubscriptionRequest,
 )
 ANSWERS: tuple[type[BaseModel], ...] = (
     ErrorAnswer,
@@ -219,4 +295,6 @@ ANSWERS: tuple[type[BaseModel], ...] = (
     KeyAnswer,
     KeyListAnswer,
     StreamTokenAnswer,
+    WebhooksAnswer,
+    TelegramSubscriptionAnswer,
 )

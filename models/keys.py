@@ -45,6 +45,26 @@ TopicName = Annotated[str, Field(pattern=TOPIC_NAME_CHARS), AfterValidator(_vali
 WebhookUrl = Annotated[str, Field(pattern=r"^https?://[^\s]+$", max_length=2000)]
 # Why a cap: each webhook costs a delivery per matching event; ten covers real set-ups.
 MAX_WEBHOOKS_PER_KEY = 10
+# The body a webhook gets: ocrstream's signed JSON event, or what Discord's or Slack's
+# incoming webhooks accept (those services verify no signature, so those bodies are not signed).
+WebhookFormat = Literal["json", "discord", "slack"]
+# A Telegram chat id: a user (positive), a group (negative) or "@channelname".
+TelegramChatId = Annotated[str, Field(pattern=r"^(-?[0-9]{1,20}|@[A-Za-z0-9_]{5,32})$")]
+TelegramStatus = Literal["ACTIVE", "INACTIVE"]
+
+
+class TelegramSubscription(BaseModel):
+    """The Telegram chat a key's deliveries are sent to by the operator's bot."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    chat_id: TelegramChatId
+    name: str = Field(default="", max_length=100)
+    status: TelegramStatus = "ACTIVE"
+    # Why kept: an operator (and the key holder) can see why a subscription went inactive.
+    status_reason: str = ""
+    created_at: float
 
 
 class KeyRecord(BaseModel):
@@ -62,6 +82,9 @@ class KeyRecord(BaseModel):
     # still load (the key keeps working), and the filter refuses that one channel.
     channels: tuple[str, ...] = ()
     webhooks: tuple[str, ...] = ()
+    # The format of each webhook URL that is not "json" (absent: json; older records have none).
+    webhook_formats: dict[str, WebhookFormat] = Field(default_factory=dict)
+    telegram: TelegramSubscription | None = None
     # Why kept in clear: every worker signs deliveries with it (HMAC); it is shown to the admin
     # only when minted, never listed, never logged.
     webhook_secret: str = ""
@@ -111,12 +134,17 @@ class SetChannels(BaseModel):
 
 
 class SetWebhooks(BaseModel):
-    """Replace the webhook URLs of a key; ``secret`` set: sign with this new secret."""
+    """Replace the webhook URLs of a key; ``secret`` set: sign with this new secret.
+
+    ``formats`` names the format of URLs that are not "json"; None keeps the formats the URLs
+    that stay already have (what the admin route, which sets URLs only, sends).
+    """
 
     op: Literal["set_webhooks"] = "set_webhooks"
     key_id: KeyId
     urls: tuple[WebhookUrl, ...] = Field(max_length=MAX_WEBHOOKS_PER_KEY)
     secret: str | None = Field(default=None, min_length=32, max_length=128)
+    formats: dict[str, WebhookFormat] | None = None
 
     @field_validator("urls")
     @classmethod
@@ -124,8 +152,56 @@ class SetWebhooks(BaseModel):
         return tuple(dict.fromkeys(urls))  # de-duplicated, in the order given
 
 
+class AddWebhook(BaseModel):
+    """Add one webhook URL to a key (or change its format), as its holder asks on /webhooks.
+
+    ``secret`` is used only when the key has none yet (its first webhook).
+    """
+
+    op: Literal["add_webhook"] = "add_webhook"
+    key_id: KeyId
+    url: WebhookUrl
+    format: WebhookFormat = "json"
+    secret: str | None = Field(default=None, min_length=32, max_length=128)
+
+
+class RemoveWebhook(BaseModel):
+    """Remove one webhook URL from a key (nothing happens when it has no such URL)."""
+
+    op: Literal["remove_webhook"] = "remove_webhook"
+    key_id: KeyId
+    url: WebhookUrl
+
+
+class SetTelegram(BaseModel):
+    """Subscribe a key's deliveries to a Telegram chat (replacing any), or unsubscribe (None)."""
+
+    op: Literal["set_telegram"] = "set_telegram"
+    key_id: KeyId
+    subscription: TelegramSubscription | None
+
+
+class MarkTelegram(BaseModel):
+    """Set the status of a key's Telegram subscription (the bot was removed from the chat)."""
+
+    op: Literal["mark_telegram"] = "mark_telegram"
+    key_id: KeyId
+    subscription_id: str
+    status: TelegramStatus
+    reason: str = Field(default="", max_length=300)
+
+
 ControlCommand = Annotated[
-    CreateKey | RevokeKey | AddKeywords | RemoveKeywords | SetChannels | SetWebhooks,
+    CreateKey
+    | RevokeKey
+    | AddKeywords
+    | RemoveKeywords
+    | SetChannels
+    | SetWebhooks
+    | AddWebhook
+    | RemoveWebhook
+    | SetTelegram
+    | MarkTelegram,
     Field(discriminator="op"),
 ]
 control_command_adapter: TypeAdapter[ControlCommand] = TypeAdapter(ControlCommand)

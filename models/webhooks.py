@@ -1,4 +1,8 @@
-"""A delivery waiting for one webhook URL (``webhooks`` topic, keyed by endpoint)."""
+"""A delivery waiting for one endpoint (``webhooks`` topic, keyed by endpoint).
+
+An endpoint is a key's webhook URL, or the Telegram chat the key subscribed: both go through
+the same lanes, retries, ordering and dead letters.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +13,25 @@ from pydantic import BaseModel
 
 
 class WebhookJob(BaseModel):
-    """One event for one webhook URL of one key; the secret is looked up at send time."""
+    """One event for one endpoint of one key; secrets and formats are looked up at send time."""
 
     key_id: str
-    url: str
+    url: str = ""  # the webhook URL; "" for a Telegram job
     event_id: str
     event: dict[str, Any]
+    # A Telegram job: the subscription it was made for, and its chat.
+    subscription_id: str | None = None
+    chat_id: str | None = None
 
     @property
     def endpoint_id(self) -> str:
-        """Return the record key: one per (key, URL), so an endpoint's jobs stay in order."""
-        return endpoint_id(self.key_id, self.url)
+        """Return the record key: one per (key, endpoint), so an endpoint's jobs stay in order."""
+        return endpoint_id(self.key_id, self.destination)
+
+    @property
+    def destination(self) -> str:
+        """Return what the job is sent to, as shown in logs and dead letters (no secret)."""
+        return f"telegram:{self.chat_id}" if self.chat_id is not None else self.url
 
     @property
     def delivery_id(self) -> str:

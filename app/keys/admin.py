@@ -20,14 +20,20 @@ from app.keys.changelog import read_keys
 from app.keys.commands import apply_command, check_targets, set_webhooks_command
 from app.keys.keywords import merge_keywords, normalize_keyword
 from app.settings import Settings
+from app.webhooks.signing import new_secret
 from models.keys import (
     AddKeywords,
+    AddWebhook,
     ControlCommand,
     CreateKey,
     KeyRecord,
     RemoveKeywords,
+    RemoveWebhook,
     RevokeKey,
     SetChannels,
+    SetTelegram,
+    TelegramSubscription,
+    WebhookFormat,
 )
 
 Send = Callable[[ControlCommand], Awaitable[None]]
@@ -107,6 +113,33 @@ class KeyAdmin:
             lambda r: r.webhooks == command.urls and (secret is None or r.webhook_secret == secret),
         )
         return Change(command, change.record, webhook_secret=secret)
+
+    async def add_webhook(self, key_id: str, url: str, fmt: WebhookFormat) -> Change:
+        """Add one webhook URL (or change its format); the secret is in the answer if minted."""
+        current = await self.get(key_id)
+        # Why mint only for a key without one: its other webhooks keep their secret.
+        offered = None if current.webhook_secret else new_secret()
+        command = AddWebhook(key_id=key_id, url=url, format=fmt, secret=offered)
+        change = await self._apply(
+            command,
+            current,
+            lambda r: url in r.webhooks and r.webhook_formats.get(url, "json") == fmt,
+        )
+        # Two first webhooks added at once: only the one whose secret was kept shows it.
+        minted = change.record is not None and change.record.webhook_secret == offered
+        return Change(command, change.record, webhook_secret=offered if minted else None)
+
+    async def remove_webhook(self, key_id: str, url: str) -> Change:
+        """Remove one webhook URL of a key."""
+        current = await self.get(key_id)
+        command = RemoveWebhook(key_id=key_id, url=url)
+        return await self._apply(command, current, lambda r: url not in r.webhooks)
+
+    async def set_telegram(self, key_id: str, subscription: TelegramSubscription | None) -> Change:
+        """Subscribe a key's deliveries to a Telegram chat (replacing any), or unsubscribe."""
+        current = await self.get(key_id)
+        command = SetTelegram(key_id=key_id, subscription=subscription)
+        return await self._apply(command, current, lambda r: r.telegram == subscription)
 
     async def add_keywords(self, key_id: str, words: list[str]) -> Change:
         """Add keywords (normalised; the per-key limits apply)."""

@@ -9,14 +9,20 @@ from app.keys.keywords import merge_keywords, remove_keywords
 from app.settings import Settings
 from app.webhooks.signing import new_secret
 from models.keys import (
+    MAX_WEBHOOKS_PER_KEY,
     AddKeywords,
+    AddWebhook,
     ControlCommand,
     CreateKey,
     KeyRecord,
+    MarkTelegram,
     RemoveKeywords,
+    RemoveWebhook,
     RevokeKey,
     SetChannels,
+    SetTelegram,
     SetWebhooks,
+    WebhookFormat,
     topic_name_problem,
 )
 
@@ -55,8 +61,45 @@ def apply_command(current: KeyRecord | None, command: ControlCommand) -> KeyReco
         secret = command.secret or current.webhook_secret
         if command.urls and not secret:
             raise ControlError(f"key {command.key_id} has no webhook secret yet; send one")
-        return current.model_copy(update={"webhooks": command.urls, "webhook_secret": secret})
+        formats = current.webhook_formats if command.formats is None else command.formats
+        kept = {url: fmt for url, fmt in formats.items() if url in command.urls and fmt != "json"}
+        return current.model_copy(
+            update={"webhooks": command.urls, "webhook_secret": secret, "webhook_formats": kept}
+        )
+    if isinstance(command, AddWebhook):
+        return _add_webhook(current, command)
+    if isinstance(command, RemoveWebhook):
+        urls = tuple(url for url in current.webhooks if url != command.url)
+        formats = {url: fmt for url, fmt in current.webhook_formats.items() if url != command.url}
+        return current.model_copy(update={"webhooks": urls, "webhook_formats": formats})
+    if isinstance(command, SetTelegram):
+        return current.model_copy(update={"telegram": command.subscription})
+    if isinstance(command, MarkTelegram):
+        subscription = current.telegram
+        if subscription is None or subscription.id != command.subscription_id:
+            return current  # replaced or removed meanwhile: the mark is of a past subscription
+        marked = subscription.model_copy(
+            update={"status": command.status, "status_reason": command.reason}
+        )
+        return current.model_copy(update={"telegram": marked})
     raise ControlError(f"unsupported command {command!r}")
+
+
+def _add_webhook(current: KeyRecord, command: AddWebhook) -> KeyRecord:
+    urls = current.webhooks
+    if command.url not in urls:
+        if len(urls) >= MAX_WEBHOOKS_PER_KEY:
+            raise ControlError(f"a key has at most {MAX_WEBHOOKS_PER_KEY} webhooks")
+        urls = (*urls, command.url)
+    secret = current.webhook_secret or command.secret
+    if not secret:
+        raise ControlError(f"key {command.key_id} has no webhook secret yet; send one")
+    formats = {url: fmt for url, fmt in current.webhook_formats.items() if url != command.url}
+    if command.format != "json":
+        formats[command.url] = command.format
+    return current.model_copy(
+        update={"webhooks": urls, "webhook_secret": secret, "webhook_formats": formats}
+    )
 
 
 def check_channels(settings: Settings, channels: tuple[str, ...]) -> None:
@@ -90,9 +133,16 @@ def check_targets(settings: Settings, command: ControlCommand) -> None:
         check_channels(settings, command.channels)
     if isinstance(command, SetWebhooks):
         check_webhooks(settings, command.urls)
+    if isinstance(command, AddWebhook):
+        check_webhooks(settings, (command.url,))
 
 
-def set_webhooks_command(current: KeyRecord, urls: list[str], rotate: bool) -> SetWebhooks:
+def set_webhooks_command(
+    current: KeyRecord,
+    urls: list[str],
+    rotate: bool,
+    formats: dict[str, WebhookFormat] | None = None,
+) -> SetWebhooks:
     """Return the command that sets ``urls``, minting a secret when one is needed or asked for.
 
     Raises pydantic's ValidationError for URLs that are not http(s) or too many.
@@ -100,5 +150,8 @@ def set_webhooks_command(current: KeyRecord, urls: list[str], rotate: bool) -> S
     # Why mint on the first URL: a key that never had webhooks has nothing to sign with.
     mint = rotate or (bool(urls) and not current.webhook_secret)
     return SetWebhooks(
-        key_id=current.key_id, urls=tuple(urls), secret=new_secret() if mint else None
+        key_id=current.key_id,
+        urls=tuple(urls),
+        secret=new_secret() if mint else None,
+        formats=formats,
     )

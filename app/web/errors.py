@@ -80,7 +80,16 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
 
 
 # Paths whose errors are ours to shape (Faust's own pages keep theirs).
-API_PREFIXES = ("/ocr", "/keywords", "/admin", "/openapi.json", "/ws", "/stream")
+API_PREFIXES = (
+    "/ocr",
+    "/keywords",
+    "/admin",
+    "/openapi.json",
+    "/ws",
+    "/stream",
+    "/webhooks",
+    "/tg_subscription",
+)
 
 
 async def read_body(request: web.Request, max_bytes: int) -> bytes:

@@ -190,6 +190,97 @@ OPENAPI: dict[str, Any] = {
                 },
             }
         },
+        "/webhooks": {
+            "get": {
+                "summary": "The caller's webhooks",
+                "security": [{"apiKey": []}],
+                "responses": {"200": _json("WebhooksAnswer", "the webhooks"), **_AUTH_ERRORS},
+            },
+            "post": {
+                "summary": "Add a webhook (or change its format)",
+                "description": "format json: the event, signed with HMAC-SHA256 in "
+                "X-Ocrstream-Signature; discord or slack: their incoming-webhook bodies (not "
+                "signed). The signing secret is in the answer to the key's first webhook, "
+                "once. See docs/webhooks.md.",
+                "security": [{"apiKey": []}],
+                "requestBody": _body("AddWebhookRequest", required=True),
+                "responses": {
+                    "201": _json("WebhooksAnswer", "added: every webhook of the key"),
+                    "200": _json("WebhooksAnswer", "its format changed"),
+                    "400": _error("not an http(s) URL, or an unknown format"),
+                    "409": _error("a refused URL (internal address), or 10 webhooks already"),
+                    "503": _error("sent but not applied in time"),
+                    **_AUTH_ERRORS,
+                },
+            },
+            "delete": {
+                "summary": "Remove a webhook by its URL",
+                "security": [{"apiKey": []}],
+                "requestBody": _body("RemoveWebhookRequest", required=True),
+                "responses": {
+                    "200": _json("WebhooksAnswer", "the webhooks left"),
+                    "400": _error("no url given"),
+                    "404": _error("the key has no such webhook"),
+                    "503": _error("sent but not applied in time"),
+                    **_AUTH_ERRORS,
+                },
+            },
+        },
+        "/webhooks/{webhook_id}": {
+            "delete": {
+                "summary": "Remove a webhook by its id",
+                "security": [{"apiKey": []}],
+                "parameters": [
+                    {
+                        "name": "webhook_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {
+                    "200": _json("WebhooksAnswer", "the webhooks left"),
+                    "404": _error("the key has no such webhook"),
+                    "503": _error("sent but not applied in time"),
+                    **_AUTH_ERRORS,
+                },
+            }
+        },
+        "/tg_subscription": {
+            "get": {
+                "summary": "The caller's Telegram subscription (data null: none)",
+                "security": [{"apiKey": []}],
+                "responses": {
+                    "200": _json("TelegramSubscriptionAnswer", "the subscription, or null"),
+                    **_AUTH_ERRORS,
+                },
+            },
+            "post": {
+                "summary": "Send the caller's deliveries to a Telegram chat (replaces any)",
+                "description": "The operator's bot sends each delivery with sendMessage, "
+                "paced to Telegram's limits; the bot must be a member of the chat. When "
+                "Telegram answers 403 (the bot was removed), the subscription turns INACTIVE. "
+                "See docs/telegram.md.",
+                "security": [{"apiKey": []}],
+                "requestBody": _body("TelegramSubscriptionRequest", required=True),
+                "responses": {
+                    "201": _json("TelegramSubscriptionAnswer", "the subscription"),
+                    "400": _error("not a chat id"),
+                    "503": _error("no bot configured, or sent but not applied in time"),
+                    **_AUTH_ERRORS,
+                },
+            },
+            "delete": {
+                "summary": "Stop sending the caller's deliveries to Telegram",
+                "security": [{"apiKey": []}],
+                "responses": {
+                    "200": _json("TelegramSubscriptionAnswer", "data null"),
+                    "404": _error("no subscription"),
+                    "503": _error("sent but not applied in time"),
+                    **_AUTH_ERRORS,
+                },
+            },
+        },
         "/admin/keys": {
             "post": {
                 "summary": "Create an API key (the key is in the answer, once)",

@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from app.metrics import metrics
-from app.web import admin_view, keywords_view, status_view
+from app.web import admin_view, keywords_view, status_view, telegram_view, webhooks_view
 from app.web.errors import API_PREFIXES, error_middleware
 from app.web.ocr_view import ocr_handler
 from app.web.openapi import openapi_handler
@@ -49,6 +49,13 @@ def install_routes(web_app: web.Application) -> None:
     router.add_get("/ws", websocket_stream)
     router.add_get("/stream", sse_stream)
     router.add_post("/stream/token", stream_token)
+    router.add_get("/webhooks", webhooks_view.list_webhooks)
+    router.add_post("/webhooks", webhooks_view.add_webhook)
+    router.add_delete("/webhooks", webhooks_view.remove_webhook)
+    router.add_delete("/webhooks/{webhook_id}", webhooks_view.remove_webhook)
+    router.add_get("/tg_subscription", telegram_view.get_subscription)
+    router.add_post("/tg_subscription", telegram_view.subscribe)
+    router.add_delete("/tg_subscription", telegram_view.unsubscribe)
     router.add_get("/openapi.json", openapi_handler)
     router.add_get("/status/", status_view.status)
     router.add_get("/dashboard", status_view.dashboard)

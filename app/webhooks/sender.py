@@ -1,8 +1,8 @@
-"""One webhook POST: signed, bounded in time, refused for internal targets, never redirected."""
+"""One delivery POST: bounded in time, refused for internal targets, never redirected."""
 
 from __future__ import annotations
 
-import time
+import json
 from dataclasses import dataclass
 
 import aiohttp
@@ -16,13 +16,16 @@ from app.fetch import (
     refusal_in,
     resolver_for,
 )
+from app.webhooks.destinations import DeliveryRequest
 from app.webhooks.policy import classify_status, parse_retry_after
-from app.webhooks.signing import ATTEMPT_HEADER, DELIVERY_HEADER, SIGNATURE_HEADER, sign
+
+# Why a bound: an error answer is read for its reason only; a huge one is not our problem.
+_MAX_ERROR_BODY = 64 * 1024
 
 
 @dataclass(frozen=True)
 class Attempt:
-    """What one POST came to: ``delivered``, ``retry`` or ``give_up``, and why."""
+    """What one POST came to: ``delivered``, ``retry``, ``give_up`` or ``inactive``, and why."""
 
     result: str
     # A stable word for metrics and dead letters: "2xx", "5xx", "4xx", "timeout", ...
@@ -30,14 +33,18 @@ class Attempt:
     detail: str
     retry_after_s: float | None = None
 
+    @property
+    def rate_limited(self) -> bool:
+        """Tell whether the endpoint said "too many, come back in N seconds" (a 429 with N)."""
+        return self.kind == "429" and self.retry_after_s is not None
+
 
 def new_webhook_session(
-    limits: FetchLimits, timeout_s: float, concurrency: int
+    limits: FetchLimits | None, timeout_s: float, concurrency: int
 ) -> aiohttp.ClientSession:
-    """Return the session webhooks are posted with (one per worker)."""
-    connector = aiohttp.TCPConnector(
-        resolver=resolver_for(limits), limit=concurrency, ttl_dns_cache=60
-    )
+    """Return a session deliveries are posted with; ``limits`` None: any address (operator's)."""
+    resolver = resolver_for(limits) if limits is not None else None
+    connector = aiohttp.TCPConnector(resolver=resolver, limit=concurrency, ttl_dns_cache=60)
     return aiohttp.ClientSession(
         connector=connector,
         timeout=aiohttp.ClientTimeout(total=timeout_s),
@@ -46,35 +53,60 @@ def new_webhook_session(
 
 
 async def post_delivery(
-    session: aiohttp.ClientSession,
-    url: str,
-    body: bytes,
-    secret: str,
-    delivery_id: str,
-    attempt: int,
-    limits: FetchLimits,
+    session: aiohttp.ClientSession, request: DeliveryRequest, limits: FetchLimits
 ) -> Attempt:
-    """POST ``body`` to ``url`` once, signed with ``secret``; return what came of it."""
-    headers = {
-        "Content-Type": "application/json",
-        DELIVERY_HEADER: delivery_id,
-        ATTEMPT_HEADER: str(attempt),
-        SIGNATURE_HEADER: sign(secret, int(time.time()), body),
-    }
+    """POST ``request`` once; return what came of it (no secret in its words)."""
     try:
-        check_url(URL(url), limits)
-        async with session.post(url, data=body, headers=headers, allow_redirects=False) as answer:
-            result = classify_status(answer.status)
+        if request.check_target:
+            check_url(URL(request.url), limits)
+        async with session.post(
+            request.url, data=request.body, headers=request.headers, allow_redirects=False
+        ) as answer:
             retry_after = parse_retry_after(answer.headers.get("Retry-After"))
+            if not request.check_target:  # the Bot API: its answers are JSON with details
+                return await _bot_api_attempt(answer, retry_after)
             return Attempt(
-                result, f"{answer.status // 100}xx", f"HTTP {answer.status}", retry_after
+                classify_status(answer.status),
+                _kind(answer.status),
+                f"HTTP {answer.status}",
+                retry_after,
             )
     except FetchError as exc:
-        return Attempt("give_up", "refused", str(exc))
+        return Attempt("give_up", "refused", _scrub(str(exc), request))
     except TimeoutError:
         return Attempt("retry", "timeout", "no answer in time")
     except aiohttp.ClientError as exc:
         if refusal_in(exc) is not None:
             # Why give up: an address refused after DNS will not become public by retrying.
-            return Attempt("give_up", "refused", describe_error(exc))
-        return Attempt("retry", "connection", describe_error(exc))
+            return Attempt("give_up", "refused", _scrub(describe_error(exc), request))
+        return Attempt("retry", "connection", _scrub(describe_error(exc), request))
+
+
+async def _bot_api_attempt(answer: aiohttp.ClientResponse, retry_after: float | None) -> Attempt:
+    """Read a Bot API answer: 429 says when to come back; 403 means the bot left the chat."""
+    status = answer.status
+    description = ""
+    if status != 200:
+        try:
+            payload = json.loads(await answer.content.read(_MAX_ERROR_BODY))
+            description = str(payload.get("description", ""))[:200]
+            wait = (payload.get("parameters") or {}).get("retry_after")
+            if isinstance(wait, int | float) and wait >= 0:
+                retry_after = float(wait)
+        except (ValueError, AttributeError, aiohttp.ClientError):
+            pass  # not the Bot API's JSON: the status alone decides
+    detail = f"HTTP {status}" + (f" ({description})" if description else "")
+    if status == 403:
+        return Attempt("inactive", _kind(status), detail)
+    return Attempt(classify_status(status), _kind(status), detail, retry_after)
+
+
+def _kind(status: int) -> str:
+    # Why 429 on its own: a rate limit is waited out, not counted as a failed attempt.
+    return "429" if status == 429 else f"{status // 100}xx"
+
+
+def _scrub(detail: str, request: DeliveryRequest) -> str:
+    for secret in request.secrets:
+        detail = detail.replace(secret, "***")
+    return detail

@@ -12,9 +12,9 @@ the broker has it), so a crash repeats deliveries (same delivery id) but never l
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,10 +30,13 @@ from app.metrics import metrics
 from app.pipeline.dead_letters import DeadLetters
 from app.pipeline.records import RecordRefused, decode_record
 from app.settings import Settings
+from app.webhooks.destinations import DeliveryRequest, NotDeliverable, TelegramBot, request_for
+from app.webhooks.pace import ChatPace
 from app.webhooks.policy import backoff_delay
 from app.webhooks.progress import PartitionProgress
 from app.webhooks.sender import Attempt, new_webhook_session, post_delivery
 from models.dead_letter import DeadLetter
+from models.keys import ControlCommand, MarkTelegram
 from models.webhooks import WebhookJob
 
 log = logging.getLogger(__name__)
@@ -81,6 +84,20 @@ class WebhookDelivery(Service):
         self._slots = asyncio.Semaphore(self._settings.webhook_concurrency)
         self._limits = limits_from(settings)
         self._committed: dict[TopicPartition, int] = {}
+        token = settings.telegram_bot_token
+        self._bot = (
+            TelegramBot(settings.telegram_api_url, token.get_secret_value()) if token else None
+        )
+        self._telegram_pace = ChatPace(
+            settings.telegram_chat_interval_s,
+            settings.telegram_group_interval_s,
+            settings.telegram_max_per_s,
+        )
+        self._send_control: Callable[[ControlCommand], Awaitable[None]] | None = None
+
+    def use_control(self, send: Callable[[ControlCommand], Awaitable[None]]) -> None:
+        """Give the service a way to change keys (a Telegram chat the bot was removed from)."""
+        self._send_control = send
 
     async def on_start(self) -> None:
         """Start consuming the webhooks topic."""
@@ -88,6 +105,9 @@ class WebhookDelivery(Service):
         # replaced, and must not be left holding a closed session.
         self._session = new_webhook_session(
             self._limits, self._settings.webhook_timeout_s, self._settings.webhook_concurrency
+        )
+        self._operator_session = new_webhook_session(
+            None, self._settings.webhook_timeout_s, self._settings.webhook_concurrency
         )
         self.add_future(
             consume_until_stopped(
@@ -101,6 +121,7 @@ class WebhookDelivery(Service):
             if lane.task is not None:
                 lane.task.cancel()
         await self._session.close()
+        await self._operator_session.close()
 
     def status(self) -> dict[str, Any]:
         """Return lanes and pending jobs per partition (for /status/)."""
@@ -184,31 +205,36 @@ class WebhookDelivery(Service):
             job = decode_record(record.value, WebhookJob, "webhook job")
         except RecordRefused as exc:
             return self._dead_letter(record, None, str(exc), 0)
-        body = json.dumps(job.event, separators=(",", ":")).encode()
+        attempt_no, waits = 1, 0
         with metrics.tracking(job.delivery_id, "webhook"):
-            for attempt_no in range(1, self._settings.webhook_max_attempts + 1):
-                # Why look the key up on every attempt: a revoke, a removed URL or a rotated
-                # secret applies to deliveries already waiting.
-                key = self._keys.get(job.key_id)
-                if key is None or key.revoked or job.url not in key.webhooks:
+            while True:
+                try:
+                    # Why build it for every attempt: a revoke, a removed URL, a rotated secret
+                    # or an inactive chat applies to deliveries already waiting.
+                    request = request_for(job, self._keys.get(job.key_id), attempt_no, self._bot)
+                except NotDeliverable:
                     metrics.webhook_deliveries.labels(outcome="skipped").inc()
                     return None
-                started = time.monotonic()
-                async with self._slots:
-                    attempt = await post_delivery(
-                        self._session,
-                        job.url,
-                        body,
-                        key.webhook_secret,
-                        job.delivery_id,
-                        attempt_no,
-                        self._limits,
-                    )
-                metrics.webhook_ms.observe_ms((time.monotonic() - started) * 1000)
-                metrics.webhook_deliveries.labels(outcome=attempt.kind).inc()
+                if job.chat_id is not None:
+                    await self._telegram_pace.wait_turn(job.chat_id)
+                attempt = await self._post(request)
                 if attempt.result == "delivered":
                     metrics.webhook_deliveries.labels(outcome="delivered").inc()
                     return None
+                if attempt.result == "inactive":
+                    await self._mark_inactive(job, attempt.detail)
+                    break
+                if attempt.rate_limited and waits < self._settings.webhook_rate_limited_waits:
+                    # Why not an attempt: the endpoint is fine, only busy, and said how long.
+                    waits += 1
+                    delay = min(
+                        attempt.retry_after_s or 0.0, self._settings.webhook_retry_after_max_s
+                    )
+                    if job.chat_id is not None:
+                        self._telegram_pace.hold(job.chat_id, delay)
+                    metrics.stage(f"rate limited {waits} (waiting {delay:.0f} s)")
+                    await asyncio.sleep(delay)
+                    continue
                 if attempt.result == "give_up" or attempt_no == self._settings.webhook_max_attempts:
                     break
                 metrics.stage(f"retry {attempt_no} ({attempt.detail})")
@@ -220,7 +246,37 @@ class WebhookDelivery(Service):
                         attempt.retry_after_s,
                     )
                 )
-        return self._dead_letter(record, job.url, _reason(attempt, attempt_no), attempt_no)
+                attempt_no += 1
+        reason = _reason(attempt, attempt_no)
+        return self._dead_letter(record, job.destination, reason, attempt_no)
+
+    async def _post(self, request: DeliveryRequest) -> Attempt:
+        started = time.monotonic()
+        # Why two sessions: webhooks go through the resolver that refuses internal addresses;
+        # the operator's Bot API server may well be one.
+        session = self._session if request.check_target else self._operator_session
+        async with self._slots:
+            attempt = await post_delivery(session, request, self._limits)
+        metrics.webhook_ms.observe_ms((time.monotonic() - started) * 1000)
+        metrics.webhook_deliveries.labels(outcome=attempt.kind).inc()
+        return attempt
+
+    async def _mark_inactive(self, job: WebhookJob, detail: str) -> None:
+        """Tell every worker the bot can no longer write to the chat (the control topic)."""
+        metrics.webhook_deliveries.labels(outcome="inactive").inc()
+        if self._send_control is None or job.subscription_id is None:
+            return
+        command = MarkTelegram(
+            key_id=job.key_id,
+            subscription_id=job.subscription_id,
+            status="INACTIVE",
+            reason=f"Telegram answered {detail}"[:300],
+        )
+        try:
+            await self._send_control(command)
+        except Exception:
+            # Why not fatal: the next job to this chat gets the same 403 and tries again.
+            log.exception("webhooks: could not mark the Telegram subscription inactive")
 
     def _finish_later(self, job: _Job, sent: asyncio.Future[None]) -> None:
         """Mark the job finished once its dead letter is written (or failed for good)."""
@@ -293,6 +349,8 @@ def _name(tp: TopicPartition) -> str:
 
 
 def _reason(attempt: Attempt, attempts: int) -> str:
+    if attempt.result == "inactive":
+        return f"the bot cannot write to the chat: {attempt.detail}; subscription now INACTIVE"
     if attempt.result == "give_up":
         return f"webhook refused the delivery: {attempt.detail} (not retried)"
     return f"webhook failed {attempts} times; last: {attempt.detail}"

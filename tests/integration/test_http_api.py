@@ -33,7 +33,14 @@ PEPE_LINES = [
 
 @pytest.fixture(scope="module")
 def worker(kafka: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
-    settings = unique_settings(kafka, admin_key=ADMIN, rate_limit_burst=60)
+    settings = unique_settings(
+        kafka,
+        admin_key=ADMIN,
+        rate_limit_burst=60,
+        # A bot, so /tg_subscription is served (its messages go nowhere: port 9 refuses).
+        telegram_bot_token="1:fuzz",
+        telegram_api_url="http://127.0.0.1:9",
+    )
     running = Worker(settings, tmp_path_factory.mktemp("http-worker"))
     running.start()
     yield running

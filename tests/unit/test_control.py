@@ -8,11 +8,17 @@ from app.keys.commands import ControlError, apply_command
 from app.keys.keywords import KeywordError
 from models.keys import (
     AddKeywords,
+    AddWebhook,
     CreateKey,
     KeyRecord,
+    MarkTelegram,
     RemoveKeywords,
+    RemoveWebhook,
     RevokeKey,
     SetChannels,
+    SetTelegram,
+    SetWebhooks,
+    TelegramSubscription,
     control_command_adapter,
 )
 
@@ -65,3 +71,64 @@ def test_set_channels_and_command_parsing() -> None:
     )
     assert isinstance(command, SetChannels)
     assert apply_command(_created(), command).channels == ("a", "b")
+
+
+def test_a_key_holder_adds_and_removes_webhooks_one_at_a_time_with_formats() -> None:
+    secret = "whsec_" + "s" * 40
+    first = AddWebhook(key_id=KEY_ID, url="https://a.example/h", secret=secret)
+    record = apply_command(_created(), first)
+    assert record.webhooks == ("https://a.example/h",) and record.webhook_secret == secret
+    # A later secret is ignored: the key's other webhooks keep verifying.
+    discord = AddWebhook(
+        key_id=KEY_ID, url="https://d.example/h", format="discord", secret="whsec_" + "x" * 40
+    )
+    record = apply_command(record, discord)
+    assert record.webhook_secret == secret
+    assert record.webhook_formats == {"https://d.example/h": "discord"}
+    # The same URL again changes its format; json is the default and is not stored.
+    record = apply_command(record, AddWebhook(key_id=KEY_ID, url="https://d.example/h"))
+    assert record.webhooks == ("https://a.example/h", "https://d.example/h")
+    assert record.webhook_formats == {}
+    record = apply_command(record, RemoveWebhook(key_id=KEY_ID, url="https://a.example/h"))
+    assert record.webhooks == ("https://d.example/h",)
+    with pytest.raises(ControlError, match="no webhook secret"):
+        apply_command(_created(), AddWebhook(key_id=KEY_ID, url="https://a.example/h"))
+    full = _created()
+    for n in range(10):
+        full = apply_command(full, AddWebhook(key_id=KEY_ID, url=f"https://{n}.x/", secret=secret))
+    with pytest.raises(ControlError, match="at most 10"):
+        apply_command(full, AddWebhook(key_id=KEY_ID, url="https://11.x/"))
+
+
+def test_the_admins_url_list_keeps_the_formats_of_the_urls_that_stay() -> None:
+    secret = "whsec_" + "s" * 40
+    record = apply_command(
+        _created(),
+        AddWebhook(key_id=KEY_ID, url="https://s.example/h", format="slack", secret=secret),
+    )
+    record = apply_command(
+        record, SetWebhooks(key_id=KEY_ID, urls=("https://s.example/h", "https://n.example/"))
+    )
+    assert record.webhook_formats == {"https://s.example/h": "slack"}
+    record = apply_command(record, SetWebhooks(key_id=KEY_ID, urls=("https://n.example/",)))
+    assert record.webhook_formats == {}
+
+
+def test_a_telegram_subscription_is_replaced_marked_and_a_stale_mark_is_ignored() -> None:
+    first = TelegramSubscription(id="sub1", chat_id="-1001", created_at=1.0)
+    record = apply_command(_created(), SetTelegram(key_id=KEY_ID, subscription=first))
+    second = TelegramSubscription(id="sub2", chat_id="@alerts_chan", created_at=2.0)
+    record = apply_command(record, SetTelegram(key_id=KEY_ID, subscription=second))
+    stale = MarkTelegram(key_id=KEY_ID, subscription_id="sub1", status="INACTIVE")
+    assert apply_command(record, stale) == record  # a 403 of the chat it no longer has
+    mark = MarkTelegram(key_id=KEY_ID, subscription_id="sub2", status="INACTIVE", reason="403")
+    marked = apply_command(record, mark).telegram
+    assert marked is not None and (marked.status, marked.status_reason) == ("INACTIVE", "403")
+    gone = apply_command(record, SetTelegram(key_id=KEY_ID, subscription=None))
+    assert gone.telegram is None
+    # Records written before these fields existed still load.
+    old = KeyRecord.model_validate_json(
+        '{"key_id": "abcdef123456", "key_hash": "' + "0" * 64 + '", "created_at": 1,'
+        ' "webhooks": ["https://a.example/"]}'
+    )
+    assert old.webhook_formats == {} and old.telegram is None

@@ -1,0 +1,99 @@
+"""What one attempt of a job sends: the URL, body and headers for its endpoint, from the key.
+
+A webhook gets ocrstream's signed JSON, or a Discord or Slack body; a Telegram job becomes a
+Bot API ``sendMessage`` call by the operator's bot. Built for each attempt, so a rotated
+secret or a changed format applies to deliveries already waiting. Pure.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.webhooks.formats import discord_body, slack_body, telegram_text
+from app.webhooks.signing import ATTEMPT_HEADER, DELIVERY_HEADER, SIGNATURE_HEADER, sign
+from models.keys import KeyRecord
+from models.webhooks import WebhookJob
+
+
+@dataclass(frozen=True)
+class DeliveryRequest:
+    """One POST to make: where, what, and how logs may name it."""
+
+    url: str = field(repr=False)  # a Telegram URL holds the bot token
+    body: bytes = field(repr=False)
+    headers: dict[str, str] = field(repr=False)
+    shown_as: str  # the destination without secrets (the bot token is in a Telegram URL)
+    # Why False for Telegram: its URL is the operator's, not a key holder's, so the refusal of
+    # private addresses (there against SSRF) does not apply; a local Bot API server is fine.
+    check_target: bool = True
+    secrets: tuple[str, ...] = field(default=(), repr=False)  # to scrub from error details
+
+
+class NotDeliverable(Exception):
+    """The key no longer wants this job: revoked, URL removed, chat changed or inactive."""
+
+
+def request_for(
+    job: WebhookJob, key: KeyRecord | None, attempt: int, telegram: TelegramBot | None
+) -> DeliveryRequest:
+    """Return the POST for one attempt of ``job``; raise NotDeliverable when it is moot."""
+    if key is None or key.revoked:
+        raise NotDeliverable("the key is revoked")
+    if job.chat_id is not None:
+        return _telegram_request(job, key, telegram)
+    if job.url not in key.webhooks:
+        raise NotDeliverable("the URL was removed from the key")
+    headers = {
+        "Content-Type": "application/json",
+        DELIVERY_HEADER: job.delivery_id,
+        ATTEMPT_HEADER: str(attempt),
+    }
+    fmt = key.webhook_formats.get(job.url, "json")
+    if fmt == "json":
+        body = _dumps(job.event)
+        headers[SIGNATURE_HEADER] = sign(key.webhook_secret, int(time.time()), body)
+    else:
+        # Discord and Slack verify no signature; their bodies are what they render.
+        body = _dumps(discord_body(job.event) if fmt == "discord" else slack_body(job.event))
+    return DeliveryRequest(job.url, body, headers, shown_as=job.url)
+
+
+@dataclass(frozen=True)
+class TelegramBot:
+    """The operator's bot: the Bot API server and the token (never shown)."""
+
+    api_url: str
+    token: str = field(repr=False)
+
+
+def _telegram_request(
+    job: WebhookJob, key: KeyRecord, telegram: TelegramBot | None
+) -> DeliveryRequest:
+    subscription = key.telegram
+    if subscription is None or subscription.id != job.subscription_id:
+        raise NotDeliverable("the Telegram subscription was removed or replaced")
+    if subscription.status != "ACTIVE":
+        raise NotDeliverable("the Telegram subscription is inactive")
+    if telegram is None:
+        raise NotDeliverable("no Telegram bot is configured (OCRSTREAM_TELEGRAM_BOT_TOKEN)")
+    body = {
+        "chat_id": subscription.chat_id,
+        "text": telegram_text(job.event),
+        "parse_mode": "HTML",
+        "link_preview_options": {"is_disabled": True},
+    }
+    return DeliveryRequest(
+        f"{telegram.api_url.rstrip('/')}/bot{telegram.token}/sendMessage",
+        _dumps(body),
+        {"Content-Type": "application/json"},
+        shown_as=job.destination,
+        check_target=False,
+        secrets=(telegram.token,),
+    )
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()

@@ -1,0 +1,250 @@
+"""Self-service webhooks (JSON, Discord, Slack) and Telegram chat subscriptions, end to end.
+
+Real worker, real broker. Discord, Slack and Telegram cannot be reached from here: they are
+the loopback stand-ins of tests/standins.py, which check what the real services check.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from app.kafka.local import LocalKafka
+from app.webhooks.signing import SIGNATURE_HEADER
+from tests.standins import DiscordWebhook, SlackWebhook, TelegramBotApi, standin_app
+from tests.support import (
+    admin_request,
+    consume,
+    post,
+    produce,
+    serve_on_loopback,
+    unique_settings,
+    wait_for,
+)
+
+pytestmark = pytest.mark.integration
+
+ADMIN = "test-admin-secret"
+BOT_TOKEN = "123456:TEST-bot-token-never-logged"
+
+
+class Services:
+    """The three stand-ins on one loopback server."""
+
+    def __init__(self) -> None:
+        self.discord = DiscordWebhook()
+        self.slack = SlackWebhook()
+        self.telegram = TelegramBotApi(BOT_TOKEN, rate_limited={"-100429"}, kicked={"-100403"})
+        self.base = ""
+
+
+@pytest.fixture
+async def services() -> AsyncIterator[Services]:
+    state = Services()
+    runner, state.base = await serve_on_loopback(
+        standin_app(state.discord, state.slack, state.telegram), shutdown_timeout_s=0.5
+    )
+    yield state
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def setup(
+    kafka: LocalKafka, start_worker: Any, services: Services
+) -> AsyncIterator[tuple[Any, Any, Services]]:
+    settings = unique_settings(
+        kafka,
+        admin_key=ADMIN,
+        telegram_bot_token=BOT_TOKEN,
+        telegram_api_url=services.base,
+        telegram_chat_interval_s=0.3,
+        telegram_group_interval_s=0.5,
+        webhook_backoff_base_s=0.2,
+        webhook_backoff_max_s=1.0,
+    )
+    worker = start_worker(settings)
+    base = f"http://127.0.0.1:{settings.web_port}"
+    async with aiohttp.ClientSession(base_url=base) as http:
+        yield worker, http, services
+
+
+async def _key(http: Any, label: str, keywords: list[str] | None = None) -> str:
+    key: str = (await admin_request(http, ADMIN, "POST", "/admin/keys", label=label))["api_key"]
+    if keywords:
+        async with http.post(
+            "/keywords", json={"keywords": keywords}, headers={"x-api-key": key}
+        ) as r:
+            assert r.status == 200, await r.text()
+    return key
+
+
+async def _call(http: Any, method: str, path: str, key: str, **body: Any) -> tuple[int, Any]:
+    async with http.request(
+        method, path, json=body or None, headers={"x-api-key": key}
+    ) as response:
+        return response.status, await response.json()
+
+
+async def test_a_key_holder_manages_webhooks_and_gets_json_discord_and_slack_bodies(
+    setup: tuple[Any, Any, Services], kafka: LocalKafka
+) -> None:
+    worker, http, services = setup
+    key = await _key(http, "self-service", ["pepe"])
+    other = await _key(http, "someone else")
+    json_hook = f"{services.base}/hooks/json"
+
+    assert await _call(http, "GET", "/webhooks", key) == (
+        200,
+        {"data": {"webhooks": []}, "message": "Webhooks retrieved"},
+    )
+    # The first webhook mints the signing secret, shown in that answer only.
+    status, first = await _call(http, "POST", "/webhooks", key, url=json_hook)
+    assert status == 201 and first["data"]["webhook_secret"].startswith("whsec_")
+    secret = first["data"]["webhook_secret"]
+    discord_url = f"{services.base}/api/webhooks/42/discord-token"
+    slack_url = f"{services.base}/services/T000/B000/XXXX"
+    status, second = await _call(http, "POST", "/webhooks", key, url=discord_url, format="discord")
+    assert status == 201 and "webhook_secret" not in second["data"]
+    status, third = await _call(http, "POST", "/webhooks", key, url=slack_url, format="slack")
+    listed = {hook["url"]: hook for hook in third["data"]["webhooks"]}
+    assert {url: hook["format"] for url, hook in listed.items()} == {
+        json_hook: "json",
+        discord_url: "discord",
+        slack_url: "slack",
+    }
+    # Refusals, each with its reason; another key sees none of these.
+    for body, expected in (
+        ({"url": "ftp://example.com/x"}, 400),
+        ({"url": discord_url, "format": "teams"}, 400),
+        ({"url": 7}, 400),
+    ):
+        status, answer = await _call(http, "POST", "/webhooks", key, **body)
+        assert status == expected and answer["error"], (body, answer)
+    assert (await _call(http, "GET", "/webhooks", other))[1]["data"]["webhooks"] == []
+    status, _ = await _call(http, "DELETE", f"/webhooks/{listed[json_hook]['id']}", other)
+    assert status == 404  # not its webhook
+
+    # The JSON webhook is signed; remove it, and only Discord and Slack remain.
+    del listed[json_hook]
+    status, left = await _call(http, "DELETE", "/webhooks", key, url=json_hook)
+    assert status == 200 and {h["url"] for h in left["data"]["webhooks"]} == set(listed)
+    assert secret not in str(left)
+
+    started = time.monotonic()
+    await produce(
+        kafka.bootstrap,
+        worker.settings.posts_topic,
+        [post("d1", "gm, nothing here", []), post("d2", "$PEPE <b>launch</b> & more", [])],
+    )
+
+    async def both_arrived() -> bool:
+        return bool(services.discord.received and services.slack.received)
+
+    await wait_for(both_arrived, timeout_s=30)
+    [discord] = services.discord.received
+    [slack] = services.slack.received
+    print(
+        f"\nself-service webhooks: Discord {1000 * (discord.at - started):.0f} ms and "
+        f"Slack {1000 * (slack.at - started):.0f} ms from produce to arrival"
+    )
+    embed = discord.body["embeds"][0]
+    assert discord.body["content"] == "New X post matching pepe"
+    assert embed["description"] == "$PEPE <b>launch</b> & more"
+    assert "&lt;b&gt;launch&lt;/b&gt; &amp; more" in slack.body["blocks"][1]["text"]["text"]
+    assert SIGNATURE_HEADER not in str(discord.body)
+    assert services.discord.refused == [] and services.slack.refused == []
+
+
+async def test_a_telegram_subscription_gets_matching_posts_waits_out_429_and_stops_on_403(
+    setup: tuple[Any, Any, Services], kafka: LocalKafka
+) -> None:
+    worker, http, services = setup
+    telegram = services.telegram
+    pepe = await _key(http, "tg", ["pepe"])
+    busy = await _key(http, "tg-busy")
+    kicked = await _key(http, "tg-kicked")
+
+    assert await _call(http, "GET", "/tg_subscription", pepe) == (
+        200,
+        {"data": None, "message": "No subscription for this API key"},
+    )
+    status, created = await _call(
+        http, "POST", "/tg_subscription", pepe, chatId=-1001234567890, name="alerts"
+    )
+    assert status == 201, created
+    subscription = created["data"]
+    assert {k: subscription[k] for k in ("chatId", "name", "status")} == {
+        "chatId": "-1001234567890",
+        "name": "alerts",
+        "status": "ACTIVE",
+    }
+    assert (await _call(http, "GET", "/tg_subscription", pepe))[1]["data"] == subscription
+    status, refused = await _call(http, "POST", "/tg_subscription", pepe, chatId="not a chat")
+    assert status == 400 and "chatId" in refused["error"]
+    assert (await _call(http, "POST", "/tg_subscription", busy, chatId="-100429"))[0] == 201
+    assert (await _call(http, "POST", "/tg_subscription", kicked, chatId="-100403"))[0] == 201
+
+    started = time.monotonic()
+    posts = [post(f"t{n}", f"gm {n}", []) for n in range(3)]
+    posts.insert(1, post("tp", "new $PEPE pair live", []))
+    await produce(kafka.bootstrap, worker.settings.posts_topic, posts)
+
+    async def delivered() -> bool:
+        return len(telegram.received.get("-1001234567890", [])) >= 1 and (
+            len(telegram.received.get("-100429", [])) >= 4
+        )
+
+    await wait_for(delivered, timeout_s=60)
+    # The keyword key's chat got the matching post only, as HTML the Bot API accepts.
+    [message] = telegram.received["-1001234567890"]
+    assert message.body["parse_mode"] == "HTML"
+    assert message.body["text"].startswith("<b>New X post matching pepe</b>")
+    assert "new $PEPE pair live" in message.body["text"]
+    latency_ms = 1000 * (message.at - started)
+
+    # The rate-limited chat: every message arrived, in its jobs' order, each after waiting
+    # out its retry_after, and never two faster than the chat's pace.
+    busy_texts = [m.body["text"] for m in telegram.received["-100429"]]
+    jobs = await consume(kafka.bootstrap, worker.settings.webhooks_topic, count=9, settle_s=0.5)
+    queued = [job["event"]["text"] for job in jobs if job["chat_id"] == "-100429"]
+    assert len(queued) == 4
+    assert [t.rsplit("\n", 1)[-1] for t in busy_texts] == queued
+    attempts = telegram.attempts["-100429"]
+    assert len(attempts) == 8  # each message: a 429, then accepted
+    gaps = [later - earlier for earlier, later in zip(attempts, attempts[1:], strict=False)]
+    assert all(gap >= telegram.retry_after_s - 0.1 for gap in gaps[0::2]), gaps
+    assert all(gap >= 0.45 for gap in gaps), gaps  # the group pace (0.5 s) holds throughout
+
+    # The chat the bot was removed from: INACTIVE with the reason; no retries for ever.
+    async def inactive() -> bool:
+        answer = (await _call(http, "GET", "/tg_subscription", kicked))[1]["data"]
+        return bool(answer["status"] == "INACTIVE")
+
+    await wait_for(inactive, timeout_s=30)
+    answer = (await _call(http, "GET", "/tg_subscription", kicked))[1]["data"]
+    assert "bot was kicked" in answer["statusReason"]
+    tried = len(telegram.attempts["-100403"])
+    assert tried <= 4  # at most the jobs already in flight, once each
+    letters = await consume(kafka.bootstrap, worker.settings.dead_letter_topic, count=1)
+    assert letters[0]["stage"] == "webhook" and "INACTIVE" in letters[0]["reason"]
+    assert letters[0]["webhook_url"] == "telegram:-100403"
+
+    # Unsubscribe: the answer says so, and the token was never in the worker's log.
+    assert await _call(http, "DELETE", "/tg_subscription", pepe) == (
+        200,
+        {"data": None, "message": "Subscription removed"},
+    )
+    assert (await _call(http, "DELETE", "/tg_subscription", pepe))[0] == 404
+    assert BOT_TOKEN not in worker.log() and BOT_TOKEN.split(":")[1] not in worker.log()
+    assert telegram.refused.count("Forbidden: bot was kicked from the group chat") == tried
+    assert [r for r in telegram.refused if "kicked" not in r] == []
+    print(
+        f"\ntelegram: produce to message {latency_ms:.0f} ms; a chat under 429s got all "
+        f"{len(busy_texts)} in order, median gap "
+        f"{statistics.median(gaps):.1f} s"
+    )

@@ -1,0 +1,102 @@
+"""What each delivery attempt sends (request_for), and Telegram's pace (ChatPace)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app.webhooks.destinations import NotDeliverable, TelegramBot, request_for
+from app.webhooks.pace import ChatPace
+from app.webhooks.signing import SIGNATURE_HEADER, verify
+from models.keys import KeyRecord, TelegramSubscription
+from models.webhooks import WebhookJob
+
+SECRET = "whsec_" + "k" * 40
+BOT = TelegramBot("http://bot-api.internal:8081/", "42:secret-token")
+EVENT = {"source": "x", "mid": "1", "sid": "2", "link": "", "text": "gm $PEPE", "images": []}
+SUBSCRIPTION = TelegramSubscription(id="sub1", chat_id="-1001", created_at=0)
+
+
+def _key(**changes: object) -> KeyRecord:
+    record = KeyRecord(
+        key_id="abcd1234",
+        key_hash="0" * 64,
+        created_at=0,
+        webhooks=("https://a.example/json", "https://d.example/discord"),
+        webhook_formats={"https://d.example/discord": "discord"},
+        webhook_secret=SECRET,
+        telegram=SUBSCRIPTION,
+    )
+    return record.model_copy(update=changes)
+
+
+def _job(**fields: object) -> WebhookJob:
+    return WebhookJob.model_validate(
+        {"key_id": "abcd1234", "event_id": "post:x:1", "event": EVENT, **fields}
+    )
+
+
+def test_json_is_signed_and_discord_is_its_own_body_unsigned() -> None:
+    signed = request_for(_job(url="https://a.example/json"), _key(), 2, BOT)
+    assert json.loads(signed.body) == EVENT and signed.check_target
+    assert verify(SECRET, signed.headers[SIGNATURE_HEADER], signed.body)
+    discord = request_for(_job(url="https://d.example/discord"), _key(), 1, BOT)
+    assert SIGNATURE_HEADER not in discord.headers
+    assert json.loads(discord.body)["embeds"][0]["description"] == "gm $PEPE"
+
+
+def test_telegram_goes_to_the_operators_bot_and_names_no_token() -> None:
+    request = request_for(_job(subscription_id="sub1", chat_id="-1001"), _key(), 1, BOT)
+    assert request.url == "http://bot-api.internal:8081/bot42:secret-token/sendMessage"
+    assert not request.check_target  # the operator's address, not a key holder's
+    body = json.loads(request.body)
+    assert (body["chat_id"], body["parse_mode"]) == ("-1001", "HTML")
+    assert request.shown_as == "telegram:-1001" and "secret-token" not in repr(request)
+
+
+@pytest.mark.parametrize(
+    ("job", "key", "why"),
+    [
+        (_job(url="https://a.example/json"), None, "revoked"),
+        (_job(url="https://a.example/json"), _key(revoked=True), "revoked"),
+        (_job(url="https://gone.example/"), _key(), "removed"),
+        (_job(subscription_id="old", chat_id="-1001"), _key(), "replaced"),
+        (_job(subscription_id="sub1", chat_id="-1001"), _key(telegram=None), "removed"),
+        (
+            _job(subscription_id="sub1", chat_id="-1001"),
+            _key(telegram=SUBSCRIPTION.model_copy(update={"status": "INACTIVE"})),
+            "inactive",
+        ),
+    ],
+)
+def test_a_job_the_key_no_longer_wants_is_not_sent(
+    job: WebhookJob, key: KeyRecord | None, why: str
+) -> None:
+    with pytest.raises(NotDeliverable, match=why):
+        request_for(job, key, 1, BOT)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_pace_spaces_each_chat_and_the_bot_and_honours_a_hold() -> None:
+    clock = Clock()
+    pace = ChatPace(chat_interval_s=1.0, group_interval_s=3.0, max_per_s=10, clock=clock)
+    assert pace.reserve_chat("-1001") == 0  # a group
+    assert pace.reserve_chat("-1001") == 3.0  # its next turn
+    assert pace.reserve_chat("-1001") == 6.0  # queued, not refused
+    assert pace.reserve_chat("555") == 0  # a group far behind holds up no other chat
+    assert pace.reserve_chat("555") == 1.0  # a private chat: one a second
+    # The bot's own pace, taken when a send is due: ten a second, all chats together.
+    assert [pace.reserve_bot() for _ in range(3)] == pytest.approx([0, 0.1, 0.2])
+    clock.now += 10
+    pace.sent("777")
+    assert pace.reserve_chat("777") == 1.0  # the send itself pushes the next turn
+    pace.hold("555", 30)  # Telegram said retry_after 30
+    assert pace.reserve_chat("555") == 30
