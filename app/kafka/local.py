@@ -140,6 +140,9 @@ class LocalKafka:
             done = subprocess.run(fmt, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 raise LocalKafkaError(f"formatting Kafka storage failed:\n{done.stdout[-2000:]}")
+        # Why from here: a restart appends to the same log, and the ready line is looked for
+        # only in what this process wrote.
+        log_start = self.log_file.stat().st_size if self.log_file.exists() else 0
         with self.log_file.open("ab") as log_out:
             self._process = subprocess.Popen(
                 self._java(jars, "kafka.Kafka", str(config), heap="768m"),
@@ -147,22 +150,31 @@ class LocalKafka:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C in a terminal is handled by us, not the JVM
             )
-        self._wait_ready(timeout_s)
+        self._wait_ready(timeout_s, log_start)
         log.info("Apache Kafka %s ready on %s (data in %s)", KAFKA_VERSION, self.bootstrap,
                  self.data_dir)  # fmt: skip
 
-    def _wait_ready(self, timeout_s: float) -> None:
+    def _wait_ready(self, timeout_s: float, log_start: int) -> None:
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            assert self._process is not None
-            if self._process.poll() is not None:
-                raise LocalKafkaError(
-                    f"Kafka exited with code {self._process.returncode}; "
-                    f"last log lines:\n{self._tail()}"
-                )
-            if READY_LINE in self._tail(200) and not port_is_free(self.port):
-                return
-            time.sleep(0.2)
+        seen_ready = False
+        carry = b""  # the end of the last read: the ready line may straddle two reads
+        with self.log_file.open("rb") as log_in:
+            log_in.seek(log_start)
+            while time.monotonic() < deadline:
+                assert self._process is not None
+                if self._process.poll() is not None:
+                    raise LocalKafkaError(
+                        f"Kafka exited with code {self._process.returncode}; "
+                        f"last log lines:\n{self._tail()}"
+                    )
+                # Why every new line, not the last few: with many partitions, a restart logs
+                # hundreds of lines right after the ready line.
+                text = carry + log_in.read()
+                seen_ready = seen_ready or READY_LINE.encode() in text
+                carry = text[-len(READY_LINE) :]
+                if seen_ready and not port_is_free(self.port):
+                    return
+                time.sleep(0.2)
         self.stop()
         raise LocalKafkaError(f"Kafka did not start within {timeout_s:.0f}s:\n{self._tail()}")
 
