@@ -290,6 +290,14 @@ class Settings(BaseSettings):
             "only)."
         ),
     )
+    serve_samples: bool = Field(
+        default=False,
+        description=(
+            "Serve the two bundled sample images at `/samples/NAME` and read a post's image URL "
+            "that points there from the package, without a download (for a first try; "
+            "`ocrstream run` turns it on)."
+        ),
+    )
     fetch_allowed_networks: str = Field(
         default="",
         description=(

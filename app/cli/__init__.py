@@ -84,20 +84,40 @@ def _parser() -> argparse.ArgumentParser:
     remove.add_argument("--all", action="store_true")
     remove.set_defaults(func=_lazy("keys", "keywords_remove"))
 
-    post = sub.add_parser("post", help="produce one post to the posts topic")
+    post = sub.add_parser(
+        "post", help="produce a post (from flags) or many (--file, JSON lines) to the posts topic"
+    )
     post.add_argument("--text", default="", help="the post's text")
     post.add_argument("--image", action="append", default=[], metavar="URL", help="(repeat)")
+    post.add_argument(
+        "--sample",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a bundled sample image the worker serves (pepe.png, bonk.jpg; needs "
+        "OCRSTREAM_SERVE_SAMPLES, which `ocrstream run` turns on)",
+    )
     post.add_argument("--source", default="x", choices=["x", "telegram", "discord"])
     post.add_argument("--mid", default="", help="post id (default: a fresh one)")
     post.add_argument("--sid", default="ocrstream-cli", help="author id")
     post.add_argument("--link", default="", help="the post's link")
+    post.add_argument(
+        "--file",
+        metavar="PATH",
+        help="send every line of a JSON-lines file of posts (- for stdin); missing fields "
+        "are filled as for one post; refused lines are listed with their reason",
+    )
     post.set_defaults(func=_lazy("data", "post"))
 
-    tail = sub.add_parser("tail", help="print the events of a topic or of a key's channel")
+    tail = sub.add_parser(
+        "tail", help="print the events of a topic or of a key's channel (the last 10, like tail)"
+    )
     tail.add_argument("topic", nargs="?", help="e.g. ocr_result, ocr_error, ocrstream-dead-letter")
     tail.add_argument("--key", metavar="KEY_ID", help="read this key's channel topic instead")
-    tail.add_argument("--from-beginning", action="store_true", help="not only new events")
-    tail.add_argument("--count", type=int, default=None, help="stop after this many events")
+    tail.add_argument("--from-beginning", action="store_true", help="every event kept")
+    tail.add_argument("--last", type=int, default=10, help="start about this many events back")
+    tail.add_argument("-f", "--follow", action="store_true", help="keep printing new events")
+    tail.add_argument("--count", type=int, default=None, help="stop after this many (waits)")
     tail.add_argument("--timeout", type=float, default=None, help="give up after seconds")
     tail.add_argument("--json", action="store_true", help="print each event as it is (JSON)")
     tail.set_defaults(func=_lazy("data", "tail"))

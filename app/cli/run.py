@@ -21,10 +21,12 @@ def worker(args: argparse.Namespace) -> int:
     if not settings.broker:
         raise UsageError("OCRSTREAM_BROKER is not set (or use `ocrstream run`)")
     from app.kafka.admin import ensure_topics
+    from app.kafka.first_start_log import explain_coordinator_startup
     from app.redact import install_log_redaction
     from app.worker import build_worker  # here: built from the final settings
 
     install_log_redaction()
+    explain_coordinator_startup()
     # Why before Faust: it declares only the topics it consumes, not those it produces to.
     created = asyncio.run(ensure_topics(settings))
     if created:
@@ -48,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
     broker.start()
     log.info("started local Kafka on %s; stop with Ctrl-C", broker.bootstrap)
     os.environ["OCRSTREAM_BROKER"] = broker.bootstrap
+    # A broker of its own means a first try on this machine: serve the sample images too.
+    os.environ.setdefault("OCRSTREAM_SERVE_SAMPLES", "true")
     get_settings.cache_clear()
     try:
         return worker(args)

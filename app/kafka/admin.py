@@ -61,3 +61,19 @@ async def _wait_for_leaders(
         if time.monotonic() > deadline:
             raise TimeoutError(f"topics without leaders after {timeout_s:.0f}s: {unready}")
         await asyncio.sleep(0.1)
+
+
+async def ready_partitions(settings: Settings, topic: str) -> list[int]:
+    """Return the topic's partitions if it exists and each has a leader, else an empty list."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.broker)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    for found in described:
+        partitions = found["partitions"]
+        if found["error_code"] or any(p["error_code"] or p["leader"] < 0 for p in partitions):
+            return []
+        return sorted(p["partition"] for p in partitions)
+    return []

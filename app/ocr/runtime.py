@@ -15,6 +15,7 @@ from app.ocr.admission import Lane, OcrAdmission
 from app.ocr.cache import OcrCache, content_key, url_key
 from app.ocr.engine import OcrOutput
 from app.ocr.pool import OcrPool
+from app.samples import local_sample
 from app.settings import Settings, engine_config, image_limits
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,9 @@ class OcrRuntime(Service):
 
     async def fetch(self, url: str) -> bytes:
         """Download an image (bounded size, time and downloads per host)."""
+        sample = local_sample(url, self._settings)
+        if sample is not None:  # the worker's own /samples/ URL: read from the package
+            return sample
         return await fetch_image(await self.session(), url, self.fetch_limits, self.hosts)
 
     async def ocr_image(self, data: bytes, lane: Lane = "pipeline") -> tuple[OcrOutput, bool]:

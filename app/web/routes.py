@@ -60,3 +60,4 @@ def install_routes(web_app: web.Application) -> None:
     router.add_get("/status/", status_view.status)
     router.add_get("/dashboard", status_view.dashboard)
     router.add_get("/metrics", status_view.prometheus_metrics)
+    router.add_get("/samples/{name}", status_view.sample_image)

@@ -7,7 +7,8 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from app.web.context import STATUS
+from app.samples import CONTENT_TYPES, sample_bytes
+from app.web.context import SETTINGS, STATUS
 
 DASHBOARD = (Path(__file__).parent / "dashboard.html").read_bytes()
 
@@ -26,3 +27,13 @@ async def prometheus_metrics(request: web.Request) -> web.Response:
     """Serve the worker's metrics in Prometheus' text format."""
     body = request.app[STATUS].prometheus_text()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def sample_image(request: web.Request) -> web.Response:
+    """Serve a bundled sample image (only with OCRSTREAM_SERVE_SAMPLES)."""
+    name = request.match_info["name"]
+    data = sample_bytes(name) if request.app[SETTINGS].serve_samples else None
+    if data is None:
+        raise web.HTTPNotFound(reason=f"no sample named {name!r}")
+    content_type = CONTENT_TYPES[name.rsplit(".", 1)[-1]]
+    return web.Response(body=data, content_type=content_type)

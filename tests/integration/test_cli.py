@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
+import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from app.kafka.admin import ensure_topics
 from app.kafka.local import LocalKafka
+from app.samples import sample_bytes, sample_url
 from tests.support import REPO, settings_env, unique_settings
 
 pytestmark = pytest.mark.integration
@@ -82,7 +87,9 @@ def test_keys_and_keywords_round_trip_through_the_worker(
 
 def test_the_readme_tour_runs_as_written(kafka: LocalKafka, start_worker: Any) -> None:
     """The second terminal of README.md's tour, command by command, against a real worker."""
-    settings = unique_settings(kafka)
+    # Samples on as `ocrstream run` has them; loopback refused as in production: the sample is
+    # read from the package, not downloaded from the worker itself.
+    settings = unique_settings(kafka, serve_samples=True, fetch_allow_private=False)
     start_worker(settings)
     readme = (REPO / "README.md").read_text()
     tour = readme.split("## A 60-second tour", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
@@ -107,8 +114,47 @@ def test_the_readme_tour_runs_as_written(kafka: LocalKafka, start_worker: Any) -
         outputs.append(done.stdout)
         found = re.search(r"key id:\s+(\S+)", done.stdout)
         key_id = found[1] if found else key_id
-    delivered = outputs[3]
-    assert (
-        "keywords pepe" in delivered and "0x979097B35B88A0c32751f9732d5d37c609B3f1Ad" in delivered
-    )
+    delivered = outputs[3]  # the ocr_result of the sample: "pepe" is only in the image
+    assert delivered.count("\n") == 1 and "ocr_result" in delivered, delivered
+    assert "CA evm:0x979097B35B88A0c32751f9732d5d37c609B3f1Ad" in delivered
+    assert "keywords pepe" in delivered and "$PEPE presale live" in delivered
     assert "$PEPE presale live" in outputs[4]  # the OCR of the sample image
+    with urllib.request.urlopen(sample_url(settings, "pepe.png"), timeout=10) as response:
+        assert response.headers["Content-Type"] == "image/png"
+        assert response.read() == sample_bytes("pepe.png")  # a browser sees what was read
+
+
+async def test_a_file_of_posts_is_sent_and_each_refused_line_named(
+    kafka: LocalKafka, tmp_path: Path
+) -> None:
+    settings = unique_settings(kafka)
+    await ensure_topics(settings)
+    env = settings_env(settings)
+    good = [json.dumps({"mid": f"f{i}", "text": f"post {i}"}) for i in range(1200)]
+    lines = [*good[:600], "not json", '{"source": "myspace"}', *good[600:], "[]"]
+    posts = tmp_path / "posts.jsonl"
+    posts.write_text("\n".join(lines) + "\n")
+
+    sent = _cli(env, "post", "--file", str(posts))
+    assert sent.returncode == 1, sent.stderr  # 1: some lines were refused
+    assert re.search(
+        r"sent 1,200 posts to \S+ in [\d.]+ s \([\d,]+ posts/s\); refused 3", sent.stdout
+    )
+    assert "line 601: not JSON" in sent.stderr
+    assert "line 602: " in sent.stderr and "line 1203: not a JSON object" in sent.stderr
+
+    piped = subprocess.run(
+        [sys.executable, "-m", "app", "post", "--file", "-"],
+        input=good[0] + "\n", cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert piped.returncode == 0 and "sent 1 posts" in piped.stdout, piped.stderr
+
+    # Without --follow, tail prints what is there and stops: the last 10, or all of them.
+    last = _cli(env, "tail", settings.posts_topic)
+    assert last.returncode == 0 and len(last.stdout.splitlines()) == 10, last.stdout
+    everything = _cli(env, "tail", settings.posts_topic, "--from-beginning", "--json")
+    assert everything.returncode == 0, everything.stderr
+    mids = [json.loads(line)["mid"] for line in everything.stdout.splitlines()]
+    assert sorted(mids) == sorted([f"f{i}" for i in range(1200)] + ["f0"])
+    missing = _cli(env, "tail", "no-such-topic-here", "--timeout", "5")
+    assert missing.returncode == 2 and "no topic 'no-such-topic-here'" in missing.stderr

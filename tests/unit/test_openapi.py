@@ -13,6 +13,7 @@ UNDOCUMENTED = {
     ("GET", "/openapi.json"),
     ("GET", "/metrics"),
     ("GET", "/status/"),
+    ("GET", "/samples/{name}"),  # development only (OCRSTREAM_SERVE_SAMPLES)
 }
 
 
