@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup run test lint types docs clean
+.PHONY: setup run test lint types docs screenshots clean
 
 # A virtualenv with the project and its dev tools; redone when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -33,6 +33,10 @@ types: setup
 ## Regenerate what the docs take from the code (the settings table of docs/settings.md).
 docs: setup
 	$(PY) -c "from pathlib import Path; from app.settings import with_settings_table as w; p = Path('docs/settings.md'); p.write_text(w(p.read_text()))"
+
+## The dashboard's screenshots in docs/img/, taken by its test against a real worker.
+screenshots: setup
+	OCRSTREAM_SCREENSHOT_DIR=$(CURDIR)/docs/img $(PY) -m pytest -q tests/integration/test_dashboard.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

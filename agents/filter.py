@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app import topics
+from app.activity import activity
 from app.faust_app import app, settings
 from app.kafka.outbox import Outgoing
 from app.metrics import metrics
@@ -85,6 +86,8 @@ async def _plan(
             metrics.deliveries.labels(outcome="filtered").inc()
             continue
         body = plain if delivery is candidate.event else _dumps(delivery)
+        if delivery is not candidate.event and delivery.get("source") == "ocr_result":
+            activity.matched(candidate.event_id, delivery["keyword_matches"])
         for name in key.channels:
             refused = channels.refusal(name)
             if refused is not None:
@@ -102,6 +105,7 @@ async def _plan(
                 )
             )
         metrics.deliveries.labels(outcome="sent").inc()
+        activity.delivered(key.key_id)
 
 
 def _endpoint_jobs(key: KeyRecord, event_id: str, delivery: dict[str, Any]) -> list[WebhookJob]:

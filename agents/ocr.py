@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from app import topics
+from app.activity import activity
 from app.faust_app import app, settings
 from app.fetch import FetchError
 from app.kafka.outbox import Outgoing
@@ -35,15 +36,25 @@ log = logging.getLogger(__name__)
 INTERNAL_ERROR: ErrorKind = "internal_error"
 
 
-async def ocr_job(job: ImageJob) -> OcrResult:
-    """Fetch, OCR and extract addresses for one image job."""
-    output, _ = await runtime.ocr_url(job.image_url)
-    return OcrResult(
+async def ocr_job(job: ImageJob, event_id: str = "") -> OcrResult:
+    """Fetch, OCR and extract addresses for one image job (and show it on the dashboard)."""
+    image: list[bytes] = []
+    output, _ = await runtime.ocr_url(job.image_url, fetched=image.append)
+    result = OcrResult(
         image_url=job.image_url,
         text=output.text,
         ref=job.ref,
         buy_ca=extract_addresses(output.text),
     )
+    activity.result(
+        event_id,
+        f"{job.ref.source}:{job.ref.mid}",
+        job.image_url,
+        result.text,
+        [f"{ca.network}:{ca.address}" for ca in result.buy_ca],
+        image[0] if image else None,
+    )
+    return result
 
 
 @app.agent(topics.images, concurrency=settings.ocr_concurrency)
@@ -59,7 +70,7 @@ async def process_images(stream: Any) -> None:
 async def read_image(job: ImageJob, event_id: str) -> None:
     """OCR one image job and publish its ``ocr_result`` (or its ``ocr_error``)."""
     try:
-        result = await ocr_job(job)
+        result = await ocr_job(job, event_id)
     except (FetchError, ImageError, OcrPoolError) as exc:
         metrics.stage("publish error")
         await publish_error(job, exc.kind, str(exc), event_id)
@@ -94,7 +105,7 @@ async def read_image(job: ImageJob, event_id: str) -> None:
 async def publish_error(job: ImageJob, kind: ErrorKind, reason: str, event_id: str) -> None:
     """Publish the ``ocr_error`` event of an image that could not be read."""
     metrics.image_errors.labels(kind=kind).inc()
-    metrics.error("ocr", f"{kind}: {reason} ({job.image_url})")
+    metrics.error("ocr", f"{reason} ({job.image_url})", kind)
     log.info("image not read (%s): %s: %s", kind, redact_url(job.image_url), redact_text(reason))
     error = OcrError(image_url=job.image_url, ref=job.ref, error=kind, reason=reason)
     # Why published like ocr_result (not as a dead letter): this event is part of the

@@ -82,6 +82,6 @@ async def _report(plan: PostPlan, event: Any) -> None:
     metrics.image_jobs.inc(len(plan.jobs))
     for error, _ in plan.refused:
         metrics.image_errors.labels(kind="refused").inc()
-        metrics.error("posts", f"refused: {error.reason}")
+        metrics.error("posts", error.reason, "refused")
     if plan.overflow is not None:
         await dead_letters.send("posts", plan.overflow, event)

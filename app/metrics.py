@@ -46,11 +46,20 @@ class Latency:
     def __init__(self, histogram: Histogram) -> None:
         self.histogram = histogram
         self.recent: deque[float] = deque(maxlen=_LATENCY_WINDOW)
+        # The samples since the dashboard's history last took them (bounded all the same).
+        self._step: deque[float] = deque(maxlen=_LATENCY_WINDOW)
 
     def observe_ms(self, ms: float) -> None:
         """Record one sample, in milliseconds."""
         self.histogram.observe(ms / 1000)
         self.recent.append(ms)
+        self._step.append(ms)
+
+    def take_step(self) -> list[float]:
+        """Return the samples since the last call, and start a new step."""
+        samples = list(self._step)
+        self._step.clear()
+        return samples
 
     def percentiles(self) -> dict[str, float | int]:
         """Return n, p50 and p95 (ms) of the latest samples."""
@@ -132,10 +141,12 @@ class Metrics:
         self.live_connections = 0
         self._ids = itertools.count()
 
-    def error(self, stage: str, reason: str) -> None:
+    def error(self, stage: str, reason: str, kind: str = "") -> None:
         """Remember a recent error for the status page (URLs in it redacted: it is public)."""
         shown = redact_text(reason)[:300]
-        self.recent_errors.appendleft({"at": time.time(), "stage": stage, "reason": shown})
+        self.recent_errors.appendleft(
+            {"at": time.time(), "stage": stage, "kind": kind or stage, "reason": shown}
+        )
 
     @contextmanager
     def tracking(self, what: str, stage: str) -> Iterator[None]:

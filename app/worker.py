@@ -22,6 +22,7 @@ def build_worker() -> tuple[faust.App, list[str]]:
     patches.apply_all()
 
     from app import services
+    from app.activity import HISTORY_STEP_S
     from app.faust_app import app, settings
     from app.kafka import stall_watch
     from app.keys.admin import KeyAdmin
@@ -60,9 +61,16 @@ def build_worker() -> tuple[faust.App, list[str]]:
         settings.rate_limit_per_minute, settings.rate_limit_burst
     )
     web_app[context.LIVE] = services.live
-    web_app[context.STATUS] = StatusReport(
+    status = StatusReport(
         app, settings, services.keys, services.ocr, services.live, services.webhooks
     )
+    web_app[context.STATUS] = status
+
+    @app.timer(HISTORY_STEP_S)  # type: ignore[untyped-decorator]  # Faust's is untyped
+    async def dashboard_history() -> None:
+        """Add a point to the dashboard's 15-minute history."""
+        status.sample()
+
     install_routes(web_app)
     return app, agents
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 import aiohttp
 from mode import Service
@@ -100,13 +101,20 @@ class OcrRuntime(Service):
             metrics.ocr_ms.observe_ms(output.elapsed_ms)
         return output, cached
 
-    async def ocr_url(self, url: str, lane: Lane = "pipeline") -> tuple[OcrOutput, bool]:
-        """Return (output, was_cached) for an image URL; repeats by URL or bytes are not redone."""
+    async def ocr_url(
+        self, url: str, lane: Lane = "pipeline", fetched: Callable[[bytes], None] | None = None
+    ) -> tuple[OcrOutput, bool]:
+        """Return (output, was_cached) for an image URL; repeats by URL or bytes are not redone.
+
+        ``fetched`` is handed the image's bytes when they were downloaded (not when cached).
+        """
 
         async def fetch_and_read() -> OcrOutput:
             started = time.perf_counter()
             data = await self.fetch(url)
             metrics.fetch_ms.observe_ms((time.perf_counter() - started) * 1000)
+            if fetched is not None:
+                fetched(data)
             output, _ = await self.ocr_image(data, lane)
             return output
 

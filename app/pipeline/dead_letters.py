@@ -104,7 +104,7 @@ class DeadLetters(Service):
             )
             # Why with the log line: one broken setting must not push every other error off the
             # status page's short list of recent ones.
-            metrics.error(letter.stage, letter.reason)
+            metrics.error(letter.stage, letter.reason, "dead letter")
         metrics.dead_letters.labels(stage=letter.stage).inc()
         # Why in the background: a dead-letter send that hung once stalled the whole worker;
         # the stream must never wait on it. Tasks are kept so they are not garbage-collected.

@@ -59,5 +59,6 @@ def install_routes(web_app: web.Application) -> None:
     router.add_get("/openapi.json", openapi_handler)
     router.add_get("/status/", status_view.status)
     router.add_get("/dashboard", status_view.dashboard)
+    router.add_get("/dashboard/thumbnail/{result_id}", status_view.thumbnail)
     router.add_get("/metrics", status_view.prometheus_metrics)
     router.add_get("/samples/{name}", status_view.sample_image)

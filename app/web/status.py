@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from typing import Any
 
+from app.activity import Activity, History, activity
 from app.keys.replica import KeysReplica
 from app.live.hub import LiveHub
 from app.metrics import metrics
@@ -12,6 +14,7 @@ from app.ocr.runtime import OcrRuntime
 from app.settings import Settings
 from app.web.scrape import WorkerState, render, scrape_registry
 from app.webhooks.service import WebhookDelivery
+from models.keys import KeyRecord
 
 
 class StatusReport:
@@ -32,6 +35,11 @@ class StatusReport:
         self._ocr = ocr
         self._live = live
         self._webhooks = webhooks
+        self.activity: Activity = activity
+        self._history = History(started_at=metrics.started_at)
+        # Every counter's rate over the last step (the history keeps only the pipeline's).
+        self._every_counter = History(started_at=metrics.started_at)
+        self.rates_now: dict[str, float] = {}
         # Why a registry of our own: the global default one would also export this process's
         # Python internals under names that differ per client version; we export what we
         # document.
@@ -55,6 +63,63 @@ class StatusReport:
                 done = read + 1 if read is not None else end
             lag[f"{tp.topic}/{tp.partition}"] = max(0, end - done)
         return lag
+
+    def sample(self) -> None:
+        """Add one point to the dashboard's history (called every HISTORY_STEP_S seconds)."""
+        totals = metrics.totals()
+        counts = {
+            "posts": totals.get("posts", 0),
+            "images": totals.get("image_jobs", 0),
+            "ocr_results": totals.get("ocr_results", 0),
+            "image_errors": _sum_of(totals, "image_errors"),
+            "deliveries": totals.get("deliveries{outcome=sent}", 0),
+            "dead_letters": _sum_of(totals, "dead_letters"),
+            "ocr_requests": totals.get("ocr_requests", 0),
+        }
+        by_topic = consumer_lag(self.partition_lag())
+        settings = self._settings
+        lag = {
+            stage: by_topic.get(topic, 0)
+            for stage, topic in (
+                ("posts", settings.posts_topic),
+                ("images", settings.images_topic),
+                ("candidates", settings.candidates_topic),
+            )
+        }
+        now = time.time()
+        point = self._history.point(now, counts, metrics.ocr_ms.take_step(), lag)
+        self.activity.history.append(point)
+        self.rates_now = self._every_counter.point(now, dict(totals), [], {})["rates"]
+
+    def keys_activity(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Return the active keys with their deliveries here, the latest delivery first."""
+        seen = self.activity.keys
+
+        def last_delivery(key: KeyRecord) -> float:
+            return seen[key.key_id].last_at if key.key_id in seen else 0.0
+
+        keys = sorted(self._keys.active(), key=last_delivery, reverse=True)[:limit]
+        return [
+            {
+                "key_id": key.key_id,
+                "label": key.label,
+                "keywords": len(key.keywords),
+                "channels": list(key.channels),
+                "webhooks": len(key.webhooks),
+                "telegram": key.telegram.status if key.telegram else None,
+                "deliveries": seen[key.key_id].deliveries if key.key_id in seen else 0,
+                "last_delivery_at": last_delivery(key) or None,
+            }
+            for key in keys
+        ]
+
+    def telegram_status(self) -> dict[str, int]:
+        """Return how many keys have a Telegram subscription, by its status."""
+        counts: dict[str, int] = defaultdict(int)
+        for key in self._keys.active():
+            if key.telegram is not None:
+                counts[key.telegram.status.lower()] += 1
+        return dict(counts)
 
     def snapshot(self) -> dict[str, Any]:
         """Return everything the status page shows."""
@@ -93,6 +158,13 @@ class StatusReport:
                 "hit_rate": round(cache.hits / lookups, 3) if lookups else None,
             },
             **metrics.snapshot(),
+            "keys": self.keys_activity(),
+            "telegram": self.telegram_status(),
+            # Per second over the last 5 s step, for every counter in "counts".
+            "rates": self.rates_now,
+            "recent_results": self.activity.recent_results(),
+            # Oldest first; one point every 5 s over the last 15 minutes.
+            "history": list(self.activity.history),
         }
 
 
@@ -148,3 +220,8 @@ def consumer_lag(by_partition: dict[str, int]) -> dict[str, int]:
     for name, records in by_partition.items():
         lag[name.rsplit("/", 1)[0]] += records
     return dict(lag)
+
+
+def _sum_of(totals: dict[str, int | float], name: str) -> float:
+    """Return the sum of a labelled counter over its labels."""
+    return sum(value for key, value in totals.items() if key.startswith(f"{name}{{"))

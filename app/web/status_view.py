@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from aiohttp import web
@@ -14,8 +15,34 @@ DASHBOARD = (Path(__file__).parent / "dashboard.html").read_bytes()
 
 
 async def status(request: web.Request) -> web.Response:
-    """Return this worker's counters, lag, OCR timings, cache, recent errors and keys."""
-    return web.json_response(request.app[STATUS].snapshot())
+    """Return this worker's counters, lag, OCR timings, cache, recent errors and keys.
+
+    ``?pretty`` indents it for reading in a browser.
+    """
+    snapshot = request.app[STATUS].snapshot()
+    if "pretty" in request.query:
+        return web.Response(text=json.dumps(snapshot, indent=2), content_type="application/json")
+    return web.json_response(snapshot)
+
+
+async def thumbnail(request: web.Request) -> web.Response:
+    """Serve the image of a recent result from memory (never fetched again)."""
+    try:
+        result_id = int(request.match_info["result_id"])
+    except ValueError:
+        raise web.HTTPNotFound(reason="no such result") from None
+    found = request.app[STATUS].activity.thumbnail(result_id)
+    if found is None:
+        raise web.HTTPNotFound(reason="not among the recent results (or not kept)")
+    data, content_type = found
+    # Why these headers: the bytes come from anywhere; a browser must take them as an image
+    # of that type and nothing else.
+    headers = {
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+        "Cache-Control": "private, max-age=600",
+    }
+    return web.Response(body=data, content_type=content_type, headers=headers)
 
 
 async def dashboard(request: web.Request) -> web.Response:

@@ -10,6 +10,7 @@ from app.web.routes import install_routes
 # Pages and scrape targets, not the API.
 UNDOCUMENTED = {
     ("GET", "/dashboard"),
+    ("GET", "/dashboard/thumbnail/{result_id}"),
     ("GET", "/openapi.json"),
     ("GET", "/metrics"),
     ("GET", "/status/"),
