@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app.ocr.engine import EngineConfig
-from app.ocr.images import ImageLimits
+if TYPE_CHECKING:  # imported where used: numpy and Pillow cost a command line ~150 ms
+    from app.ocr.engine import EngineConfig
+    from app.ocr.images import ImageLimits
 
 # Why 10 MB: the product's documented cap for `imageUrl` downloads and `image` bodies.
 MAX_IMAGE_BYTES_DEFAULT = 10 * 1024 * 1024
@@ -531,6 +532,8 @@ def with_settings_table(document: str) -> str:
 
 def engine_config(settings: Settings) -> EngineConfig:
     """Return how each OCR process builds its engine."""
+    from app.ocr.engine import EngineConfig
+
     threads = settings.ocr_threads
     if threads is None:
         threads = (os.cpu_count() or 1) if settings.ocr_engine == "openvino" else 1
@@ -544,6 +547,8 @@ def engine_config(settings: Settings) -> EngineConfig:
 
 def image_limits(settings: Settings) -> ImageLimits:
     """Return the bounds an image's header is checked against before decoding."""
+    from app.ocr.images import ImageLimits
+
     return ImageLimits(max_pixels=settings.max_image_pixels, max_side=settings.max_image_side)
 
 
