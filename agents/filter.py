@@ -38,6 +38,8 @@ class Delivery:
     key_id: str
     record: Outgoing
     event: Any
+    event_id: str
+    delivery: dict[str, Any]
 
 
 @app.agent(topics.candidates)
@@ -69,8 +71,13 @@ async def _deliver_batch(events: list[Any], one_by_one: bool = False) -> None:
         else:
             await outbox.send_all([d.record for d in deliveries], settings.channel_send_timeout_s)
             await outbox.send_until_done(jobs, _INTERNAL_SEND_TIMEOUT_S)
-        for delivery in deliveries:
-            await _settle(delivery)
+        held = [job for delivery in deliveries if (job := await _settle(delivery)) is not None]
+        # Why before the batch is acknowledged: a held delivery lives on in the webhooks topic.
+        if one_by_one:
+            for job in held:
+                await topics.webhooks.send(key=job.key, value=job.value)
+        else:
+            await outbox.send_until_done(held, _INTERNAL_SEND_TIMEOUT_S)
 
 
 async def _plan(
@@ -94,16 +101,14 @@ async def _plan(
                 metrics.deliveries.labels(outcome="refused").inc()
                 await dead_letters.send("filter", f"key {key.key_id}: {refused}", event)
                 continue
-            deliveries.append(Delivery(key.key_id, Outgoing(name, event.key, body, headers), event))
+            record = Outgoing(name, event.key, body, headers)
+            if channels.held(name):  # the cluster is moving its leader: straight to the lanes
+                metrics.deliveries.labels(outcome="held").inc()
+                jobs.append(_held_job(key.key_id, record, candidate.event_id, delivery))
+                continue
+            deliveries.append(Delivery(key.key_id, record, event, candidate.event_id, delivery))
         for job in _endpoint_jobs(key, candidate.event_id, delivery):
-            # Why keyed by endpoint: one partition per endpoint keeps its deliveries in order.
-            jobs.append(
-                Outgoing(
-                    settings.webhooks_topic,
-                    job.endpoint_id.encode(),
-                    job.model_dump_json().encode(),
-                )
-            )
+            jobs.append(_job_record(job))
         metrics.deliveries.labels(outcome="sent").inc()
         activity.delivered(key.key_id)
 
@@ -130,15 +135,42 @@ def _endpoint_jobs(key: KeyRecord, event_id: str, delivery: dict[str, Any]) -> l
     return jobs
 
 
-async def _settle(delivery: Delivery) -> None:
-    """Record a channel send's outcome: the channel's health, and a dead letter if refused."""
+async def _settle(delivery: Delivery) -> Outgoing | None:
+    """Record a channel send's outcome; return its held job when the failure may pass.
+
+    Refused for the channel's own reasons: a dead letter. Failed because the cluster moved a
+    leader: a job for the webhooks topic's retry lanes, which send it when the leader is back.
+    """
     record = delivery.record
     if record.error is None:
         channels.delivered(record.topic)
-        return
-    reason = channels.failed(record.topic, record.error)
+        return None
+    reason = channels.failed(record.topic, record.error, transient=record.retriable)
+    if record.retriable:
+        metrics.deliveries.labels(outcome="held").inc()
+        return _held_job(delivery.key_id, record, delivery.event_id, delivery.delivery)
     metrics.deliveries.labels(outcome="refused").inc()
     await dead_letters.send("filter", f"key {delivery.key_id}: {reason}", delivery.event)
+    return None
+
+
+def _held_job(key_id: str, record: Outgoing, event_id: str, delivery: dict[str, Any]) -> Outgoing:
+    """Return a channel delivery as a job for the retry lanes (keyed by key and channel)."""
+    job = WebhookJob(
+        key_id=key_id,
+        event_id=event_id,
+        event=delivery,
+        channel=record.topic,
+        channel_key=record.key.decode(errors="replace") if record.key is not None else None,
+    )
+    return _job_record(job)
+
+
+def _job_record(job: WebhookJob) -> Outgoing:
+    """Return a job as a webhooks-topic record: keyed by endpoint, so each keeps its order."""
+    return Outgoing(
+        settings.webhooks_topic, job.endpoint_id.encode(), job.model_dump_json().encode()
+    )
 
 
 async def _send_one_by_one(deliveries: list[Delivery], jobs: list[Outgoing]) -> None:
@@ -159,6 +191,9 @@ async def _send_one_by_one(deliveries: list[Delivery], jobs: list[Outgoing]) -> 
                 f"the send did not complete within {settings.channel_send_timeout_s:g} s"
                 if isinstance(exc, TimeoutError)
                 else f"{type(exc).__name__}: {exc}"[:300]
+            )
+            record.retriable = isinstance(exc, TimeoutError) or bool(
+                getattr(exc, "retriable", False)
             )
     for job in jobs:
         await topics.webhooks.send(key=job.key, value=job.value)

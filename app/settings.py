@@ -56,7 +56,21 @@ class Settings(BaseSettings):
         ),
     )
     topic_replicas: int = Field(
-        default=1, ge=1, description="Replication factor of the topics the worker creates."
+        default=1,
+        ge=1,
+        description=(
+            "Replication factor of the topics the worker creates (3 on a cluster of three or "
+            "more brokers); the worker refuses to start when the cluster has fewer brokers."
+        ),
+    )
+    min_insync_replicas: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "`min.insync.replicas` of the topics the worker creates: with `acks=all`, a write "
+            "is acknowledged once this many replicas have it (2 with 3 replicas survives one "
+            "broker lost); 0 leaves the broker's default."
+        ),
     )
     processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
         default="at_least_once",
@@ -130,6 +144,15 @@ class Settings(BaseSettings):
     )
 
     # Channels
+    channel_retry_attempts: int = Field(
+        default=10,
+        ge=1,
+        description=(
+            "Attempts for a channel delivery held back while the cluster moved a leader (sent "
+            "by the webhook lanes with their backoff, about 3 minutes in all) before it is "
+            "dead-lettered."
+        ),
+    )
     channel_send_timeout_s: float = Field(
         default=5.0,
         gt=0,

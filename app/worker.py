@@ -48,6 +48,11 @@ def build_worker() -> tuple[faust.App, list[str]]:
 
     services.webhooks.use_control(send)
 
+    async def send_channel(record: Any) -> None:
+        await services.outbox.send_all([record], settings.channel_send_timeout_s)
+
+    services.webhooks.use_channels(send_channel)
+
     # Faust's web driver here is aiohttp (faust.web.drivers.aiohttp); its typed base class does
     # not name the aiohttp application it holds.
     web_app = app.web.web_app  # type: ignore[attr-defined]

@@ -1,7 +1,8 @@
 """A delivery waiting for one endpoint (``webhooks`` topic, keyed by endpoint).
 
-An endpoint is a key's webhook URL, or the Telegram chat the key subscribed: both go through
-the same lanes, retries, ordering and dead letters.
+An endpoint is a key's webhook URL, the Telegram chat the key subscribed, or a channel topic
+whose send failed while the cluster moved a leader: all go through the same lanes, retries,
+ordering and dead letters.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ class WebhookJob(BaseModel):
     # A Telegram job: the subscription it was made for, and its chat.
     subscription_id: str | None = None
     chat_id: str | None = None
+    # A channel delivery held back (see app/pipeline/channels.py): its topic and record key.
+    channel: str | None = None
+    channel_key: str | None = None
 
     @property
     def endpoint_id(self) -> str:
@@ -31,6 +35,8 @@ class WebhookJob(BaseModel):
     @property
     def destination(self) -> str:
         """Return what the job is sent to, as shown in logs and dead letters (no secret)."""
+        if self.channel is not None:
+            return f"channel:{self.channel}"
         return f"telegram:{self.chat_id}" if self.chat_id is not None else self.url
 
     @property

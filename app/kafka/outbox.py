@@ -39,6 +39,10 @@ class Outgoing:
     value: bytes
     headers: Headers = field(default_factory=list)
     error: str | None = None
+    # Why kept: a send that failed because the cluster moved a leader (the topic exists, the
+    # answer did not come in time, or Kafka called the error retriable) may succeed later; a
+    # topic Kafka refuses or never creates will not.
+    retriable: bool = False
 
 
 class Outbox(Service):
@@ -55,6 +59,9 @@ class Outbox(Service):
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self._settings.broker,
             acks="all",
+            # Why: a retry after a lost answer (a leader killed mid-request) must not write a
+            # record twice; the broker drops the repeat by its sequence number.
+            enable_idempotence=True,
             linger_ms=self._settings.producer_linger_ms,
             # Why: the pipeline's records are small and many; one request carries more of them.
             max_batch_size=256 * 1024,
@@ -100,7 +107,7 @@ class Outbox(Service):
         delay = 0.5
         while pending:
             for record in pending:
-                record.error = None
+                record.error, record.retriable = None, False
             await self.send_all(pending, timeout_s)
             failed = [record for record in pending if record.error is not None]
             if failed:
@@ -119,14 +126,21 @@ class Outbox(Service):
     ) -> None:
         """Send one topic's records; mark each record whose send did not complete."""
         sent: list[tuple[asyncio.Future[object], list[Outgoing]]] = []
+        known: list[bool] = []  # set once the topic's partitions are known
         try:
-            await asyncio.wait_for(self._send_batches(producer, topic, rows, sent), timeout_s)
+            await asyncio.wait_for(
+                self._send_batches(producer, topic, rows, sent, known), timeout_s
+            )
         except asyncio.CancelledError:
             raise
         except TimeoutError:
             reason = f"not acknowledged within {timeout_s:g} s"
+            # Why: a topic with partitions whose answer is late is a leader moving (or a
+            # broker down); a topic whose partitions never came is one Kafka does not create.
+            retriable = bool(known)
         except (KafkaError, ValueError) as exc:
             reason = f"{type(exc).__name__}: {exc}"[:300]
+            retriable = bool(getattr(exc, "retriable", False))
         else:
             return
         # Why per batch: records of a partition the broker did acknowledge are delivered, and
@@ -134,8 +148,8 @@ class Outbox(Service):
         queued = {id(row) for _, batch_rows in sent for row in batch_rows}
         for future, batch_rows in sent:
             if not future.done() or future.cancelled() or future.exception() is not None:
-                _fail(batch_rows, reason)
-        _fail([row for row in rows if id(row) not in queued], reason)
+                _fail(batch_rows, reason, retriable)
+        _fail([row for row in rows if id(row) not in queued], reason, retriable)
 
     async def _send_batches(
         self,
@@ -143,8 +157,10 @@ class Outbox(Service):
         topic: str,
         rows: list[Outgoing],
         sent: list[tuple[asyncio.Future[object], list[Outgoing]]],
+        known: list[bool],
     ) -> None:
         partitions = sorted(await producer.partitions_for(topic))
+        known.append(True)
         by_partition: dict[int, list[Outgoing]] = defaultdict(list)
         for row in rows:
             by_partition[self._partitioner(row.key, partitions, partitions)].append(row)
@@ -168,7 +184,10 @@ class Outbox(Service):
         results = await asyncio.gather(*(future for future, _ in sent), return_exceptions=True)
         for result, (_, batch_rows) in zip(results, sent, strict=True):
             if isinstance(result, BaseException):
-                _fail(batch_rows, f"{type(result).__name__}: {result}"[:300])
+                retriable = isinstance(result, TimeoutError) or bool(
+                    getattr(result, "retriable", False)
+                )
+                _fail(batch_rows, f"{type(result).__name__}: {result}"[:300], retriable)
 
 
 def _append(batch: object, row: Outgoing) -> bool:
@@ -179,6 +198,7 @@ def _append(batch: object, row: Outgoing) -> bool:
     return appended is not None
 
 
-def _fail(rows: list[Outgoing], reason: str) -> None:
+def _fail(rows: list[Outgoing], reason: str, retriable: bool = False) -> None:
     for row in rows:
-        row.error = row.error or reason
+        if row.error is None:
+            row.error, row.retriable = reason, retriable

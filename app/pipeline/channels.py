@@ -2,9 +2,13 @@
 
 A channel can fail in ways the sender cannot prevent: a name an older version accepted and
 Kafka refuses, a topic that cannot be created, a broker that never answers for it. Names Kafka
-refuses are never sent to. A channel whose send failed is then skipped at once (its deliveries
-refused with the reason) for a while before it is tried again, so a broken channel of one key
-never holds the deliveries of the others nor the worker's shutdown. Pure: the filter agent sends.
+refuses are never sent to. A channel whose send failed is then skipped at once for a while
+before it is tried again, so a broken channel of one key never holds the deliveries of the
+others nor the worker's shutdown. While skipped, its deliveries are refused with the reason
+(dead letters) when the failure was the channel's own; when it was the cluster's (the topic
+exists, its leader moved or did not answer in time), they are held instead: handed to the
+retry lanes of the webhooks topic, which send them when the leader is back. Pure: the filter
+agent sends.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ class _Down:
     until: float
     reason: str
     skipped: int = 0
+    transient: bool = False
 
 
 class ChannelHealth:
@@ -40,21 +45,32 @@ class ChannelHealth:
         if problem is not None:
             return f"channel refused: {problem}"
         down = self._down.get(channel)
-        if down is not None and self._clock() < down.until:
+        if down is not None and not down.transient and self._clock() < down.until:
             down.skipped += 1
             return f"channel {channel} unavailable: {down.reason}"
         return None
 
-    def failed(self, channel: str, reason: str) -> str:
-        """Note that a send to ``channel`` failed; return the reason for its dead letter."""
+    def held(self, channel: str) -> bool:
+        """Tell whether deliveries to ``channel`` go to the retry lanes now (a cluster fault)."""
+        down = self._down.get(channel)
+        if down is not None and down.transient and self._clock() < down.until:
+            down.skipped += 1
+            return True
+        return False
+
+    def failed(self, channel: str, reason: str, transient: bool = False) -> str:
+        """Note that a send to ``channel`` failed; return the reason (for a dead letter)."""
         before = self._down.get(channel)
         if before is None or self._clock() >= before.until:
             skipped = before.skipped if before is not None else 0
-            self._down[channel] = _Down(self._clock() + self._retry_after_s, reason, skipped)
+            self._down[channel] = _Down(
+                self._clock() + self._retry_after_s, reason, skipped, transient
+            )
             log.warning(
-                "channel %s: send failed (%s); its deliveries are refused for %.0f s, then retried",
+                "channel %s: send failed (%s); its deliveries are %s for %.0f s, then retried",
                 channel,
                 reason,
+                "held for the retry lanes" if transient else "refused",
                 self._retry_after_s,
             )
         return f"channel {channel} unavailable: {reason}"

@@ -12,8 +12,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.kafka.outbox import Outgoing
 from app.webhooks.formats import discord_body, slack_body, telegram_text
 from app.webhooks.signing import ATTEMPT_HEADER, DELIVERY_HEADER, SIGNATURE_HEADER, sign
+from models.events import EVENT_ID_HEADER
 from models.keys import KeyRecord
 from models.webhooks import WebhookJob
 
@@ -97,3 +99,17 @@ def _telegram_request(
 
 def _dumps(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
+
+
+def channel_record_for(job: WebhookJob, key: KeyRecord | None) -> Outgoing:
+    """Return the channel record of a held delivery; raise NotDeliverable when it is moot."""
+    if key is None or key.revoked:
+        raise NotDeliverable("the key is revoked")
+    if job.channel is None or job.channel not in key.channels:
+        raise NotDeliverable("the channel was removed from the key")
+    return Outgoing(
+        job.channel,
+        job.channel_key.encode() if job.channel_key is not None else None,
+        _dumps(job.event),
+        [(EVENT_ID_HEADER, job.event_id.encode())],
+    )

@@ -25,12 +25,19 @@ from mode import Service
 
 from app.fetch import limits_from
 from app.kafka.consumers import consume_until_stopped
+from app.kafka.outbox import Outgoing
 from app.keys.replica import KeysReplica
 from app.metrics import metrics
 from app.pipeline.dead_letters import DeadLetters
 from app.pipeline.records import RecordRefused, decode_record
 from app.settings import Settings
-from app.webhooks.destinations import DeliveryRequest, NotDeliverable, TelegramBot, request_for
+from app.webhooks.destinations import (
+    DeliveryRequest,
+    NotDeliverable,
+    TelegramBot,
+    channel_record_for,
+    request_for,
+)
 from app.webhooks.pace import ChatPace
 from app.webhooks.policy import backoff_delay
 from app.webhooks.progress import PartitionProgress
@@ -94,10 +101,15 @@ class WebhookDelivery(Service):
             settings.telegram_max_per_s,
         )
         self._send_control: Callable[[ControlCommand], Awaitable[None]] | None = None
+        self._send_channel: Callable[[Outgoing], Awaitable[None]] | None = None
 
     def use_control(self, send: Callable[[ControlCommand], Awaitable[None]]) -> None:
         """Give the service a way to change keys (a Telegram chat the bot was removed from)."""
         self._send_control = send
+
+    def use_channels(self, send: Callable[[Outgoing], Awaitable[None]]) -> None:
+        """Give the service a way to produce held channel deliveries (sets ``error`` on failure)."""
+        self._send_channel = send
 
     async def on_start(self) -> None:
         """Start consuming the webhooks topic."""
@@ -205,6 +217,8 @@ class WebhookDelivery(Service):
             job = decode_record(record.value, WebhookJob, "webhook job")
         except RecordRefused as exc:
             return self._dead_letter(record, None, str(exc), 0)
+        if job.channel is not None:
+            return await self._deliver_to_channel(record, job)
         attempt_no, waits = 1, 0
         with metrics.tracking(job.delivery_id, "webhook"):
             while True:
@@ -248,6 +262,40 @@ class WebhookDelivery(Service):
                 )
                 attempt_no += 1
         reason = _reason(attempt, attempt_no)
+        return self._dead_letter(record, job.destination, reason, attempt_no)
+
+    async def _deliver_to_channel(
+        self, record: ConsumerRecord[bytes, bytes], job: WebhookJob
+    ) -> asyncio.Future[None] | None:
+        """Send a held channel delivery, with the lanes' backoff, while the failure may pass."""
+        if self._send_channel is None:
+            return self._dead_letter(record, job.destination, "no channel sender", 0)
+        attempts = self._settings.channel_retry_attempts
+        with metrics.tracking(job.delivery_id, "channel"):
+            for attempt_no in range(1, attempts + 1):
+                try:
+                    outgoing = channel_record_for(job, self._keys.get(job.key_id))
+                except NotDeliverable:
+                    metrics.webhook_deliveries.labels(outcome="skipped").inc()
+                    return None
+                await self._send_channel(outgoing)
+                if outgoing.error is None:
+                    metrics.deliveries.labels(outcome="sent_after_hold").inc()
+                    return None
+                if not outgoing.retriable or attempt_no == attempts:
+                    break
+                metrics.stage(f"retry {attempt_no} ({outgoing.error})")
+                await asyncio.sleep(
+                    backoff_delay(
+                        attempt_no,
+                        self._settings.webhook_backoff_base_s,
+                        self._settings.webhook_backoff_max_s,
+                        None,
+                    )
+                )
+        reason = (
+            f"channel {job.channel} unavailable after {attempt_no} attempt(s): {outgoing.error}"
+        )
         return self._dead_letter(record, job.destination, reason, attempt_no)
 
     async def _post(self, request: DeliveryRequest) -> Attempt:

@@ -6,7 +6,12 @@ import json
 
 import pytest
 
-from app.webhooks.destinations import NotDeliverable, TelegramBot, request_for
+from app.webhooks.destinations import (
+    NotDeliverable,
+    TelegramBot,
+    channel_record_for,
+    request_for,
+)
 from app.webhooks.pace import ChatPace
 from app.webhooks.signing import SIGNATURE_HEADER, verify
 from models.keys import KeyRecord, TelegramSubscription
@@ -100,3 +105,20 @@ def test_the_pace_spaces_each_chat_and_the_bot_and_honours_a_hold() -> None:
     assert pace.reserve_chat("777") == 1.0  # the send itself pushes the next turn
     pace.hold("555", 30)  # Telegram said retry_after 30
     assert pace.reserve_chat("555") == 30
+
+
+def test_a_held_channel_delivery_becomes_the_record_the_channel_would_have_had() -> None:
+    key = KeyRecord(key_id="key00001", key_hash="0" * 64, created_at=0, channels=("chan-k1",))
+    job = WebhookJob(
+        key_id="key00001", event_id="ocr:x:1:abc", event={"source": "ocr_result", "text": "é"},
+        channel="chan-k1", channel_key="1796",
+    )  # fmt: skip
+    record = channel_record_for(job, key)
+    assert (record.topic, record.key) == ("chan-k1", b"1796")
+    assert json.loads(record.value) == job.event and b" " not in record.value
+    assert record.headers == [("ocrstream-event-id", b"ocr:x:1:abc")]
+    assert job.destination == "channel:chan-k1"
+    moved = key.model_copy(update={"channels": ("other",)})
+    for gone in (None, key.model_copy(update={"revoked": True}), moved):
+        with pytest.raises(NotDeliverable):
+            channel_record_for(job, gone)

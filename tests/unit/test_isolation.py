@@ -86,6 +86,17 @@ def test_a_failed_channel_is_refused_fast_until_its_pause_is_over() -> None:
     assert health.unavailable() == {}
 
 
+def test_a_channel_the_cluster_failed_is_held_for_the_retry_lanes_not_refused() -> None:
+    clock = Clock()
+    health = ChannelHealth(retry_after_s=30, clock=clock)
+    health.failed("moving", "not acknowledged within 5 s", transient=True)
+    assert health.refusal("moving") is None  # nothing dead-lettered for a leader moving
+    assert health.held("moving") and not health.held("good")
+    assert health.unavailable() == {"moving": "not acknowledged within 5 s"}
+    clock.now += 31  # after the pause it is sent to directly again
+    assert not health.held("moving") and health.refusal("moving") is None
+
+
 @pytest.mark.parametrize("name", ["..", ".", "__consumer_offsets", "a b", "x" * 250, ""])
 def test_names_kafka_refuses_are_never_sent(name: str) -> None:
     refused = ChannelHealth(retry_after_s=1).refusal(name)
