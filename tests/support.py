@@ -20,13 +20,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import SecretStr
 
 from app.kafka.consumers import stop_consumer
-from app.kafka.local import LocalKafka, free_port, terminate
+from app.kafka.local import LocalKafka, LocalKafkaCluster, free_port, terminate
 from app.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def unique_settings(kafka: LocalKafka, **overrides: Any) -> Settings:
+def unique_settings(kafka: LocalKafka | LocalKafkaCluster, **overrides: Any) -> Settings:
     """Return settings with topic names and app id of their own, so tests do not mix."""
     tag = uuid.uuid4().hex[:8]
     values: dict[str, Any] = {

@@ -39,9 +39,14 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("-l", "--loglevel", default="info")
     worker.set_defaults(func=_lazy("run", "worker"))
 
-    kafka = sub.add_parser("kafka", help="run the local single-node Kafka in the foreground")
+    kafka = sub.add_parser(
+        "kafka", help="run a local Kafka (one node, or --brokers N) in the foreground"
+    )
     kafka.add_argument("--port", type=int, default=9092)
     kafka.add_argument("--data", type=Path, default=None, help="data directory")
+    kafka.add_argument(
+        "--brokers", type=int, default=1, help="a cluster of N nodes (ports chosen free)"
+    )
     kafka.set_defaults(func=_lazy("run", "kafka"))
 
     keys = sub.add_parser("keys", help="create, list and revoke API keys")

@@ -20,13 +20,17 @@ def worker(args: argparse.Namespace) -> int:
     settings = get_settings()
     if not settings.broker:
         raise UsageError("OCRSTREAM_BROKER is not set (or use `ocrstream run`)")
-    from app.kafka.admin import ensure_topics
+    from app.kafka.admin import ReplicationError, check_replication, ensure_topics
     from app.kafka.first_start_log import explain_coordinator_startup
     from app.redact import install_log_redaction
     from app.worker import build_worker  # here: built from the final settings
 
     install_log_redaction()
     explain_coordinator_startup()
+    try:
+        asyncio.run(check_replication(settings))
+    except ReplicationError as exc:
+        raise UsageError(str(exc)) from None
     # Why before Faust: it declares only the topics it consumes, not those it produces to.
     created = asyncio.run(ensure_topics(settings))
     if created:
@@ -60,11 +64,30 @@ def run(args: argparse.Namespace) -> int:
 
 
 def kafka(args: argparse.Namespace) -> int:
-    """Run the local single-node Kafka in the foreground."""
-    from app.kafka.local import DEFAULT_CACHE, LocalKafka
+    """Run a local Kafka in the foreground: one node, or a cluster with ``--brokers N``."""
+    from app.kafka.local import DEFAULT_CACHE, LocalKafka, LocalKafkaCluster
 
     settings = get_settings()
     cache = Path(settings.local_kafka_dir) if settings.local_kafka_dir else DEFAULT_CACHE
+    if args.brokers > 1:
+        cluster = LocalKafkaCluster(
+            args.data or cache / f"cluster-{args.brokers}", args.brokers, cache_dir=cache
+        )
+        cluster.start()
+        replicas = min(3, args.brokers)
+        print(
+            f"Kafka cluster of {args.brokers} ready on {cluster.bootstrap}; Ctrl-C stops it\n"
+            f"  workers: OCRSTREAM_BROKER={cluster.bootstrap} OCRSTREAM_TOPIC_REPLICAS="
+            f"{replicas} OCRSTREAM_MIN_INSYNC_REPLICAS={min(2, replicas)}",
+            flush=True,
+        )
+        try:
+            cluster.node(1).wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            cluster.stop()
+        return 0
     broker = LocalKafka(args.data or cache / "data", port=args.port, cache_dir=cache)
     broker.start()
     print(f"Kafka ready on {broker.bootstrap}; Ctrl-C stops it", flush=True)

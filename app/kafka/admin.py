@@ -18,14 +18,50 @@ async def ensure_topics(settings: Settings) -> list[str]:
     return await create_topics(settings, wanted)
 
 
+class ReplicationError(RuntimeError):
+    """The settings ask for more replicas than the cluster can hold; the message says why."""
+
+
+async def check_replication(settings: Settings) -> int:
+    """Return the cluster's broker count; raise ReplicationError when it cannot hold the topics.
+
+    Why before anything is created: Kafka refuses a topic whose replication factor exceeds the
+    brokers, but Faust would log that and go on with some of its topics missing.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.broker)
+    await admin.start()
+    try:
+        cluster = await admin.describe_cluster()
+    finally:
+        await admin.close()
+    brokers = len(cluster["brokers"])
+    if settings.topic_replicas > brokers:
+        raise ReplicationError(
+            f"OCRSTREAM_TOPIC_REPLICAS is {settings.topic_replicas} but the cluster at "
+            f"{settings.broker} has {brokers} broker(s): set it to at most {brokers}, or add "
+            "brokers"
+        )
+    if settings.min_insync_replicas > settings.topic_replicas:
+        raise ReplicationError(
+            f"OCRSTREAM_MIN_INSYNC_REPLICAS ({settings.min_insync_replicas}) is above "
+            f"OCRSTREAM_TOPIC_REPLICAS ({settings.topic_replicas}): no write could succeed"
+        )
+    return brokers
+
+
 async def create_topics(settings: Settings, wanted: dict[str, int]) -> list[str]:
     """Create those of ``wanted`` (name -> partitions) that do not exist; return them."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.broker)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
+        configs = (
+            {"min.insync.replicas": str(settings.min_insync_replicas)}
+            if settings.min_insync_replicas
+            else {}
+        )
         missing = [
-            NewTopic(name, partitions, settings.topic_replicas)
+            NewTopic(name, partitions, settings.topic_replicas, topic_configs=configs)
             for name, partitions in wanted.items()
             if name not in existing
         ]

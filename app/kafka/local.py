@@ -78,14 +78,34 @@ def ensure_jars(cache_dir: Path) -> Path:
 
 
 class LocalKafka:
-    """One KRaft broker+controller on loopback, with its data in ``data_dir``."""
+    """One KRaft broker+controller on loopback, with its data in ``data_dir``.
 
-    def __init__(self, data_dir: Path, port: int = 0, cache_dir: Path | None = None) -> None:
+    Alone by default (a single-node cluster); ``LocalKafkaCluster`` runs several as voters of
+    one controller quorum, each with ``node_id``, the shared ``voters`` and ``replication``.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int = 0,
+        cache_dir: Path | None = None,
+        *,
+        node_id: int = 1,
+        controller_port: int = 0,
+        voters: str = "",
+        replication: int = 1,
+        cluster_id: str = "",
+    ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
-        self.controller_port = free_port()
+        self.controller_port = controller_port or free_port()
         self.cache_dir = cache_dir or DEFAULT_CACHE
+        self.node_id = node_id
+        self.voters = voters or f"{node_id}@127.0.0.1:{self.controller_port}"
+        self.replication = replication
+        self.cluster_id = cluster_id or uuid.uuid4().hex[:22]
         self._process: subprocess.Popen[bytes] | None = None
+        self._log_start = 0
 
     @property
     def bootstrap(self) -> str:
@@ -97,24 +117,35 @@ class LocalKafka:
         """Return the file the broker writes its log to."""
         return self.data_dir / "broker.log"
 
+    @property
+    def running(self) -> bool:
+        """Tell whether the broker process is alive."""
+        return self._process is not None and self._process.poll() is None
+
     def _write_config(self) -> Path:
         config = self.data_dir / "server.properties"
+        replicas = str(self.replication)
+        # Why 2 of 3: a write acknowledged by two replicas survives one broker lost; with one
+        # broker there is nobody else to wait for.
+        min_isr = str(min(2, self.replication))
         lines = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": self.voters,
             "listeners": f"PLAINTEXT://127.0.0.1:{self.port},"
             f"CONTROLLER://127.0.0.1:{self.controller_port}",
             "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
             "controller.listener.names": "CONTROLLER",
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             "log.dirs": str(self.data_dir / "logs"),
-            "offsets.topic.replication.factor": "1",
+            "offsets.topic.replication.factor": replicas,
             "offsets.topic.num.partitions": "4",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
+            "transaction.state.log.replication.factor": replicas,
+            "transaction.state.log.min.isr": min_isr,
+            "share.coordinator.state.topic.replication.factor": replicas,
+            "share.coordinator.state.topic.min.isr": min_isr,
+            "default.replication.factor": replicas,
+            "min.insync.replicas": min_isr,
             # Why: a single test node has no one to wait for before the first rebalance.
             "group.initial.rebalance.delay.ms": "0",
             "num.partitions": "1",
@@ -130,19 +161,23 @@ class LocalKafka:
 
     def start(self, timeout_s: float = 90.0) -> None:
         """Fetch jars if needed, format storage on first use, start and wait until ready."""
+        self.launch()
+        self.wait_ready(timeout_s)
+
+    def launch(self) -> None:
+        """Start the broker process without waiting (a cluster's nodes need each other)."""
         jars = ensure_jars(self.cache_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self._write_config()
         if not (self.data_dir / "logs" / "meta.properties").exists():
-            cluster_id = uuid.uuid4().hex[:22]
-            fmt = self._java(jars, "kafka.tools.StorageTool", "format", "-t", cluster_id,
+            fmt = self._java(jars, "kafka.tools.StorageTool", "format", "-t", self.cluster_id,
                              "-c", str(config))  # fmt: skip
             done = subprocess.run(fmt, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 raise LocalKafkaError(f"formatting Kafka storage failed:\n{done.stdout[-2000:]}")
         # Why from here: a restart appends to the same log, and the ready line is looked for
         # only in what this process wrote.
-        log_start = self.log_file.stat().st_size if self.log_file.exists() else 0
+        self._log_start = self.log_file.stat().st_size if self.log_file.exists() else 0
         with self.log_file.open("ab") as log_out:
             self._process = subprocess.Popen(
                 self._java(jars, "kafka.Kafka", str(config), heap="768m"),
@@ -150,9 +185,12 @@ class LocalKafka:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C in a terminal is handled by us, not the JVM
             )
-        self._wait_ready(timeout_s, log_start)
-        log.info("Apache Kafka %s ready on %s (data in %s)", KAFKA_VERSION, self.bootstrap,
-                 self.data_dir)  # fmt: skip
+
+    def wait_ready(self, timeout_s: float = 90.0) -> None:
+        """Wait until the launched broker says it started and listens (or raise)."""
+        self._wait_ready(timeout_s, self._log_start)
+        log.info("Apache Kafka %s node %d ready on %s (data in %s)", KAFKA_VERSION,
+                 self.node_id, self.bootstrap, self.data_dir)  # fmt: skip
 
     def _wait_ready(self, timeout_s: float, log_start: int) -> None:
         deadline = time.monotonic() + timeout_s
@@ -194,7 +232,74 @@ class LocalKafka:
         process, self._process = self._process, None
         terminate(process, timeout_s)
 
+    def kill(self) -> None:
+        """Kill the broker with SIGKILL: no controlled shutdown, no leadership handed over."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+
     def __enter__(self) -> LocalKafka:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class LocalKafkaCluster:
+    """Several KRaft nodes on loopback, each broker and controller (combined mode).
+
+    Every node votes in the controller quorum, so a cluster of three keeps a controller and a
+    leader for every partition with one node down. Topics default to replication ``min(3, n)``
+    and ``min.insync.replicas`` 2.
+    """
+
+    def __init__(self, data_dir: Path, brokers: int = 3, cache_dir: Path | None = None) -> None:
+        if brokers < 1:
+            raise ValueError("a cluster needs at least one broker")
+        controller_ports = [free_port() for _ in range(brokers)]
+        voters = ",".join(f"{i + 1}@127.0.0.1:{port}" for i, port in enumerate(controller_ports))
+        cluster_id = uuid.uuid4().hex[:22]
+        self.nodes = [
+            LocalKafka(
+                data_dir / f"node{i + 1}",
+                cache_dir=cache_dir,
+                node_id=i + 1,
+                controller_port=port,
+                voters=voters,
+                replication=min(3, brokers),
+                cluster_id=cluster_id,
+            )
+            for i, port in enumerate(controller_ports)
+        ]
+
+    @property
+    def bootstrap(self) -> str:
+        """Return every node's ``host:port``, comma-separated, for clients."""
+        return ",".join(node.bootstrap for node in self.nodes)
+
+    def node(self, node_id: int) -> LocalKafka:
+        """Return the node with this id (1-based, as Kafka numbers them)."""
+        return self.nodes[node_id - 1]
+
+    def start(self, timeout_s: float = 120.0) -> None:
+        """Start every node, then wait for each (none is ready before a quorum is up)."""
+        for node in self.nodes:
+            node.launch()
+        try:
+            for node in self.nodes:
+                node.wait_ready(timeout_s)
+        except LocalKafkaError:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop every node."""
+        for node in self.nodes:
+            node.stop()
+
+    def __enter__(self) -> LocalKafkaCluster:
         self.start()
         return self
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from app.kafka.local import LocalKafka
+from app.kafka.local import LocalKafka, LocalKafkaCluster
 from app.settings import Settings
 from tests.conftest import DATA
 from tests.support import Worker, serve_on_loopback
@@ -22,6 +22,15 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
     broker.start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafkaCluster]:
+    """Three real Kafka nodes (KRaft, combined mode), started once, for the cluster tests only."""
+    cluster = LocalKafkaCluster(tmp_path_factory.mktemp("kafka-cluster"), brokers=3)
+    cluster.start()
+    yield cluster
+    cluster.stop()
 
 
 async def _eleven_megabytes_chunked(request: web.Request) -> web.StreamResponse:

@@ -158,3 +158,16 @@ async def test_a_file_of_posts_is_sent_and_each_refused_line_named(
     assert sorted(mids) == sorted([f"f{i}" for i in range(1200)] + ["f0"])
     missing = _cli(env, "tail", "no-such-topic-here", "--timeout", "5")
     assert missing.returncode == 2 and "no topic 'no-such-topic-here'" in missing.stderr
+
+
+def test_the_worker_refuses_more_replicas_than_the_cluster_has_brokers(
+    kafka: LocalKafka,
+) -> None:
+    settings = unique_settings(kafka, topic_replicas=3)
+    refused = _cli(settings_env(settings), "worker")
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    assert "OCRSTREAM_TOPIC_REPLICAS is 3 but the cluster" in refused.stderr
+    assert "has 1 broker(s)" in refused.stderr
+    too_strict = unique_settings(kafka, min_insync_replicas=2)
+    refused = _cli(settings_env(too_strict), "worker")
+    assert refused.returncode == 2 and "no write could succeed" in refused.stderr

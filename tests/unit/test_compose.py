@@ -67,3 +67,35 @@ def test_the_dockerfile_runs_the_worker_command() -> None:
 def test_the_local_broker_pom_pins_the_same_kafka_version() -> None:
     pom = (REPO / "kafka" / "pom.xml").read_text()
     assert f"<kafka.version>{KAFKA_VERSION}</kafka.version>" in pom
+
+
+def test_the_cluster_profile_has_three_replicating_brokers_and_workers_that_use_them() -> None:
+    services = _compose()["services"]
+    nodes = [services[f"kafka{i}"] for i in (1, 2, 3)]
+    assert all(node["profiles"] == ["cluster"] for node in nodes)
+    assert all(node["image"] == f"apache/kafka:{KAFKA_VERSION}" for node in nodes)
+    envs = [node["environment"] for node in nodes]
+    assert [env["KAFKA_NODE_ID"] for env in envs] == ["1", "2", "3"]
+    voters = {env["KAFKA_CONTROLLER_QUORUM_VOTERS"] for env in envs}
+    assert voters == {"1@kafka1:9093,2@kafka2:9093,3@kafka3:9093"}
+    assert [env["KAFKA_ADVERTISED_LISTENERS"] for env in envs] == [
+        f"PLAINTEXT://kafka{i}:9092" for i in (1, 2, 3)
+    ]
+    for env in envs:
+        assert env["KAFKA_DEFAULT_REPLICATION_FACTOR"] == "3"
+        assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "3"
+        assert env["KAFKA_MIN_INSYNC_REPLICAS"] == "2"
+        assert len({e["CLUSTER_ID"] for e in envs}) == 1
+    worker = services["cluster-worker"]
+    assert worker["profiles"] == ["cluster"]
+    assert set(worker["depends_on"]) == {"kafka1", "kafka2", "kafka3"}
+    env = worker["environment"]
+    known = {f"OCRSTREAM_{name.upper()}" for name in Settings.model_fields}
+    assert set(env) <= known, set(env) - known
+    settings = Settings.model_validate(
+        {k.removeprefix("OCRSTREAM_").lower(): v for k, v in env.items()}
+    )
+    assert settings.broker.split(",") == ["kafka1:9092", "kafka2:9092", "kafka3:9092"]
+    assert (settings.topic_replicas, settings.min_insync_replicas) == (3, 2)
+    # The single-node services carry no profile: `docker compose up` starts them alone.
+    assert "profiles" not in services["kafka"] and "profiles" not in services["worker"]
