@@ -22,11 +22,13 @@ def worker(args: argparse.Namespace) -> int:
         raise UsageError("OCRSTREAM_BROKER is not set (or use `ocrstream run`)")
     from app.kafka.admin import ReplicationError, check_replication, ensure_topics
     from app.kafka.first_start_log import explain_coordinator_startup
+    from app.kafka.reconnect_log import throttle_reconnect_logs
     from app.redact import install_log_redaction
     from app.worker import build_worker  # here: built from the final settings
 
     install_log_redaction()
     explain_coordinator_startup()
+    throttle_reconnect_logs()
     try:
         asyncio.run(check_replication(settings))
     except ReplicationError as exc:

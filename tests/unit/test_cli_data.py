@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from app.cli.data import event_line, read_posts, with_defaults
 from app.kafka.first_start_log import CoordinatorStartupFilter
+from app.kafka.reconnect_log import ReconnectLogThrottle
 from app.samples import NAMES, local_sample, sample_bytes, sample_url
 from app.settings import Settings
 
@@ -122,3 +123,27 @@ def test_the_first_start_coordinator_error_becomes_one_explained_info_line() -> 
     later = CoordinatorStartupFilter(grace_s=-1)  # past the grace period: a real fault
     late = _record("Group Coordinator Request failed: %s", error)
     assert later.filter(late) and late.levelno == logging.ERROR
+
+
+def test_reconnect_errors_to_a_dead_broker_are_one_line_per_broker_per_interval() -> None:
+    now = [0.0]
+    throttle = ReconnectLogThrottle(every_s=10, clock=lambda: now[0])
+
+    def attempt(node: int) -> logging.LogRecord:
+        return logging.LogRecord(
+            "aiokafka.client", logging.ERROR, __file__, 1,
+            "Unable connect to node with id %s: %s", (node, "[Errno 111] refused"), None,
+        )  # fmt: skip
+
+    passed = [throttle.filter(attempt(1)) for _ in range(30)]
+    assert passed.count(True) == 1  # thirty attempts within the interval: one line
+    assert throttle.filter(attempt(2))  # another broker has a line of its own
+    other = _record("Group Coordinator Request failed: %s", "x")
+    assert throttle.filter(other)  # anything else goes through untouched
+    now[0] = 11.0
+    shown = attempt(1)
+    assert throttle.filter(shown)
+    assert shown.getMessage() == (
+        "Unable connect to node with id 1: [Errno 111] refused (and 29 more like it in the last "
+        "10 s)"
+    )
