@@ -14,6 +14,7 @@ from app.metrics import metrics
 from app.ocr.addresses import extract_addresses
 from app.ocr.images import ImageError
 from app.ocr.pool import OcrPoolError
+from app.ocr.qr import describe, merged, qr_addresses
 from app.pipeline.boundary import record_boundary
 from app.pipeline.publish import publish
 from app.pipeline.records import decode_record
@@ -44,7 +45,9 @@ async def ocr_job(job: ImageJob, event_id: str = "") -> OcrResult:
         image_url=job.image_url,
         text=output.text,
         ref=job.ref,
-        buy_ca=extract_addresses(output.text),
+        # Printed addresses first; a QR code's add only those not printed too.
+        buy_ca=merged(extract_addresses(output.text), qr_addresses(output.qr)),
+        qr=[describe(text) for text in output.qr] or None,
     )
     activity.result(
         event_id,
@@ -87,7 +90,10 @@ async def read_image(job: ImageJob, event_id: str) -> None:
     metrics.stage("publish")
     candidate = Candidate(
         event=result.model_dump(mode="json"),
-        match_text=f"{job.post_text}\n{result.text}",
+        # Why the QR texts too: they are part of what the image says.
+        match_text="\n".join(
+            [job.post_text, result.text, *(code.text for code in result.qr or ())]
+        ),
         event_id=event_id,
     )
     await publish(

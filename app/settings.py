@@ -241,6 +241,13 @@ class Settings(BaseSettings):
         default=960, ge=320, description="Detector input: the longest side is scaled down to this."
     )
 
+    qr_codes: bool = Field(
+        default=True,
+        description=(
+            "Decode QR codes in every image: their addresses join `buy_ca`, their text is "
+            "matched against keywords, and they are listed in `qr` (docs/records.md)."
+        ),
+    )
     ocr_cache_entries: int = Field(
         default=4096,
         ge=0,
@@ -565,6 +572,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         threads=threads,
         runtime=settings.ocr_engine,
         precision=settings.ocr_precision,
+        qr=settings.qr_codes,
     )
 
 

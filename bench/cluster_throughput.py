@@ -79,9 +79,9 @@ async def drain(
         Worker(settings if i == 0 else settings.model_copy(update={"web_port": free_port()}), tmp)
         for i in range(workers)
     ]
-    for worker in running:
-        worker.start()
     try:
+        for worker in running:
+            worker.start()
         firehose = await add_keys(settings)
         if kind == "text":
             records = text_posts(n, "t")

@@ -5,7 +5,13 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 from models.posts import Post, PostSource
 
@@ -63,14 +69,35 @@ class ImageJob(BaseModel):
     post_text: str = ""
 
 
+class QrCode(BaseModel):
+    """A QR code read in an image: its text, and what it holds."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    kind: Literal["address", "uri", "link", "text"]
+
+
 class OcrResult(BaseModel):
-    """The flat ``ocr_result`` event, exactly as the product documents it."""
+    """The flat ``ocr_result`` event, exactly as the product documents it.
+
+    ``qr`` is ours, not the product's: present only when the image had readable QR codes, so an
+    event without one has exactly the documented shape.
+    """
 
     source: Literal["ocr_result"] = "ocr_result"
     image_url: str
     text: str
     ref: Ref
     buy_ca: list[BuyCa] = Field(default_factory=list)
+    qr: list[QrCode] | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_absent_qr(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        dumped: dict[str, Any] = handler(self)
+        if dumped.get("qr") is None:
+            dumped.pop("qr", None)
+        return dumped
 
 
 class OcrError(BaseModel):

@@ -12,6 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from app.ocr.images import ImageLimits, UnreadableImageError, decode_image
+from app.ocr.qr import decode_qr
 
 Runtime = Literal["openvino", "onnxruntime"]
 Precision = Literal["auto", "bf16", "f32"]
@@ -26,6 +27,8 @@ class EngineConfig:
     runtime: Runtime = "openvino"
     # "auto": bf16 where the CPU computes it natively (AVX512_BF16 or AMX), else f32.
     precision: Precision = "auto"
+    # Decode QR codes in each image too (app/ocr/qr.py).
+    qr: bool = True
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,9 @@ class OcrOutput:
 
     lines: list[tuple[str, float]] = field(default_factory=list)
     elapsed_ms: float = 0.0
+    # The texts of the QR codes in the image, and the time decoding them took.
+    qr: list[str] = field(default_factory=list)
+    qr_ms: float = 0.0
 
     @property
     def text(self) -> str:
@@ -74,6 +80,7 @@ class OcrEngine:
             self.precision = _compile_openvino(self._ocr, config)
             _pad_recognition_width(self._ocr)
         self.description = f"{config.runtime} {self.precision}, {config.threads} thread(s)"
+        self._qr = config.qr
 
     def read(self, data: bytes, limits: ImageLimits) -> OcrOutput:
         """Decode untrusted image bytes and return their text lines.
@@ -83,7 +90,7 @@ class OcrEngine:
         """
         rgb = decode_image(data, limits)
         try:
-            return self.recognize(rgb)
+            output = self.recognize(rgb)
         except Exception as exc:
             # Why every exception: the engine's failures on odd inputs (its ResizeImgError on
             # thin strips, numpy errors) are properties of one image, never of the stream.
@@ -91,6 +98,12 @@ class OcrEngine:
                 f"the OCR engine failed on this {rgb.shape[1]}x{rgb.shape[0]} image: "
                 f"{type(exc).__name__}: {exc}"[:500]
             ) from None
+        if not self._qr:
+            return output
+        started = time.perf_counter()
+        codes = decode_qr(rgb)
+        qr_ms = round((time.perf_counter() - started) * 1000, 2)
+        return OcrOutput(output.lines, output.elapsed_ms, codes, qr_ms)
 
     def recognize(self, rgb: NDArray[np.uint8]) -> OcrOutput:
         """Return the text lines found in an RGB image."""

@@ -210,3 +210,31 @@ async def test_a_repeated_image_is_read_once(
         if sample.name == "ocrstream_ocr_cache_hits_total"
     ]
     assert sum(hits) == 2
+
+
+async def test_a_qr_code_adds_its_address_and_its_text_matches_keywords(
+    kafka: LocalKafka, image_host: str, start_worker: Any
+) -> None:
+    settings = unique_settings(kafka)
+    start_worker(settings)
+    # "frogcoin" is only in a QR code's link: neither in the post nor in the printed text.
+    frog_key = await _new_key(settings, "qr only word", ("frogcoin",))
+    await produce(
+        kafka.bootstrap,
+        settings.posts_topic,
+        [post("qr1", "scan it", [f"{image_host}/qr_promo.png"])],
+    )
+    [result] = await consume(kafka.bootstrap, settings.ocr_result_topic, count=1)
+    assert result["text"] == "SCAN TO BUY\nfair launch today"
+    assert result["buy_ca"] == [
+        {"network": "evm", "address": "0x7a250d5630B4cF539739dF2C5dAcb4c659F2488D"}
+    ]
+    assert result["qr"] == [
+        {
+            "text": "ethereum:0x7a250d5630B4cF539739dF2C5dAcb4c659F2488D@1?value=1e17",
+            "kind": "uri",
+        },
+        {"text": "https://t.me/frogcoin", "kind": "link"},
+    ]
+    [delivered] = await consume(kafka.bootstrap, settings.channel_topic(frog_key), count=1)
+    assert delivered["source"] == "ocr_result" and delivered["keyword_matches"] == ["frogcoin"]
