@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from app.kafka.outbox import OutboxClosedError
 from app.metrics import metrics
 from app.pipeline.dead_letters import DeadLetters
 from app.pipeline.records import RecordRefused
@@ -33,7 +34,7 @@ async def record_boundary(
     """Run the block for one record; a refusal or any error becomes its dead letter."""
     try:
         yield
-    except asyncio.CancelledError:
+    except (asyncio.CancelledError, OutboxClosedError):
         raise  # the worker is stopping or rebalancing: the record is read again
     except RecordRefused as exc:
         await dead_letters.send(stage, str(exc), event)

@@ -263,15 +263,17 @@ async def test_a_rolling_restart_of_both_workers_loses_nothing(
         producer = AIOKafkaProducer(bootstrap_servers=kafka_cluster.bootstrap, acks="all")
         await producer.start()
         n = 0
+        acks = []
         try:
             while not stop.is_set():
                 mid = f"r{n}"
                 text = "pepe rolling" if n % 5 == 0 else "gm"
                 if n % 5 == 0:
                     sent[mid] = time.time()
-                await producer.send(settings.posts_topic, post(mid, text, []))
+                acks.append(await producer.send(settings.posts_topic, post(mid, text, [])))
                 n += 1
                 await asyncio.sleep(0.02)
+            await asyncio.gather(*acks)  # every post is on the broker: a loss is the pipeline's
         finally:
             await producer.stop()
 

@@ -200,3 +200,17 @@ def test_set_channels_commands_with_names_kafka_refuses_never_decode(
     raw = json.dumps({"op": "set_channels", "key_id": "abcdef123456", "channels": channels})
     with pytest.raises(RecordRefused, match=refused):
         decode_with(raw.encode(), control_command_adapter, "control command")
+
+
+async def test_a_stopping_outbox_is_not_the_records_fault() -> None:
+    """The worker stopping mid-send: raised (the record is read again), never dead-lettered."""
+    from app.kafka.outbox import OutboxClosedError
+    from app.pipeline.boundary import record_boundary
+
+    class NoDeadLetters:
+        async def send(self, *args: object) -> None:
+            raise AssertionError("dead-lettered")
+
+    with pytest.raises(OutboxClosedError):
+        async with record_boundary(NoDeadLetters(), "ocr", object()):  # type: ignore[arg-type]
+            raise OutboxClosedError("the outbox stopped while the batch was being sent")
