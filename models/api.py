@@ -14,13 +14,11 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    SerializerFunctionWrapHandler,
     StrictBool,
-    model_serializer,
     model_validator,
 )
 
-from models.events import QrCode
+from models.events import QrCode, omitted_while_absent
 from models.keys import MAX_WEBHOOKS_PER_KEY, TelegramChatId, TopicName, WebhookFormat
 
 # Why: the product caps keys at 100 keywords of 100 characters (after trimming); a raw keyword
@@ -173,17 +171,9 @@ class OcrData(BaseModel):
     lines: list[OcrLine]
     elapsed_ms: float = Field(description="OCR time (0 for an answer from the OCR cache)")
     total_ms: float = Field(description="the whole request, download included")
-    qr: list[QrCode] | None = Field(
-        default=None,
-        description="the QR codes in the image (ours, not the product's: only when there are)",
+    qr: list[QrCode] | None = omitted_while_absent(
+        "the QR codes in the image (ours, not the product's: only when there are)"
     )
-
-    @model_serializer(mode="wrap")
-    def _without_absent_qr(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        dumped: dict[str, Any] = handler(self)
-        if dumped.get("qr") is None:
-            dumped.pop("qr", None)
-        return dumped
 
 
 class OcrAnswer(BaseModel):

@@ -5,13 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SerializerFunctionWrapHandler,
-    model_serializer,
-)
+from pydantic import BaseModel, ConfigDict, Field
 
 from models.posts import Post, PostSource
 
@@ -78,6 +72,11 @@ class QrCode(BaseModel):
     kind: Literal["address", "uri", "link", "text"]
 
 
+def omitted_while_absent(description: str | None = None) -> Any:
+    """Return a field left out of the JSON while it is None (fields ours, not the product's)."""
+    return Field(default=None, exclude_if=lambda value: value is None, description=description)
+
+
 class OcrResult(BaseModel):
     """The flat ``ocr_result`` event, exactly as the product documents it.
 
@@ -90,14 +89,7 @@ class OcrResult(BaseModel):
     text: str
     ref: Ref
     buy_ca: list[BuyCa] = Field(default_factory=list)
-    qr: list[QrCode] | None = None
-
-    @model_serializer(mode="wrap")
-    def _without_absent_qr(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        dumped: dict[str, Any] = handler(self)
-        if dumped.get("qr") is None:
-            dumped.pop("qr", None)
-        return dumped
+    qr: list[QrCode] | None = omitted_while_absent()
 
 
 class OcrError(BaseModel):

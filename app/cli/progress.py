@@ -21,7 +21,6 @@ class LineProgress:
         self._task: Any = None
         self._started = time.monotonic()
         self._last_plain = self._started
-        self._sent = self._refused = 0
 
     def __enter__(self) -> LineProgress:
         # Imported here: `rich` costs ~60 ms of start-up that one post does not need.
@@ -56,7 +55,6 @@ class LineProgress:
 
     def advance(self, size: int, sent: int, refused: int) -> None:
         """Count ``size`` more bytes read; show the posts sent and lines refused so far."""
-        self._sent, self._refused = sent, refused
         now = time.monotonic()
         rate = sent / (now - self._started) if now > self._started else 0.0
         if self._progress is not None:
