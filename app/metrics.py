@@ -108,7 +108,8 @@ class Metrics:
         )
         self.ocr_cache_hits = counter(
             "ocrstream_ocr_cache_hits",
-            "Images answered from the OCR cache: by the same URL or the same bytes.",
+            "Images answered from the OCR cache: by the same URL, the same bytes, or a similar "
+            "picture (a re-encoded or resized copy).",
             "by",
         )
         self.partition_rereads = counter(

@@ -255,6 +255,21 @@ class Settings(BaseSettings):
             "Recent OCR outputs kept, by image URL and by image bytes (SHA-256); 0 disables."
         ),
     )
+    near_duplicates: bool = Field(
+        default=True,
+        description=(
+            "Reuse the OCR output of an image already read for a re-encoded or resized copy of "
+            "it (same picture, other bytes); checks and measurements in docs/ocr.md."
+        ),
+    )
+    near_duplicate_entries: int = Field(
+        default=1024,
+        ge=0,
+        description=(
+            "Images remembered for the near-duplicate check (~20 KB each: a hash and a grey "
+            "thumbnail), within the OCR cache's time window; 0 disables."
+        ),
+    )
     ocr_cache_ttl_s: float = Field(
         default=3600.0,
         ge=0,

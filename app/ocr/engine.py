@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,6 +40,9 @@ class OcrOutput:
     # The texts of the QR codes in the image, and the time decoding them took.
     qr: list[str] = field(default_factory=list)
     qr_ms: float = 0.0
+    # The height of the smallest text box found, in the image's pixels (0: no text). The
+    # near-duplicate check uses it to tell whether a thumbnail still shows that text's detail.
+    min_line_px: float = 0.0
 
     @property
     def text(self) -> str:
@@ -88,7 +91,13 @@ class OcrEngine:
         Raises ImageError (a subclass saying which) for bytes that are not a readable image,
         and UnreadableImageError for any failure of the engine on a decoded one.
         """
-        rgb = decode_image(data, limits)
+        return self.read_rgb(decode_image(data, limits))
+
+    def read_rgb(self, rgb: NDArray[np.uint8]) -> OcrOutput:
+        """Return the text lines and QR codes of a decoded image.
+
+        Raises UnreadableImageError for any failure of the engine on it.
+        """
         try:
             output = self.recognize(rgb)
         except Exception as exc:
@@ -103,7 +112,7 @@ class OcrEngine:
         started = time.perf_counter()
         codes = decode_qr(rgb)
         qr_ms = round((time.perf_counter() - started) * 1000, 2)
-        return OcrOutput(output.lines, output.elapsed_ms, codes, qr_ms)
+        return replace(output, qr=codes, qr_ms=qr_ms)
 
     def recognize(self, rgb: NDArray[np.uint8]) -> OcrOutput:
         """Return the text lines found in an RGB image."""
@@ -113,7 +122,22 @@ class OcrEngine:
         texts = result.txts or ()
         scores = result.scores or ()
         lines = [(str(t), round(float(s), 4)) for t, s in zip(texts, scores, strict=False) if t]
-        return OcrOutput(lines=lines, elapsed_ms=round(elapsed_ms, 1))
+        return OcrOutput(
+            lines=lines,
+            elapsed_ms=round(elapsed_ms, 1),
+            min_line_px=smallest_box_height(result.boxes),
+        )
+
+
+def smallest_box_height(boxes: Any) -> float:
+    """Return the height of the smallest of the detector's four-corner boxes (0 for none)."""
+    if boxes is None or len(boxes) == 0:
+        return 0.0
+    corners = np.asarray(boxes, dtype=np.float32).reshape(-1, 4, 2)
+    # A box's height: the shorter of its left and right edges (a tilted line's box is skewed).
+    left = np.linalg.norm(corners[:, 3] - corners[:, 0], axis=1)
+    right = np.linalg.norm(corners[:, 2] - corners[:, 1], axis=1)
+    return round(float(np.minimum(left, right).min()), 1)
 
 
 def openvino_params(threads: int) -> dict[str, Any]:

@@ -9,16 +9,22 @@ import logging
 import multiprocessing
 import signal
 import sys
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import TypeVar
 
 from PIL import Image, ImageDraw, ImageFont
 
 from app.ocr.engine import EngineConfig, OcrEngine, OcrOutput
-from app.ocr.images import ImageLimits
+from app.ocr.images import ImageLimits, decode_image
+from app.ocr.similar import Fingerprint, fingerprint, hash_candidates
 from models.events import ErrorKind
 
 log = logging.getLogger(__name__)
+
+R = TypeVar("R")
 
 # One engine per worker process, built by the pool initializer.
 _engine: OcrEngine | None = None
@@ -44,6 +50,28 @@ def _ocr_bytes(data: bytes) -> OcrOutput:
     """Decode and OCR in the worker process (decoding untrusted bytes stays out of the loop)."""
     assert _engine is not None, "worker process not initialised"
     return _engine.read(data, _limits)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What an OCR process made of an image: its output, or the near-duplicates to check first."""
+
+    fingerprint: Fingerprint
+    # None when the image's hash is near some known ones (``candidates``): the caller checks
+    # them and, if none is the same picture, asks again with no known hashes.
+    output: OcrOutput | None
+    candidates: list[int]
+
+
+def _read_unless_known(data: bytes, known: bytes) -> Reading:
+    """Decode, fingerprint and (unless the hash is near one of ``known``) OCR, in one pass."""
+    assert _engine is not None, "worker process not initialised"
+    rgb = decode_image(data, _limits)
+    print_ = fingerprint(rgb)
+    candidates = hash_candidates(print_.dhash, known)
+    if candidates:
+        return Reading(print_, None, candidates)
+    return Reading(print_, _engine.read_rgb(rgb), [])
 
 
 # Why these: a post's image is most often landscape, square or portrait; each becomes its own
@@ -111,11 +139,18 @@ class OcrPool:
 
     async def ocr(self, data: bytes) -> OcrOutput:
         """Decode and recognise an image in a worker process."""
+        return await self._run(_ocr_bytes, data)
+
+    async def read_unless_known(self, data: bytes, known: bytes) -> Reading:
+        """Fingerprint an image and OCR it unless its hash is near one of ``known``."""
+        return await self._run(_read_unless_known, data, known)
+
+    async def _run(self, function: Callable[..., R], *args: object) -> R:
         if self._executor is None:
             raise RuntimeError("OcrPool.start() was not called")
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, _ocr_bytes, data)
+            return await loop.run_in_executor(self._executor, function, *args)
         except BrokenProcessPool:
             # Why: a worker killed (e.g. by the OOM killer) breaks the whole pool; replace it
             # so the next image works, and fail only this one.

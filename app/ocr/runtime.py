@@ -16,6 +16,7 @@ from app.ocr.admission import Lane, OcrAdmission
 from app.ocr.cache import OcrCache, content_key, url_key
 from app.ocr.engine import OcrOutput
 from app.ocr.pool import OcrPool
+from app.ocr.similar import NearDuplicateIndex
 from app.samples import local_sample
 from app.settings import Settings, engine_config, image_limits
 
@@ -37,6 +38,11 @@ class OcrRuntime(Service):
         )
         self._session: aiohttp.ClientSession | None = None
         self.cache = OcrCache(settings.ocr_cache_entries, settings.ocr_cache_ttl_s)
+        self.similar: NearDuplicateIndex | None = None
+        if settings.near_duplicates and settings.near_duplicate_entries > 0:
+            self.similar = NearDuplicateIndex(
+                settings.near_duplicate_entries, settings.ocr_cache_ttl_s
+            )
         self.admission = OcrAdmission(
             settings.ocr_processes, settings.ocr_http_queue, settings.ocr_http_share
         )
@@ -82,6 +88,25 @@ class OcrRuntime(Service):
         async with self.admission.slot(lane):
             return await self._pool.ocr(data)
 
+    async def _read_new(self, data: bytes, lane: Lane) -> tuple[OcrOutput, bool]:
+        """Return (output, was_similar): OCR new bytes, unless they are a known picture's copy."""
+        if self.similar is None:
+            return await self.ocr(data, lane), False
+        await self._ready.wait()
+        async with self.admission.slot(lane):
+            known = self.similar.known()
+            reading = await self._pool.read_unless_known(data, known.packed)
+            if reading.output is None:
+                candidates = [known.ids[i] for i in reading.candidates]
+                found = await self.similar.confirm(reading.fingerprint, candidates)
+                if found is not None:
+                    return found, True
+                # Near in hash only (e.g. the same template with another address): read it.
+                reading = await self._pool.read_unless_known(data, b"")
+            assert reading.output is not None
+            self.similar.add(reading.fingerprint, reading.output)
+            return reading.output, False
+
     async def fetch(self, url: str) -> bytes:
         """Download an image (bounded size, time and downloads per host)."""
         sample = local_sample(url, self._settings)
@@ -90,16 +115,27 @@ class OcrRuntime(Service):
         return await fetch_image(await self.session(), url, self.fetch_limits, self.hosts)
 
     async def ocr_image(self, data: bytes, lane: Lane = "pipeline") -> tuple[OcrOutput, bool]:
-        """Return (output, was_cached) for image bytes; identical bytes are read once."""
+        """Return (output, was_cached) for image bytes; identical bytes are read once.
+
+        A copy of a picture already read (re-encoded, resized) reuses its output too, unless
+        near-duplicates are turned off.
+        """
         metrics.stage("ocr")
-        output, cached = await self.cache.get_or_compute(
-            content_key(data), lambda: self.ocr(data, lane)
-        )
+        similar = False
+
+        async def read() -> OcrOutput:
+            nonlocal similar
+            output, similar = await self._read_new(data, lane)
+            return output
+
+        output, cached = await self.cache.get_or_compute(content_key(data), read)
         if cached:
             metrics.ocr_cache_hits.labels(by="bytes").inc()
+        elif similar:
+            metrics.ocr_cache_hits.labels(by="similar").inc()
         else:
             metrics.ocr_ms.observe_ms(output.elapsed_ms)
-        return output, cached
+        return output, cached or similar
 
     async def ocr_url(
         self, url: str, lane: Lane = "pipeline", fetched: Callable[[bytes], None] | None = None
@@ -109,16 +145,19 @@ class OcrRuntime(Service):
         ``fetched`` is handed the image's bytes when they were downloaded (not when cached).
         """
 
+        read_before = False
+
         async def fetch_and_read() -> OcrOutput:
+            nonlocal read_before
             started = time.perf_counter()
             data = await self.fetch(url)
             metrics.fetch_ms.observe_ms((time.perf_counter() - started) * 1000)
             if fetched is not None:
                 fetched(data)
-            output, _ = await self.ocr_image(data, lane)
+            output, read_before = await self.ocr_image(data, lane)
             return output
 
         output, cached = await self.cache.get_or_compute(url_key(url), fetch_and_read)
         if cached:
             metrics.ocr_cache_hits.labels(by="url").inc()
-        return output, cached
+        return output, cached or read_before

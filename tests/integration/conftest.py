@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from PIL import Image
 
 from app.kafka.local import LocalKafka, LocalKafkaCluster
 from app.settings import Settings
+from bench.variants import jpeg
 from tests.conftest import DATA
 from tests.support import Worker, serve_on_loopback
 
@@ -47,12 +49,19 @@ async def _html_page(request: web.Request) -> web.Response:
     return web.Response(text="<html><body>not an image</body></html>", content_type="image/png")
 
 
+async def _reencoded(request: web.Request) -> web.Response:
+    """Serve an image of tests/data re-encoded as JPEG quality 80, as a re-post would be."""
+    with Image.open(DATA / Path(request.match_info["name"]).name) as image:
+        return web.Response(body=jpeg(image, 80), content_type="image/jpeg")
+
+
 @pytest.fixture(scope="session")
 async def image_host() -> AsyncIterator[str]:
     """Serve tests/data over HTTP on loopback; return the base URL."""
     app = web.Application()
     app.router.add_static("/img/", DATA)
     app.router.add_static("/copy/", DATA)  # the same bytes under other URLs
+    app.router.add_get("/jpeg80/{name}", _reencoded)  # the same picture, other bytes
     app.router.add_get("/big.png", _eleven_megabytes_chunked)
     app.router.add_get("/page.html", _html_page)
     runner, base = await serve_on_loopback(app)

@@ -212,6 +212,30 @@ async def test_a_repeated_image_is_read_once(
     assert sum(hits) == 2
 
 
+async def test_a_reencoded_copy_reuses_the_reading_of_its_original(
+    kafka: LocalKafka, image_host: str, start_worker: Any
+) -> None:
+    settings = unique_settings(kafka)
+    start_worker(settings)
+    original = f"{image_host}/s10_sol.jpg"
+    copy = original.replace("/img/", "/jpeg80/")  # other bytes, same picture
+    await produce(kafka.bootstrap, settings.posts_topic, [post("copy1", "a", [original])])
+    [first] = await consume(kafka.bootstrap, settings.ocr_result_topic, count=1)
+    await produce(kafka.bootstrap, settings.posts_topic, [post("copy2", "b", [copy])])
+    results = await consume(kafka.bootstrap, settings.ocr_result_topic, count=2)
+    [second] = [r for r in results if r["image_url"] == copy]
+    assert second["ref"]["mid"] == "copy2"
+    assert second["text"] == first["text"] and second["buy_ca"] == first["buy_ca"]
+    assert second["buy_ca"] == [
+        {"network": "solana", "address": "DKwfFc2KA3i22DmxzLQzqi9weodLJXDxCtDpYaS9QJqc"}
+    ]
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{settings.web_port}/status/") as response:
+            status = await response.json()
+    assert status["ocr_ms"]["n"] == 1  # the engine ran once
+    assert status["counts"].get("ocr_cache_hits{by=similar}") == 1
+
+
 async def test_a_qr_code_adds_its_address_and_its_text_matches_keywords(
     kafka: LocalKafka, image_host: str, start_worker: Any
 ) -> None:
