@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -17,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from PIL import Image, ImageDraw
 from pydantic import SecretStr
 
 from app.kafka.consumers import stop_consumer
@@ -244,3 +247,22 @@ def dripping_image(seconds_per_byte: float, total_bytes: int = 600) -> Any:
 def altered(secret: str) -> str:
     """The same secret with its last character changed, so it is certainly wrong."""
     return secret[:-1] + ("A" if secret[-1] != "A" else "B")
+
+
+def another_picture(png: bytes) -> bytes:
+    """Return ``png``'s picture with a strip below it of faint random squares, as PNG.
+
+    Every call gives a picture no other call gave, so neither the OCR cache (by bytes) nor its
+    near-duplicate check can answer it: a real read. The text read stays the same.
+    """
+    with Image.open(io.BytesIO(png)) as original:
+        picture = Image.new("RGB", (original.width, original.height + 48), "white")
+        picture.paste(original.convert("RGB"), (0, 0))
+    draw = ImageDraw.Draw(picture)
+    for _ in range(6):
+        x = random.randrange(picture.width - 32)
+        y = original.height + random.randrange(16)
+        draw.rectangle((x, y, x + 30, y + 30), fill=(215, 215, 215))
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()

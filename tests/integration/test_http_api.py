@@ -18,7 +18,15 @@ from aiokafka.admin import AIOKafkaAdminClient
 from app.kafka.local import LocalKafka
 from app.keys.apikeys import split_key
 from tests.conftest import DATA
-from tests.support import Worker, altered, consume, post, produce, unique_settings
+from tests.support import (
+    Worker,
+    altered,
+    another_picture,
+    consume,
+    post,
+    produce,
+    unique_settings,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -276,9 +284,8 @@ async def test_fifty_parallel_ocr_requests_while_the_stream_flows(
     busy: list[int] = []
 
     async def until_read() -> tuple[int, dict[str, Any], Any]:
-        # Bytes of its own per request (a PNG reader ignores what follows IEND), so the OCR
-        # cache cannot answer: fifty real reads.
-        payload = {"image": base64.b64encode(png + os.urandom(16)).decode()}
+        # A picture of its own per request, so the OCR cache cannot answer: fifty real reads.
+        payload = {"image": base64.b64encode(another_picture(png)).decode()}
         # Past the bounded /ocr queue the worker answers 503 with retry_after (and past the
         # key's rate, 429); a client that waits that long and retries is served.
         while True:
