@@ -117,6 +117,16 @@ class Settings(BaseSettings):
         description="A key's default channel topic is this prefix + its public key id.",
     )
 
+    stop_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "Seconds a stopping worker waits for Kafka to take its consumer's last commit; past "
+            "them it exits anyway (a broker that is gone never answers). Records not committed "
+            "are read again by the next worker."
+        ),
+    )
+
     # Batches
     agent_batches: bool = Field(
         default=True,

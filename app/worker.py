@@ -33,6 +33,13 @@ def build_worker() -> tuple[faust.App, list[str]]:
     from app.web.routes import install_routes
     from app.web.status import StatusReport
 
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    # Why: with the broker gone, the consumer thread retries its last commit until mode gives
+    # up on it after 60 s, so a SIGTERM (or Ctrl-C) took 62 s to stop the worker. Nothing is
+    # lost by stopping sooner: offsets not committed are read again (at-least-once).
+    AIOKafkaConsumerThread.shutdown_timeout = settings.stop_timeout_s
+
     agents = _import_agents()
     for service in services.ALL:
         # Faust starts an instance as readily as a class (App._prepare_subservice); its

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import signal
+import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -102,6 +104,33 @@ async def test_broker_outage_is_survived_and_ocr_keeps_answering(
     )
     results = await consume(kafka.bootstrap, settings.ocr_result_topic, 1, timeout_s=120)
     assert [r["ref"]["mid"] for r in results] == ["after"]
+
+
+def test_a_worker_whose_broker_is_gone_stops_promptly_on_sigterm(
+    kafka: LocalKafka, tmp_path: Path
+) -> None:
+    worker = Worker(unique_settings(kafka, stop_timeout_s=5.0), tmp_path)
+    worker.start()
+    process = worker.process
+    assert process is not None
+    kafka.stop()
+    try:
+        time.sleep(3)  # the worker notices: its fetches and heartbeats fail
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(40)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            pytest.fail(
+                f"still running 40 s after SIGTERM (it took 62 s before the fix):\n"
+                f"{worker.log()[-3000:]}"
+            )
+        took = time.monotonic() - started
+    finally:
+        kafka.start()
+    print(f"stopped {took:.1f} s after SIGTERM with the broker gone")
+    assert process.returncode == 0 and took < 20
 
 
 async def test_bad_records_go_to_dead_letter_and_never_stall(
