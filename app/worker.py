@@ -21,6 +21,8 @@ def build_worker() -> tuple[faust.App, list[str]]:
     # Why first: the patches must be in place before any Kafka client or Faust consumer exists.
     patches.apply_all()
 
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
     from app import services
     from app.activity import HISTORY_STEP_S
     from app.faust_app import app, settings
@@ -32,8 +34,6 @@ def build_worker() -> tuple[faust.App, list[str]]:
     from app.web.ratelimit import RateLimiter
     from app.web.routes import install_routes
     from app.web.status import StatusReport
-
-    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
     # Why: with the broker gone, the consumer thread retries its last commit until mode gives
     # up on it after 60 s, so a SIGTERM (or Ctrl-C) took 62 s to stop the worker. Nothing is

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from app.pipeline.dead_letters import LogThrottle
+from app.log_throttle import LogThrottle
 
 # The logger, and the message template whose first argument is the broker's node id.
 _NOISY = {

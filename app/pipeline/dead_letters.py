@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from mode import Service
 
+from app.log_throttle import LogThrottle
 from app.metrics import metrics
 from app.redact import redact_text
 from app.settings import Settings
@@ -29,27 +28,6 @@ _FLUSH_ON_STOP_S = 5.0
 # Why: one broken setting (a channel Kafka refuses) can dead-letter every delivery of a key;
 # the topic gets each letter, the log one line per kind of reason per this many seconds.
 _LOG_EVERY_S = 10.0
-
-
-class LogThrottle:
-    """Lets one log line through per kind per interval, counting the ones held back."""
-
-    def __init__(self, every_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._every_s = every_s
-        self._clock = clock
-        self._last: dict[str, tuple[float, int]] = {}
-
-    def allow(self, kind: str) -> int | None:
-        """Return None to hold this line back, else how many were held back since the last."""
-        now = self._clock()
-        last = self._last.get(kind)
-        if last is not None and now - last[0] < self._every_s:
-            self._last[kind] = (last[0], last[1] + 1)
-            return None
-        if len(self._last) > 1000:  # bounded: kinds come from reasons, which vary
-            self._last.clear()
-        self._last[kind] = (now, 0)
-        return last[1] if last is not None else 0
 
 
 class DeadLetters(Service):
