@@ -25,42 +25,22 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from app.kafka.consumers import stop_consumer  # noqa: E402
 from app.kafka.local import LocalKafkaCluster, free_port  # noqa: E402
 from bench.kafka_throughput import DATA, serve_images  # noqa: E402
 from bench.ocr_bench import write_section  # noqa: E402
 from bench.soak import add_keys, produce_fast  # noqa: E402
 from bench.text_path import text_posts  # noqa: E402
-from models.events import EVENT_ID_HEADER  # noqa: E402
-from tests.support import Worker, post, unique_settings  # noqa: E402
+from tests.support import Worker, event_ids, post, unique_settings  # noqa: E402
 
 
 async def read_ids(
     bootstrap: str, topic: str, want: int, timeout_s: float
 ) -> tuple[Counter[str], int]:
     """Read a topic until ``want`` distinct event ids; return the counts and the last timestamp."""
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
-        max_partition_fetch_bytes=4 << 20,
-    )  # fmt: skip
-    await consumer.start()
-    seen: Counter[str] = Counter()
-    last = 0
-    deadline = time.monotonic() + timeout_s
-    try:
-        while len(seen) < want and time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=500, max_records=5000)
-            for messages in batch.values():
-                for message in messages:
-                    seen[dict(message.headers)[EVENT_ID_HEADER].decode()] += 1
-                    last = max(last, message.timestamp)
-    finally:
-        await stop_consumer(consumer)
+    seen, last = await event_ids(bootstrap, topic, want, timeout_s)
     if len(seen) < want:
         raise SystemExit(f"{topic}: only {len(seen)} of {want} events arrived")
     return seen, last

@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from pydantic import SecretStr
 from app.kafka.consumers import stop_consumer
 from app.kafka.local import LocalKafka, LocalKafkaCluster, free_port, terminate
 from app.settings import Settings
+from models.events import EVENT_ID_HEADER
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -266,3 +268,31 @@ def another_picture(png: bytes) -> bytes:
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+async def event_ids(
+    bootstrap: str, topic: str, want: int, timeout_s: float
+) -> tuple[Counter[str], int]:
+    """Read a topic until ``want`` distinct event ids (or the timeout): their counts, last time.
+
+    The event id is the idempotency header every output carries; a count above one is a repeat.
+    The time is the newest broker timestamp read, in milliseconds.
+    """
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
+        max_partition_fetch_bytes=4 << 20,
+    )  # fmt: skip
+    await consumer.start()
+    seen: Counter[str] = Counter()
+    last = 0
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(seen) < want and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500, max_records=5000)
+            for messages in batch.values():
+                for message in messages:
+                    seen[dict(message.headers)[EVENT_ID_HEADER].decode()] += 1
+                    last = max(last, message.timestamp)
+    finally:
+        await stop_consumer(consumer)
+    return seen, last

@@ -8,44 +8,20 @@ import random
 import signal
 import subprocess
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any, NoReturn
 
 import aiohttp
 import pytest
-from aiokafka import AIOKafkaConsumer
 
-from app.kafka.consumers import stop_consumer
 from app.kafka.local import LocalKafka, free_port
 from app.keys.admin import admin_over_kafka
-from models.events import EVENT_ID_HEADER
-from tests.support import Worker, consume, post, produce, unique_settings
+from tests.support import Worker, consume, event_ids, post, produce, unique_settings
 
 pytestmark = pytest.mark.integration
 
 IMAGES = ["s30_promo.png", "s10_sol.jpg", "s02_sol.png", "s00_promo.jpg", "s19_tweet.png"]
 PEPE_IMAGES = {"s30_promo.png", "s19_tweet.png"}
-
-
-async def _event_ids(bootstrap: str, topic: str, want: int, timeout_s: float) -> Counter[str]:
-    """Count the idempotency keys on a topic until ``want`` distinct ones were seen."""
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    seen: Counter[str] = Counter()
-    deadline = time.monotonic() + timeout_s
-    try:
-        while len(seen) < want and time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=500)
-            for messages in batch.values():
-                for message in messages:
-                    headers = dict(message.headers)
-                    seen[headers[EVENT_ID_HEADER].decode()] += 1
-    finally:
-        await stop_consumer(consumer)
-    return seen
 
 
 async def test_kill_9_three_times_loses_nothing(
@@ -66,7 +42,7 @@ async def test_kill_9_three_times_loses_nothing(
             worker.kill()
             worker = Worker(settings, tmp_path)
             worker.start()
-        seen = await _event_ids(kafka.bootstrap, settings.ocr_result_topic, 1000, timeout_s=600)
+        seen, _ = await event_ids(kafka.bootstrap, settings.ocr_result_topic, 1000, timeout_s=600)
     finally:
         worker.stop()
     expected = {f"k{i}" for i in range(1000)}
@@ -191,7 +167,7 @@ async def test_a_survivor_takes_over_a_killed_workers_partitions(
         await asyncio.sleep(2)
         first.kill()
         killed_at = time.monotonic()
-        seen = await _event_ids(kafka.bootstrap, settings.ocr_result_topic, 200, timeout_s=90)
+        seen, _ = await event_ids(kafka.bootstrap, settings.ocr_result_topic, 200, timeout_s=90)
         took = time.monotonic() - killed_at
         if len(seen) < 200:
             _fail_with_state_of(second, f"{200 - len(seen)} images without ocr_result")

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from mode.utils.logging import ExtensionFormatter
 
 from app.fetch import FetchTimeoutError, HostSlots
+from app.log_throttle import LogThrottle
 from app.ocr.admission import OcrAdmission, OcrBusyError
 from app.pipeline.channels import ChannelHealth
-from app.pipeline.dead_letters import LogThrottle
 from app.redact import install_log_redaction, redact_text, redact_url
 
 
