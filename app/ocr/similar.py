@@ -46,7 +46,8 @@ THUMB_WIDTH = 384
 MIN_COMPARE_WIDTH = 192
 BLOCK = 8
 BLUR_RADIUS = 1.0
-# Copies measured up to 5.5 grey levels, template pairs with another address from 7.4.
+# Copies measured up to 5.5 grey levels; one template printing another address (letters 1.5%
+# of the height or more) from 7.4. Smaller letters are MIN_LINE_PX's to refuse.
 MAX_BLOCK_DIFFERENCE = 6.0
 # Why 8: the smallest text box (about twice the letters' height) must be this tall in the
 # compared thumbnail; a template with another address printed at 5 px there compared as equal.
