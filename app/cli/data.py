@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from app.cli.errors import UsageError
 from app.cli.progress import LineProgress
@@ -222,13 +223,18 @@ async def _partitions(settings: Settings, topic: str, wait_s: float | None) -> l
     """
     deadline = None if wait_s is None else time.monotonic() + wait_s
     said = False
-    while not (partitions := await ready_partitions(settings, topic)):
-        if deadline is not None and time.monotonic() >= deadline:
-            return []
-        if not said:
-            print(f"waiting for topic {topic!r} (created by its first event)", file=sys.stderr)
-            said = True
-        await asyncio.sleep(0.5)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.broker)
+    await admin.start()
+    try:
+        while not (partitions := await ready_partitions(settings, topic, admin)):
+            if deadline is not None and time.monotonic() >= deadline:
+                return []
+            if not said:
+                print(f"waiting for topic {topic!r} (created by its first event)", file=sys.stderr)
+                said = True
+            await asyncio.sleep(0.5)
+    finally:
+        await admin.close()
     return partitions
 
 
