@@ -170,6 +170,8 @@ class NearDuplicateIndex:
         self._entries: OrderedDict[int, tuple[float, Fingerprint, OcrOutput]] = OrderedDict()
         self._next_id = 0
         self._snapshot: KnownHashes | None = None
+        # Images answered as copies of one already read.
+        self.hits = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -195,6 +197,7 @@ class NearDuplicateIndex:
             if await asyncio.to_thread(reusable, stored, output, probe):
                 if entry_id in self._entries:
                     self._entries.move_to_end(entry_id)
+                self.hits += 1
                 return output
         return None
 

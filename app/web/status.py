@@ -125,6 +125,7 @@ class StatusReport:
         """Return everything the status page shows."""
         settings = self._settings
         cache = self._ocr.cache
+        similar = self._ocr.similar
         lookups = cache.hits + cache.misses
         by_partition = self.partition_lag()
         return {
@@ -156,6 +157,10 @@ class StatusReport:
                 "entries": len(cache),
                 "hits": cache.hits,
                 "hit_rate": round(cache.hits / lookups, 3) if lookups else None,
+                # Copies of a picture already read (None: near-duplicates turned off).
+                "copies": (
+                    None if similar is None else {"entries": len(similar), "hits": similar.hits}
+                ),
             },
             **metrics.snapshot(),
             "keys": self.keys_activity(),

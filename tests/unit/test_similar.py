@@ -142,6 +142,7 @@ async def test_the_index_answers_a_copy_and_forgets_past_its_bounds() -> None:
     known = index.known()
     candidates = [known.ids[i] for i in hash_candidates(copy.dhash, known.packed)]
     assert await index.confirm(copy, candidates) is READ
+    assert index.hits == 1
     index.add(other, OcrOutput())  # evicts the first: the bound is one entry
     assert len(index) == 1
     assert await index.confirm(copy, candidates) is None
