@@ -53,6 +53,7 @@ async def drain(
     settings = unique_settings(
         cluster, topic_replicas=3, min_insync_replicas=2, topic_partitions=4,
         ocr_cache_entries=0 if kind == "images" else 4096,
+        near_duplicates=kind != "images",  # the image set repeats: every image is to be read
     )  # fmt: skip
     # Each worker serves its web pages on a port of its own.
     running = [
