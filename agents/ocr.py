@@ -14,7 +14,7 @@ from app.metrics import metrics
 from app.ocr.addresses import extract_addresses
 from app.ocr.images import ImageError
 from app.ocr.pool import OcrPoolError
-from app.ocr.qr import describe, merged, qr_addresses
+from app.ocr.qr import described, merged, qr_addresses
 from app.pipeline.boundary import record_boundary
 from app.pipeline.publish import publish
 from app.pipeline.records import decode_record
@@ -47,7 +47,7 @@ async def ocr_job(job: ImageJob, event_id: str = "") -> OcrResult:
         ref=job.ref,
         # Printed addresses first; a QR code's add only those not printed too.
         buy_ca=merged(extract_addresses(output.text), qr_addresses(output.qr)),
-        qr=[describe(text) for text in output.qr] or None,
+        qr=described(output.qr),
     )
     activity.result(
         event_id,

@@ -226,7 +226,7 @@ async def _partitions(settings: Settings, topic: str, wait_s: float | None) -> l
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.broker)
     await admin.start()
     try:
-        while not (partitions := await ready_partitions(settings, topic, admin)):
+        while not (partitions := await ready_partitions(admin, topic)):
             if deadline is not None and time.monotonic() >= deadline:
                 return []
             if not said:

@@ -99,20 +99,8 @@ async def _wait_for_leaders(
         await asyncio.sleep(0.1)
 
 
-async def ready_partitions(
-    settings: Settings, topic: str, admin: AIOKafkaAdminClient | None = None
-) -> list[int]:
-    """Return the topic's partitions if it exists and each has a leader, else an empty list.
-
-    ``admin``: a started client to ask (one who asks repeatedly keeps one); else one is opened.
-    """
-    if admin is None:
-        own = AIOKafkaAdminClient(bootstrap_servers=settings.broker)
-        await own.start()
-        try:
-            return await ready_partitions(settings, topic, own)
-        finally:
-            await own.close()
+async def ready_partitions(admin: AIOKafkaAdminClient, topic: str) -> list[int]:
+    """Return the topic's partitions if it exists and each has a leader, else an empty list."""
     described = await admin.describe_topics([topic])
     for found in described:
         partitions = found["partitions"]

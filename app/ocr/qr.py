@@ -60,6 +60,11 @@ def describe(text: str) -> QrCode:
     return QrCode(text=text, kind="text")
 
 
+def described(texts: list[str]) -> list[QrCode] | None:
+    """Return each decoded text with its kind, or None when the image had no QR code."""
+    return [describe(text) for text in texts] or None
+
+
 def qr_addresses(texts: list[str]) -> list[BuyCa]:
     """Return the addresses in decoded QR texts (a payment URI's target first), de-duplicated."""
     found: list[BuyCa] = []

@@ -96,16 +96,16 @@ class OcrRuntime(Service):
         async with self.admission.slot(lane):
             known = self.similar.known()
             reading = await self._pool.read_unless_known(data, known.packed)
-            if reading.output is None:
+            output = reading.output
+            if output is None:
                 candidates = [known.ids[i] for i in reading.candidates]
                 found = await self.similar.confirm(reading.fingerprint, candidates)
                 if found is not None:
                     return found, True
                 # Near in hash only (e.g. the same template with another address): read it.
-                reading = await self._pool.read_unless_known(data, b"")
-            assert reading.output is not None
-            self.similar.add(reading.fingerprint, reading.output)
-            return reading.output, False
+                output = await self._pool.ocr(data)
+            self.similar.add(reading.fingerprint, output)
+            return output, False
 
     async def fetch(self, url: str) -> bytes:
         """Download an image (bounded size, time and downloads per host)."""

@@ -203,8 +203,6 @@ class NearDuplicateIndex:
 
     def add(self, print_: Fingerprint, output: OcrOutput) -> None:
         """Remember an image's fingerprint and output, evicting the least recently used."""
-        if self._max_entries <= 0:
-            return
         self._entries[self._next_id] = (time.monotonic(), print_, output)
         self._next_id += 1
         while len(self._entries) > self._max_entries:

@@ -14,7 +14,7 @@ from app.ocr.engine import OcrOutput
 from app.ocr.images import BadDimensionsError, ImageTooLargeError, UnreadableImageError
 from app.ocr.images import ImageError as DecodeError
 from app.ocr.pool import OcrPoolError
-from app.ocr.qr import describe
+from app.ocr.qr import described
 from app.ocr.runtime import OcrRuntime
 from app.web.auth import api_key_caller, retry_later
 from app.web.context import OCR, SETTINGS
@@ -65,7 +65,7 @@ async def ocr_handler(request: web.Request) -> web.Response:
             lines=[OcrLine(text=text, score=score) for text, score in output.lines],
             elapsed_ms=elapsed_ms,
             total_ms=total_ms,
-            qr=[describe(text) for text in output.qr] or None,
+            qr=described(output.qr),
         )
     )
     return web.json_response(answer.model_dump(), headers=headers)
