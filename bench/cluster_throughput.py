@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from app.kafka.local import LocalKafkaCluster, free_port  # noqa: E402
 from bench.kafka_throughput import DATA, serve_images  # noqa: E402
-from bench.ocr_bench import write_section  # noqa: E402
+from bench.ocr_bench import show  # noqa: E402
 from bench.soak import add_keys, produce_fast  # noqa: E402
 from bench.text_path import text_posts  # noqa: E402
 from tests.support import Worker, event_ids, post, unique_settings  # noqa: E402
@@ -140,9 +140,7 @@ def main() -> int:
     parser.add_argument("--write", type=Path, default=None)
     args = parser.parse_args()
     section = asyncio.run(run(args.posts, args.images))
-    print(section)
-    if args.write:
-        write_section(args.write, "Three brokers: one worker against two", section)
+    show(section, args.write, "Three brokers: one worker against two")
     return 0
 
 

@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 from app.kafka.consumers import stop_consumer  # noqa: E402
 from app.kafka.local import LocalKafka  # noqa: E402
 from bench.kafka_throughput import serve_images  # noqa: E402
-from bench.ocr_bench import write_section  # noqa: E402
+from bench.ocr_bench import show  # noqa: E402
 from models.events import EVENT_ID_HEADER  # noqa: E402
 from tests.support import Worker, post, produce, unique_settings  # noqa: E402
 
@@ -150,9 +150,7 @@ def main() -> int:
             *rows,
         ]
     )
-    print("\n" + body)
-    if args.write:
-        write_section(args.write, "At-least-once against exactly-once", body)
+    show(body, args.write, "At-least-once against exactly-once")
     return 0
 
 

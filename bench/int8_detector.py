@@ -32,8 +32,8 @@ sys.path.insert(0, str(REPO))
 from app.ocr.addresses import extract_addresses  # noqa: E402
 from app.ocr.engine import EngineConfig, OcrEngine  # noqa: E402
 from app.ocr.images import ImageLimits, decode_image  # noqa: E402
-from bench.ocr_bench import write_section  # noqa: E402
-from bench.variants import random_address  # noqa: E402
+from bench.ocr_bench import show  # noqa: E402
+from tests.variants import random_address  # noqa: E402
 
 LIMITS = ImageLimits(max_pixels=50_000_000)
 WORDS = "gm presale live fair launch no team tokens buy now moon chart airdrop ser".split()
@@ -166,9 +166,7 @@ def main() -> int:
             f"{row['addresses']} | {row['false']} |"
         )
     section = "\n".join(lines) + "\n"
-    print(section)
-    if args.write:
-        write_section(args.write, "An int8 detector, measured", section)
+    show(section, args.write, "An int8 detector, measured")
     return 0
 
 

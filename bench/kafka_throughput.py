@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 from app.kafka.consumers import stop_consumer  # noqa: E402
 from app.kafka.local import LocalKafka  # noqa: E402
 from app.settings import Settings, engine_config  # noqa: E402
-from bench.ocr_bench import RUNNER, run_json, write_section  # noqa: E402
+from bench.ocr_bench import RUNNER, run_json, show  # noqa: E402
 from tests.support import Worker, post, produce, serve_on_loopback, unique_settings  # noqa: E402
 
 # Why a default in the repository: a clone must run the benchmarks; --image-dir takes any
@@ -164,10 +164,8 @@ def main() -> int:
             "timestamp, so they include the queue of images ahead (a burst, not a steady rate).",
         ]
     )
-    print("\n" + body)
-    if args.write:
-        layout = f"{args.processes} process x {args.threads} threads"
-        write_section(args.write, f"OCR agent through Kafka ({layout})", body)
+    layout = f"{args.processes} process x {args.threads} threads"
+    show(body, args.write, f"OCR agent through Kafka ({layout})")
     print(json.dumps(pipe))
     return 0
 

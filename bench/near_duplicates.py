@@ -38,8 +38,8 @@ from app.ocr.similar import (  # noqa: E402
     hash_candidates,
     reusable,
 )
-from bench.ocr_bench import write_section  # noqa: E402
-from bench.variants import COPIES, random_address, resized, with_address  # noqa: E402
+from bench.ocr_bench import show  # noqa: E402
+from tests.variants import COPIES, random_address, resized, with_address  # noqa: E402
 
 LIMITS = ImageLimits(max_pixels=50_000_000)
 FONT_FRACTIONS = (0.012, 0.015, 0.02, 0.03)
@@ -185,9 +185,7 @@ def main() -> int:
         f"{(statistics.median(ocr_s) + statistics.median(decode_s)) * 1000:.0f} ms.",
     ]
     section = "\n".join(lines) + "\n"
-    print(section)
-    if args.write:
-        write_section(args.write, "Near-duplicate images", section)
+    show(section, args.write, "Near-duplicate images")
     return 0
 
 

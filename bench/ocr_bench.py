@@ -135,9 +135,7 @@ def main() -> int:
         )
 
     table = render(rows, len(manifest), args.rounds)
-    print("\n" + table)
-    if args.write:
-        write_section(args.write, "OCR engines", table)
+    show(table, args.write, "OCR engines")
     return 0
 
 
@@ -174,6 +172,13 @@ def render(rows: list[dict[str, Any]], n_images: int, rounds: int) -> str:
             f"| {tput_ratio} | {lat_ratio} |"
         )
     return "\n".join(lines)
+
+
+def show(body: str, path: Path | None, title: str) -> None:
+    """Print a benchmark's section, and write it into ``path`` (docs/benchmarks.md) if given."""
+    print("\n" + body)
+    if path is not None:
+        write_section(path, title, body)
 
 
 def write_section(path: Path, title: str, body: str) -> None:

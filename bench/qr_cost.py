@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 from app.ocr.engine import EngineConfig, OcrEngine  # noqa: E402
 from app.ocr.images import ImageLimits, decode_image  # noqa: E402
 from app.ocr.qr import decode_qr  # noqa: E402
-from bench.ocr_bench import write_section  # noqa: E402
+from bench.ocr_bench import show  # noqa: E402
 
 PAYMENT = "ethereum:0x7a250d5630B4cF539739dF2C5dAcb4c659F2488D@1?value=1e17"
 LIMITS = ImageLimits(max_pixels=40_000_000, max_side=16_384)
@@ -89,9 +89,7 @@ def main() -> int:
         )
     lines += ["", f"The pasted code was read in {found} of {len(paths)} images."]
     section = "\n".join(lines) + "\n"
-    print(section)
-    if args.write:
-        write_section(args.write, "QR codes: what decoding adds", section)
+    show(section, args.write, "QR codes: what decoding adds")
     return 0
 
 

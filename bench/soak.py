@@ -42,7 +42,7 @@ from app.kafka.local import LocalKafka  # noqa: E402
 from app.keys.admin import admin_over_kafka  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from bench.kafka_throughput import serve_images  # noqa: E402
-from bench.ocr_bench import write_section  # noqa: E402
+from bench.ocr_bench import show  # noqa: E402
 from tests.support import Worker, post, unique_settings  # noqa: E402
 
 # Why a default in the repository: a clone must run the benchmarks; --image-dir takes any
@@ -339,9 +339,7 @@ def main() -> int:
     DATA = args.image_dir or DATA
     figures = asyncio.run(run(args.posts))
     body = report(figures)
-    print("\n" + body)
-    if args.write:
-        write_section(args.write, "Soak: 20,000 posts through one worker", body)
+    show(body, args.write, "Soak: 20,000 posts through one worker")
     print(json.dumps(figures))
     return 0
 

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from app.kafka.local import LocalKafka  # noqa: E402
-from bench.ocr_bench import write_section  # noqa: E402
+from bench.ocr_bench import show  # noqa: E402
 from bench.soak import add_keys, cuts, produce_fast, read_until, relay  # noqa: E402
 from tests.support import Worker, post, unique_settings  # noqa: E402
 
@@ -138,9 +138,7 @@ def main() -> int:
     parser.add_argument("--write", type=Path)
     args = parser.parse_args()
     section = report(asyncio.run(run(args.posts)))
-    print("\n" + section)
-    if args.write:
-        write_section(args.write, "The text path: batches against one record at a time", section)
+    show(section, args.write, "The text path: batches against one record at a time")
     return 0
 
 

@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from app.kafka.local import LocalKafka  # noqa: E402
-from bench.ocr_bench import write_section  # noqa: E402
+from bench.ocr_bench import show  # noqa: E402
 from tests.support import Worker, post, serve_on_loopback, unique_settings  # noqa: E402
 
 ADMIN = "bench-admin"
@@ -187,9 +187,7 @@ def main() -> int:
     parser.add_argument("--write", type=Path, default=None)
     args = parser.parse_args()
     body = asyncio.run(run(args))
-    print(body)
-    if args.write:
-        write_section(args.write, "Webhook deliveries", body)
+    show(body, args.write, "Webhook deliveries")
     return 0
 
 

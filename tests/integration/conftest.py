@@ -12,9 +12,9 @@ from PIL import Image
 
 from app.kafka.local import LocalKafka, LocalKafkaCluster
 from app.settings import Settings
-from bench.variants import jpeg
 from tests.conftest import DATA
 from tests.support import Worker, serve_on_loopback
+from tests.variants import jpeg
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import aiohttp
@@ -28,6 +29,13 @@ async def _new_key(settings: Settings, label: str, keywords: tuple[str, ...] = (
     assert record.keywords == expected
     assert created.api_key and created.api_key not in record.model_dump_json()  # only the hash
     return record.key_id
+
+
+async def _worker_page(settings: Settings, path: str) -> str:
+    """Return a page of the worker's web server (``/status/``, ``/metrics``) as text."""
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{settings.web_port}{path}") as response:
+            return await response.text()
 
 
 def _by_source(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -194,11 +202,8 @@ async def test_a_repeated_image_is_read_once(
     assert sorted(r["image_url"] for r in results) == sorted([url, url, same_bytes])
     assert {r["ref"]["mid"] for r in results} == {"3001", "3002"}
     assert len({r["text"] for r in results}) == 1
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"http://127.0.0.1:{settings.web_port}/status/") as response:
-            status = await response.json()
-        async with http.get(f"http://127.0.0.1:{settings.web_port}/metrics") as response:
-            exposition = await response.text()
+    status = json.loads(await _worker_page(settings, "/status/"))
+    exposition = await _worker_page(settings, "/metrics")
     assert status["ocr_ms"]["n"] == 1  # the engine ran once
     counts = status["counts"]
     assert counts.get("ocr_cache_hits{by=url}", 0) + counts.get("ocr_cache_hits{by=bytes}", 0) == 2
@@ -229,9 +234,7 @@ async def test_a_reencoded_copy_reuses_the_reading_of_its_original(
     assert second["buy_ca"] == [
         {"network": "solana", "address": "DKwfFc2KA3i22DmxzLQzqi9weodLJXDxCtDpYaS9QJqc"}
     ]
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"http://127.0.0.1:{settings.web_port}/status/") as response:
-            status = await response.json()
+    status = json.loads(await _worker_page(settings, "/status/"))
     assert status["ocr_ms"]["n"] == 1  # the engine ran once
     assert status["counts"].get("ocr_cache_hits{by=similar}") == 1
     assert status["cache"]["copies"] == {"entries": 1, "hits": 1}

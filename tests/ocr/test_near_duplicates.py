@@ -11,9 +11,9 @@ from PIL import Image
 from app.metrics import metrics
 from app.ocr.runtime import OcrRuntime
 from app.settings import Settings
-from bench.variants import jpeg, random_address, resized, with_address
 from tests.conftest import DATA
 from tests.support import REPO
+from tests.variants import jpeg, random_address, resized, with_address
 
 
 async def _runtime(**overrides: object) -> OcrRuntime:

@@ -25,7 +25,7 @@ from app.ocr.similar import (
     reusable,
     same_shape,
 )
-from bench.variants import COPIES, jpeg, random_address, resized, with_address
+from tests.variants import COPIES, jpeg, random_address, resized, with_address
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 IMAGES = sorted(p for p in DATA.iterdir() if p.name.startswith("s"))
