@@ -14,7 +14,6 @@ per detector call, and the contract addresses read exactly (and falsely).
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import random
@@ -32,7 +31,7 @@ sys.path.insert(0, str(REPO))
 from app.ocr.addresses import extract_addresses  # noqa: E402
 from app.ocr.engine import EngineConfig, OcrEngine  # noqa: E402
 from app.ocr.images import ImageLimits, decode_image  # noqa: E402
-from bench.ocr_bench import show  # noqa: E402
+from bench.ocr_bench import image_set_arguments, show  # noqa: E402
 from tests.variants import random_address  # noqa: E402
 
 LIMITS = ImageLimits(max_pixels=50_000_000)
@@ -115,12 +114,9 @@ def main() -> int:
     import nncf
     import openvino
 
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--image-dir", type=Path, default=REPO / "bench" / "images")
-    parser.add_argument("--write", type=Path, default=None)
-    args = parser.parse_args()
+    args, images = image_set_arguments(__doc__)
     manifest = {m["file"]: m for m in json.loads((args.image_dir / "manifest.json").read_text())}
-    paths = sorted(p for p in args.image_dir.iterdir() if p.name in manifest)
+    paths = [p for p in images if p.name in manifest]
     rgbs = [(p.name, decode_image(p.read_bytes(), LIMITS)) for p in paths]
     core = openvino.Core()
     rows = []

@@ -14,7 +14,6 @@ which shows why the other checks exist.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import statistics
@@ -38,7 +37,7 @@ from app.ocr.similar import (  # noqa: E402
     hash_candidates,
     reusable,
 )
-from bench.ocr_bench import show  # noqa: E402
+from bench.ocr_bench import image_set_arguments, show  # noqa: E402
 from tests.variants import COPIES, random_address, resized, with_address  # noqa: E402
 
 LIMITS = ImageLimits(max_pixels=50_000_000)
@@ -64,11 +63,7 @@ def _ms(samples: list[float]) -> str:
 
 def main() -> int:
     """Measure hits on copies, false hits on other pictures and templates, and the costs."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--image-dir", type=Path, default=REPO / "bench" / "images")
-    parser.add_argument("--write", type=Path, default=None)
-    args = parser.parse_args()
-    paths = sorted(p for p in args.image_dir.iterdir() if p.suffix in {".png", ".jpg"})
+    args, paths = image_set_arguments(__doc__)
     engine = OcrEngine(EngineConfig())
     decode_s: list[float] = []
     print_s: list[float] = []

@@ -174,6 +174,16 @@ def render(rows: list[dict[str, Any]], n_images: int, rounds: int) -> str:
     return "\n".join(lines)
 
 
+def image_set_arguments(description: str | None) -> tuple[argparse.Namespace, list[Path]]:
+    """Parse ``--image-dir`` (bench/images) and ``--write``; return them and the set's images."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--image-dir", type=Path, default=DATA)
+    parser.add_argument("--write", type=Path, default=None)
+    args = parser.parse_args()
+    paths = sorted(p for p in args.image_dir.iterdir() if p.suffix in {".png", ".jpg"})
+    return args, paths
+
+
 def show(body: str, path: Path | None, title: str) -> None:
     """Print a benchmark's section, and write it into ``path`` (docs/benchmarks.md) if given."""
     print("\n" + body)

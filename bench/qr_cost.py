@@ -10,7 +10,6 @@ process, on the image already decoded for OCR, never on the event loop.
 
 from __future__ import annotations
 
-import argparse
 import io
 import statistics
 import sys
@@ -27,7 +26,7 @@ sys.path.insert(0, str(REPO))
 from app.ocr.engine import EngineConfig, OcrEngine  # noqa: E402
 from app.ocr.images import ImageLimits, decode_image  # noqa: E402
 from app.ocr.qr import decode_qr  # noqa: E402
-from bench.ocr_bench import show  # noqa: E402
+from bench.ocr_bench import image_set_arguments, show  # noqa: E402
 
 PAYMENT = "ethereum:0x7a250d5630B4cF539739dF2C5dAcb4c659F2488D@1?value=1e17"
 LIMITS = ImageLimits(max_pixels=40_000_000, max_side=16_384)
@@ -56,11 +55,7 @@ def timed_ms(function, *args) -> tuple[float, object]:  # type: ignore[no-untype
 
 def main() -> int:
     """Measure, print the section, and write it when asked."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--image-dir", type=Path, default=REPO / "bench" / "images")
-    parser.add_argument("--write", type=Path, default=None)
-    args = parser.parse_args()
-    paths = sorted(p for p in args.image_dir.iterdir() if p.suffix in {".png", ".jpg"})
+    args, paths = image_set_arguments(__doc__)
     engine = OcrEngine(EngineConfig(threads=1, qr=False))
     engine.recognize(decode_image(paths[0].read_bytes(), LIMITS))  # warm
     ocr, plain, coded, found = [], [], [], 0
