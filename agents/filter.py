@@ -14,12 +14,12 @@ from app.faust_app import app, settings
 from app.kafka.outbox import Outgoing
 from app.metrics import metrics
 from app.pipeline.boundary import record_boundary
+from app.pipeline.candidates import Offered, read_candidates
 from app.pipeline.channels import ChannelHealth
 from app.pipeline.delivery import delivery_for
-from app.pipeline.records import decode_record
 from app.services import dead_letters, outbox
 from app.services import keys as keys_replica
-from models.events import EVENT_ID_HEADER, Candidate
+from models.events import EVENT_ID_HEADER
 from models.keys import KeyRecord
 from models.webhooks import WebhookJob
 
@@ -38,7 +38,7 @@ class Delivery:
     key_id: str
     record: Outgoing
     event: Any
-    event_id: str
+    offered: Offered
     delivery: dict[str, Any]
 
 
@@ -61,11 +61,17 @@ async def _deliver_batch(events: list[Any], one_by_one: bool = False) -> None:
     """Deliver a batch of candidates; a channel that cannot take them costs only its own."""
     deliveries: list[Delivery] = []
     jobs: list[Outgoing] = []
+    offered_count = 0
     for event in events:
+        offered: list[Offered] = []
         async with record_boundary(dead_letters, "filter", event):
-            candidate = decode_record(event.value, Candidate, "candidate")
-            await _plan(candidate, event, deliveries, jobs)
-    with metrics.tracking(f"{len(events)} candidate(s)", "deliver"):
+            offered = read_candidates(event.value)
+        offered_count += len(offered)
+        for item in offered:
+            # Why one boundary per candidate: in a bundle, one that fails costs only itself.
+            async with record_boundary(dead_letters, "filter", event, item.own_bytes):
+                await _plan(item, event, deliveries, jobs)
+    with metrics.tracking(f"{offered_count} candidate(s)", "deliver"):
         if one_by_one:
             await _send_one_by_one(deliveries, jobs)
         else:
@@ -81,10 +87,12 @@ async def _deliver_batch(events: list[Any], one_by_one: bool = False) -> None:
 
 
 async def _plan(
-    candidate: Candidate, event: Any, deliveries: list[Delivery], jobs: list[Outgoing]
+    offered: Offered, event: Any, deliveries: list[Delivery], jobs: list[Outgoing]
 ) -> None:
     """Add what every active key receives of one candidate: channel records and webhook jobs."""
+    candidate = offered.candidate
     headers = [(EVENT_ID_HEADER, candidate.event_id.encode())]
+    channel_key = event.key if candidate.key is None else candidate.key.encode()
     # Why: the event is the same for every key without keywords; it is serialised once.
     plain = _dumps(candidate.event)
     for key in keys_replica.active():
@@ -99,14 +107,16 @@ async def _plan(
             refused = channels.refusal(name)
             if refused is not None:
                 metrics.deliveries.labels(outcome="refused").inc()
-                await dead_letters.send("filter", f"key {key.key_id}: {refused}", event)
+                await dead_letters.send(
+                    "filter", f"key {key.key_id}: {refused}", event, offered.own_bytes()
+                )
                 continue
-            record = Outgoing(name, event.key, body, headers)
+            record = Outgoing(name, channel_key, body, headers)
             if channels.held(name):  # the cluster is moving its leader: straight to the lanes
                 metrics.deliveries.labels(outcome="held").inc()
                 jobs.append(_held_job(key.key_id, record, candidate.event_id, delivery))
                 continue
-            deliveries.append(Delivery(key.key_id, record, event, candidate.event_id, delivery))
+            deliveries.append(Delivery(key.key_id, record, event, offered, delivery))
         for job in _endpoint_jobs(key, candidate.event_id, delivery):
             jobs.append(_job_record(job))
         metrics.deliveries.labels(outcome="sent").inc()
@@ -146,11 +156,17 @@ async def _settle(delivery: Delivery) -> Outgoing | None:
         channels.delivered(record.topic)
         return None
     reason = channels.failed(record.topic, record.error, transient=record.retriable)
+    event_id = delivery.offered.candidate.event_id
     if record.retriable:
         metrics.deliveries.labels(outcome="held").inc()
-        return _held_job(delivery.key_id, record, delivery.event_id, delivery.delivery)
+        return _held_job(delivery.key_id, record, event_id, delivery.delivery)
     metrics.deliveries.labels(outcome="refused").inc()
-    await dead_letters.send("filter", f"key {delivery.key_id}: {reason}", delivery.event)
+    await dead_letters.send(
+        "filter",
+        f"key {delivery.key_id}: {reason}",
+        delivery.event,
+        delivery.offered.own_bytes(),
+    )
     return None
 
 

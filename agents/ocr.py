@@ -95,6 +95,7 @@ async def read_image(job: ImageJob, event_id: str) -> None:
             [job.post_text, result.text, *(code.text for code in result.qr or ())]
         ),
         event_id=event_id,
+        key=job.ref.mid,
     )
     await publish(
         [

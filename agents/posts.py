@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from typing import Any
 
 from app import topics
@@ -10,10 +11,11 @@ from app.faust_app import app, settings
 from app.kafka.outbox import Outgoing
 from app.metrics import metrics
 from app.pipeline.boundary import record_boundary
+from app.pipeline.candidates import bundle_values
 from app.pipeline.posts import PostPlan, parse_post, plan_post
 from app.pipeline.publish import publish
 from app.services import dead_letters
-from models.events import EVENT_ID_HEADER
+from models.events import EVENT_ID_HEADER, Candidate
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +35,15 @@ async def process_posts(stream: Any) -> None:
     wait_s = settings.batch_wait_ms / 1000
     async for events in stream.take_events(settings.batch_max_records, within=wait_s):
         outgoing: list[Outgoing] = []
+        offered: dict[int, list[Candidate]] = defaultdict(list)
         for event in events:
             metrics.posts.inc()
             async with record_boundary(dead_letters, "posts", event):
                 plan = _plan(event)
-                outgoing.extend(post_records(plan))
+                outgoing.extend(image_records(plan))
+                offered[event.message.partition].append(plan.candidate)
                 await _report(plan, event)
+        outgoing.extend(candidate_bundles(offered))
         with metrics.tracking(f"{len(events)} post(s)", "emit"):
             # The batch is acknowledged when this loop goes on: its outputs are durable first.
             await publish(outgoing)
@@ -51,17 +56,30 @@ def _plan(event: Any) -> PostPlan:
 
 
 def post_records(plan: PostPlan) -> list[Outgoing]:
-    """Return a post's records: its delivery candidate, its image jobs, its refused images."""
+    """Return a post's records: its delivery candidate alone, then its image records."""
     candidate = plan.candidate
-    records = [
-        Outgoing(
-            settings.candidates_topic,
-            candidate.event["mid"].encode(),
-            candidate.model_dump_json().encode(),
-        )
+    record = Outgoing(
+        settings.candidates_topic,
+        candidate.event["mid"].encode(),
+        candidate.model_dump_json().encode(),
+    )
+    return [record, *image_records(plan)]
+
+
+def candidate_bundles(offered: dict[int, list[Candidate]]) -> list[Outgoing]:
+    """Return a batch's candidates as bundle records, one series per posts partition."""
+    # Why keyed by the posts partition: each partition's posts reach the filter in their order.
+    return [
+        Outgoing(settings.candidates_topic, f"posts-{partition}".encode(), value)
+        for partition, candidates in offered.items()
+        for value in bundle_values(candidates)
     ]
+
+
+def image_records(plan: PostPlan) -> list[Outgoing]:
+    """Return a post's image records: its OCR jobs, and an ocr_error per refused image."""
     # Why keyed by URL: repeats of one image land on one partition (and one cache).
-    records += [
+    records = [
         Outgoing(settings.images_topic, job.image_url.encode(), job.model_dump_json().encode())
         for job in plan.jobs
     ]

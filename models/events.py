@@ -115,6 +115,19 @@ class Candidate(BaseModel):
     match_text: str
     # Why: at-least-once delivery may repeat an event; its id lets consumers drop repeats.
     event_id: str = ""
+    # The key of its channel records (the post's id). Records written before bundles have
+    # none; the filter then uses the candidates record's own key.
+    key: str | None = None
+
+
+class CandidateBundle(BaseModel):
+    """The candidates of one posts batch from one partition, in one candidates record.
+
+    Why: the filter then reads one Kafka record for hundreds of posts. Per record, Faust's
+    stream machinery costs more than matching a post against every key.
+    """
+
+    candidates: list[Candidate]
 
 
 # Kafka record header carrying an event's idempotency key on ocr_result and channel topics.

@@ -21,13 +21,14 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from mode import Service
-from pydantic import ValidationError
 
 from app.kafka.consumers import consume_until_stopped
 from app.keys.replica import KeysReplica
 from app.live.feed import BoundedFeed, Closed, LiveEvent
 from app.metrics import metrics
+from app.pipeline.candidates import read_candidates
 from app.pipeline.delivery import delivery_for
+from app.pipeline.records import RecordRefused
 from app.settings import Settings
 from models.events import Candidate
 from models.keys import KeyRecord
@@ -185,16 +186,22 @@ class LiveHub(Service):
                 del self._left_at[key_id]
                 self._recent.pop(key_id, None)
 
-    def _fan_out(self, event_id: str, value: bytes) -> None:
+    def _fan_out(self, position: str, value: bytes) -> None:
         # Why the keys streamed lately too: a client that dropped and reconnects with
         # Last-Event-ID gets what came while it was away (as long as the reader lingers).
         streamed = set(self._feeds) | set(self._recent)
         if not streamed:
             return
         try:
-            candidate = Candidate.model_validate_json(value)
-        except ValidationError:
+            offered = read_candidates(value)
+        except RecordRefused:
             return  # the filter agent dead-letters it
+        for index, item in enumerate(offered):
+            # Why the index: a bundle holds many candidates at one position of the topic.
+            event_id = f"{position}-{index}" if item.bundled else position
+            self._offer(streamed, event_id, item.candidate)
+
+    def _offer(self, streamed: set[str], event_id: str, candidate: Candidate) -> None:
         for key_id in streamed:
             feeds = self._feeds.get(key_id, set())
             if key_id == PUBLIC:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -29,15 +29,23 @@ _MAX_REASON_CHARS = 500
 
 @asynccontextmanager
 async def record_boundary(
-    dead_letters: DeadLetters, stage: Stage, event: Any
+    dead_letters: DeadLetters,
+    stage: Stage,
+    event: Any,
+    own_bytes: Callable[[], bytes | None] | None = None,
 ) -> AsyncIterator[None]:
-    """Run the block for one record; a refusal or any error becomes its dead letter."""
+    """Run the block for one record; a refusal or any error becomes its dead letter.
+
+    For one item of a record that holds several (a candidates bundle), ``own_bytes`` returns
+    that item's bytes, which its dead letter shows instead of the whole record's.
+    """
+    raw = own_bytes if own_bytes is not None else lambda: None
     try:
         yield
     except (asyncio.CancelledError, OutboxClosedError):
         raise  # the worker is stopping or rebalancing: the record is read again
     except RecordRefused as exc:
-        await dead_letters.send(stage, str(exc), event)
+        await dead_letters.send(stage, str(exc), event, raw())
     except Exception as exc:
         message = event.message
         log.exception(
@@ -49,4 +57,4 @@ async def record_boundary(
         )
         metrics.record_errors.labels(stage=stage).inc()
         reason = f"unexpected error: {type(exc).__name__}: {exc}"[:_MAX_REASON_CHARS]
-        await dead_letters.send(stage, reason, event)
+        await dead_letters.send(stage, reason, event, raw())

@@ -179,9 +179,11 @@ async def test_a_survivor_takes_over_a_killed_workers_partitions(
             candidates = await consume(
                 kafka.bootstrap, settings.candidates_topic, count=10**6, timeout_s=3
             )
+            # A record holds one candidate (the OCR agent's) or a bundle (the posts agent's).
+            offered = [one for c in candidates for one in c.get("candidates", [c])]
             theirs = [
                 c["event_id"]
-                for c in candidates
+                for c in offered
                 if c["event"]["source"] == "ocr_result" and c["event"]["ref"]["mid"] in missing
             ]
             _fail_with_state_of(

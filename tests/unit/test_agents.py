@@ -14,12 +14,15 @@ from typing import Any
 import faust
 import pytest
 
+import agents.filter as filter_module
 from agents.filter import filter_candidates
 from agents.posts import process_posts
 from app import services
 from app.faust_app import app
 from app.kafka.outbox import Outgoing
 from app.keys.commands import apply_command
+from app.pipeline.candidates import bundle_values
+from app.pipeline.delivery import delivery_for
 from models.dead_letter import DeadLetter
 from models.events import Candidate
 from models.keys import AddKeywords, CreateKey
@@ -64,14 +67,18 @@ async def test_a_post_becomes_its_candidate_its_jobs_and_its_refused_images(
         await agent.put(json.dumps(post).encode())
         await agent.put(None)  # a tombstone: its dead letter, and the stream goes on
         await agent.put(json.dumps({**post, "mid": "2", "images": []}).encode())
-    topics = [(topic, key) for topic, key, _ in sent]
-    assert topics == [
-        ("ocrstream-candidates", b"1"),
+    images = [(topic, key, body) for topic, key, body in sent if topic != "ocrstream-candidates"]
+    assert [(topic, key) for topic, key, _ in images] == [
         ("images", b"https://a.example/x.png"),
         ("ocr_error", b"ftp://b.example/c.png"),
-        ("ocrstream-candidates", b"2"),
     ]
-    assert sent[2][2]["error"] == "refused"
+    assert images[1][2]["error"] == "refused"
+    # The candidates travel in bundles keyed by the posts partition, in the posts' order, each
+    # naming the key of its channel records.
+    bundles = [(key, body) for topic, key, body in sent if topic == "ocrstream-candidates"]
+    assert {key for key, _ in bundles} == {b"posts-0"}
+    offered = [member for _, body in bundles for member in body["candidates"]]
+    assert [(c["event"]["mid"], c["key"]) for c in offered] == [("1", "1"), ("2", "2")]
     [letter] = letters
     assert letter.stage == "posts" and "null value" in letter.reason
 
@@ -113,3 +120,41 @@ async def test_the_filter_delivers_to_each_matching_key_and_refuses_a_bad_channe
     reasons = [letter.reason for letter in letters]
     assert sum("cccccccc3333: channel refused" in r for r in reasons) == 2
     assert any(r.startswith("invalid candidate") for r in reasons)
+
+
+async def test_a_bundle_is_delivered_candidate_by_candidate_and_a_failure_costs_only_one(
+    outputs: tuple[Sent, list[DeadLetter]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent, letters = outputs
+    firehose = apply_command(
+        None, CreateKey(key_id="dddddddd4444", key_hash="0" * 64, created_at=1, channels=("all",))
+    )
+    services.keys.apply(firehose.key_id, firehose)
+    services.keys._set_ready()
+    original = delivery_for
+
+    def fails_on_boom(key: Any, candidate: Candidate) -> Any:
+        if candidate.match_text == "boom":
+            raise RuntimeError("a bug met by one candidate")
+        return original(key, candidate)
+
+    # An injected bug (a unit test of the boundary): the bundle's other candidates still go.
+    monkeypatch.setattr(filter_module, "delivery_for", fails_on_boom)
+    texts = ["gm", "boom", "wagmi"]
+    candidates = [
+        Candidate(event={"source": "x", "mid": str(i), "text": t}, match_text=t, key=str(i))
+        for i, t in enumerate(texts)
+    ]
+    try:
+        async with filter_candidates.test_context() as agent:
+            for value in bundle_values(candidates):
+                await agent.put(value, key=b"posts-0")
+    finally:
+        services.keys.apply(firehose.key_id, None)
+    assert [(topic, key, body["text"]) for topic, key, body in sent] == [
+        ("all", b"0", "gm"),
+        ("all", b"2", "wagmi"),
+    ]
+    [letter] = letters
+    assert "a bug met by one candidate" in letter.reason
+    assert json.loads(letter.record)["match_text"] == "boom"  # its own bytes, not the bundle's

@@ -16,10 +16,11 @@ from hypothesis import strategies as st
 
 from app.keys.commands import ControlError, apply_command, check_targets
 from app.keys.keywords import KeywordError
+from app.pipeline.candidates import read_candidates
 from app.pipeline.posts import parse_post, plan_post
 from app.pipeline.records import RecordRefused, decode_record, decode_with
 from app.settings import Settings
-from models.events import Candidate, ImageJob
+from models.events import ImageJob
 from models.keys import KeyRecord, control_command_adapter
 from models.webhooks import WebhookJob
 from tests.strategies import json_values as json_values_of
@@ -111,13 +112,21 @@ def test_a_post_record_is_a_post_or_a_stated_refusal(raw: bytes | None) -> None:
 @BOUNDARY
 @given(raw=_raw_records())
 def test_internal_records_decode_or_are_refused(raw: bytes | None) -> None:
-    for model, what in ((ImageJob, "image job"), (Candidate, "candidate"), (WebhookJob, "job")):
+    for model, what in ((ImageJob, "image job"), (WebhookJob, "job")):
         try:
             decoded: Any = decode_record(raw, model, what)
         except RecordRefused as exc:
             assert what in str(exc)
             continue
         decoded.model_dump_json().encode()
+    try:
+        offered = read_candidates(raw)
+    except RecordRefused as exc:
+        assert "candidate" in str(exc)
+        return
+    for item in offered:
+        item.candidate.model_dump_json().encode()
+        item.own_bytes()
 
 
 command_like = st.fixed_dictionaries(
