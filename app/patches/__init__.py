@@ -1,13 +1,13 @@
 """Fixes for bugs in faust-streaming and aiokafka, each fenced to the exact code it replaces.
 
-Each module here fixes one bug: its docstring says what went wrong, how it was seen, the fix,
-and the upstream issue; its regression test is named there too. A patch records the SHA-256 of
-the source of each method it replaces. ``apply_all()`` checks every fence before it changes
-anything and refuses (``PatchFenceError``) when the installed library's method is not the one
-the patch was written for, so an upgrade can never run unpatched or half-patched; the worker
-then does not start, and ``tests/unit/test_patches.py`` fails in CI. Only the worker's
-composition root (``app/worker.py``) applies them; tests use the ``patched`` fixture, which
-undoes them afterwards.
+Each module here fixes one bug (one, faust_drain_inline, removes a measured cost instead): its
+docstring says what went wrong, how it was seen, the fix, and the upstream issue; its regression
+test is named there too. A patch records the SHA-256 of the source of each method it replaces.
+``apply_all()`` checks every fence before it changes anything and refuses (``PatchFenceError``)
+when the installed library's method is not the one the patch was written for, so an upgrade can
+never run unpatched or half-patched; the worker then does not start, and
+``tests/unit/test_patches.py`` fails in CI. Only the worker's composition root (``app/worker.py``)
+applies them; tests use the ``patched`` fixture, which undoes them afterwards.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ MODULES = (
     "app.patches.faust_seek_before_resume",
     "app.patches.faust_fetch_copy",
     "app.patches.faust_commit_in_flight",
+    "app.patches.faust_drain_inline",
 )
 
 

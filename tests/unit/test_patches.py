@@ -10,9 +10,16 @@ from typing import Any
 
 import pytest
 from faust.types import TP
+from mode import Service
+from mode.utils.locks import Event
 
 from app import patches
-from app.patches import faust_commit_in_flight, faust_fetch_copy, faust_seek_before_resume
+from app.patches import (
+    faust_commit_in_flight,
+    faust_drain_inline,
+    faust_fetch_copy,
+    faust_seek_before_resume,
+)
 
 STREAM = TP(topic="posts", partition=0)
 CHANGELOG = TP(topic="keys-changelog", partition=0)
@@ -179,6 +186,68 @@ def test_a_commit_never_passes_a_record_still_in_flight(
     assert (
         faust_commit_in_flight._new_offset(_consumer(committed, acked, in_flight), STREAM) == fixed
     )
+
+
+class Draining(Service):
+    """Faust's consumer as far as the delivery of one message reads it; counts the races."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.suspend_flow = Event()
+        self.races = 0
+
+    async def wait_first(self, *coros: Any, timeout: Any = None) -> Any:
+        self.races += 1
+        return await super().wait_first(*coros, timeout=timeout)
+
+
+async def test_a_message_is_delivered_inline_when_nothing_waits() -> None:
+    consumer, delivered = Draining(), []
+
+    async def callback(message: str) -> None:
+        delivered.append(message)
+
+    await faust_drain_inline.deliver(consumer, callback, "m1")
+    assert delivered == ["m1"] and consumer.races == 0
+    # A callback that has to wait (a full stream queue) finishes through Faust's race.
+    room = asyncio.get_running_loop().create_future()
+
+    async def waits(message: str) -> str:
+        await room
+        delivered.append(message)
+        return message
+
+    asyncio.get_running_loop().call_later(0.01, room.set_result, None)
+    await faust_drain_inline.deliver(consumer, waits, "m2")
+    assert delivered == ["m1", "m2"] and consumer.races == 1
+    # An error is raised to the drainer, as Faust's race raises it.
+    with pytest.raises(ValueError, match="bad"):
+        await faust_drain_inline.deliver(consumer, _raises_after_waiting, "m3")
+
+
+async def _raises_after_waiting(message: str) -> None:
+    await asyncio.sleep(0)
+    raise ValueError("bad record")
+
+
+async def test_a_delivery_that_waits_is_still_cut_short_by_a_suspended_flow() -> None:
+    consumer, seen = Draining(), []
+
+    async def never_has_room(message: str) -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    asyncio.get_running_loop().call_later(0.01, consumer.suspend_flow.set)
+    await asyncio.wait_for(faust_drain_inline.deliver(consumer, never_has_room, "m"), 5)
+    await asyncio.sleep(0)  # the cancelled task runs its handler
+    assert seen == ["cancelled"] and consumer.races == 1
+    # Suspended from the start: Faust's own path, the callback raced from its first step.
+    await faust_drain_inline.deliver(consumer, never_has_room, "m")
+    await asyncio.sleep(0)
+    assert consumer.races == 2 and seen == ["cancelled", "cancelled"]
 
 
 def test_every_fence_holds_against_the_installed_libraries() -> None:
