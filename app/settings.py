@@ -81,13 +81,15 @@ class Settings(BaseSettings):
         ),
     )
     # Why 5 ms: with no linger every record became its own produce request, and writing those
-    # took a quarter of the worker's CPU (py-spy, bench/soak.py); see docs/benchmarks.md.
+    # took a quarter of the worker's CPU (py-spy, bench/soak.py); see docs/benchmarks.md. The
+    # agents' batches do not wait for it: each is one closed record batch (app/kafka/outbox.py).
     producer_linger_ms: float = Field(
         default=5.0,
         ge=0,
         description=(
-            "Milliseconds the producer waits to batch records into one produce request (0: send "
-            "each at once; more throughput, a few ms more latency)."
+            "Milliseconds Faust's producer waits to batch records into one produce request (one "
+            "record at a time: batches off or exactly-once; the keys table's changelog). The "
+            "agents' batches are sent at once."
         ),
     )
 

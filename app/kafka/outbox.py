@@ -17,6 +17,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -183,17 +184,14 @@ class Outbox(Service):
             for row in partition_rows:
                 if not _append(batch, row):
                     # The batch is full: send it and go on in a new one (the order is kept).
-                    sent.append((await producer.send_batch(batch, topic, partition=partition),
-                                 in_batch))  # fmt: skip
+                    sent.append((await _send(producer, batch, topic, partition), in_batch))
                     batch, in_batch = producer.create_batch(), []
                     if not _append(batch, row):
                         row.error = "record larger than a produce batch"
                         continue
                 in_batch.append(row)
             if in_batch:
-                sent.append(
-                    (await producer.send_batch(batch, topic, partition=partition), in_batch)
-                )
+                sent.append((await _send(producer, batch, topic, partition), in_batch))
         results = await asyncio.gather(*(future for future, _ in sent), return_exceptions=True)
         for result, (_, batch_rows) in zip(results, sent, strict=True):
             if isinstance(result, BaseException):
@@ -201,6 +199,17 @@ class Outbox(Service):
                     getattr(result, "retriable", False)
                 )
                 _fail(batch_rows, f"{type(result).__name__}: {result}"[:300], retriable)
+
+
+async def _send(
+    producer: AIOKafkaProducer, batch: Any, topic: str, partition: int
+) -> asyncio.Future[object]:
+    """Queue a full batch for sending now; return the future of the broker's answer."""
+    # Why closed: aiokafka holds an open batch for the linger, waiting for more records; this
+    # batch is all the agent's batch has for the partition, so it leaves at once.
+    batch.close()
+    future: asyncio.Future[object] = await producer.send_batch(batch, topic, partition=partition)
+    return future
 
 
 def _append(batch: object, row: Outgoing) -> bool:
