@@ -96,6 +96,9 @@ class BoundedFeed:
                 return item
             self._wakeup.clear()
             try:
-                await asyncio.wait_for(self._wakeup.wait(), timeout_s)
+                # Why not wait_for: it waits through a task of its own, so an offer reached the
+                # connection's writer only two turns of the loop later; this wakes it on the next.
+                async with asyncio.timeout(timeout_s):
+                    await self._wakeup.wait()
             except TimeoutError:
                 return None

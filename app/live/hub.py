@@ -68,6 +68,10 @@ class LiveHub(Service):
         self._left_at: dict[str, float] = {}
         self._reader: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        # Events offered before the reader lets the connections' writers run: well under a
+        # feed's bound, so a client that keeps up never has its events dropped.
+        self._offer_slice = max(1, min(32, settings.stream_buffer_events // 2))
+        self._offered_since_yield = 0
         keys.watch(self._key_changed)
 
     @asynccontextmanager
@@ -165,7 +169,8 @@ class LiveHub(Service):
                 batch = await consumer.getmany(timeout_ms=500, max_records=500)
                 for records in batch.values():
                     for record in records:
-                        self._fan_out(f"{record.partition}-{record.offset}", record.value or b"")
+                        position = f"{record.partition}-{record.offset}"
+                        await self._fan_out(position, record.value or b"")
                 self._forget_departed(time.monotonic() - _LINGER_S)
                 if self._feeds:
                     idle_since = None
@@ -186,7 +191,7 @@ class LiveHub(Service):
                 del self._left_at[key_id]
                 self._recent.pop(key_id, None)
 
-    def _fan_out(self, position: str, value: bytes) -> None:
+    async def _fan_out(self, position: str, value: bytes) -> None:
         # Why the keys streamed lately too: a client that dropped and reconnects with
         # Last-Event-ID gets what came while it was away (as long as the reader lingers).
         streamed = set(self._feeds) | set(self._recent)
@@ -200,6 +205,13 @@ class LiveHub(Service):
             # Why the index: a bundle holds many candidates at one position of the topic.
             event_id = f"{position}-{index}" if item.bundled else position
             self._offer(streamed, event_id, item.candidate)
+            self._offered_since_yield += 1
+            if self._offered_since_yield >= self._offer_slice:
+                # Why: a bundle holds hundreds of posts and a fetch hundreds of records; offered
+                # in one go they would fill a fast client's feed before its writer ran once.
+                # Each writer empties its feed into its socket whenever it gets the loop.
+                self._offered_since_yield = 0
+                await asyncio.sleep(0)
 
     def _offer(self, streamed: set[str], event_id: str, candidate: Candidate) -> None:
         for key_id in streamed:

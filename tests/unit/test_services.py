@@ -25,6 +25,7 @@ from app.keys.commands import apply_command
 from app.keys.replica import KeysReplica
 from app.live.feed import Closed, LiveEvent
 from app.live.hub import PUBLIC, LiveHub, TooManyStreams
+from app.pipeline.candidates import bundle_values
 from app.pipeline.dead_letters import DeadLetters
 from app.settings import Settings
 from app.web.ratelimit import RateLimiter
@@ -114,9 +115,9 @@ async def test_the_hub_gives_each_key_what_its_channels_get(
         live.subscription("aaaaaaaa1111") as everything,
         live.subscription("bbbbbbbb2222") as pepe_only,
     ):
-        live._fan_out("0-1", _candidate("gm"))
-        live._fan_out("0-2", _candidate("new $PEPE"))
-        live._fan_out("0-3", b"not a candidate")  # ignored here (the filter dead-letters it)
+        await live._fan_out("0-1", _candidate("gm"))
+        await live._fan_out("0-2", _candidate("new $PEPE"))
+        await live._fan_out("0-3", b"not a candidate")  # ignored here (the filter dead-letters it)
         events = _events(everything)
         assert [json.loads(e.body)["text"] for e in events] == ["gm", "new $PEPE"]
         assert [e.id for e in events] == ["0-1", "0-2"]  # where each sits in the topic
@@ -135,10 +136,38 @@ async def test_the_hub_bounds_streams_per_key_and_drops_for_slow_readers(
             async with live.subscription(key.key_id):
                 pass
         for n in range(5):  # the buffer holds 2
-            live._fan_out(f"0-{n}", _candidate(f"event {n}"))
+            await live._fan_out(f"0-{n}", _candidate(f"event {n}"))
         assert live.status()["dropped"] == 6  # 3 too many, for each of the 2 streams
         assert feed.take_nowait() is not None
     assert live.status()["keys"] == 0
+
+
+async def test_a_bundle_larger_than_a_feed_reaches_a_client_that_keeps_up() -> None:
+    replica = KeysReplica(SETTINGS)
+    live = LiveHub(SETTINGS.model_copy(update={"stream_buffer_events": 10}), replica)
+    reader = asyncio.ensure_future(asyncio.Event().wait())  # no Kafka reader (see `hub`)
+    live._reader = reader  # type: ignore[assignment]
+    key = _key("aaaaaaaa1111")
+    replica.apply(key.key_id, key)
+    posts = [Candidate(event={"source": "x", "mid": str(n)}, match_text="gm") for n in range(100)]
+    [bundle] = bundle_values(posts)
+    async with live.subscription(key.key_id) as fast, live.subscription(key.key_id) as slow:
+        seen: list[Any] = []
+
+        async def keep_up() -> None:  # as a connection's writer does, whenever it runs
+            while len(seen) < len(posts):
+                item = await fast.take(1.0)
+                assert isinstance(item, LiveEvent), item
+                seen.append(item)
+
+        writer = asyncio.ensure_future(keep_up())
+        await live._fan_out("3-7", bundle)
+        await asyncio.wait_for(writer, 5)
+        assert [e.id for e in seen] == [f"3-7-{n}" for n in range(100)]
+        # A client that does not read keeps its bound and learns how many it missed.
+        items = _events(slow, closed=True)
+        assert len([i for i in items if isinstance(i, LiveEvent)]) == 10
+    reader.cancel()
 
 
 async def test_a_revoked_key_has_its_streams_closed(hub: tuple[LiveHub, KeysReplica]) -> None:
@@ -159,7 +188,7 @@ async def test_a_reconnect_gets_the_events_it_missed_and_the_public_stream_a_gli
     replica.apply(key.key_id, key)
     async with live.subscription(key.key_id), live.subscription(PUBLIC) as public:
         for n in range(8):
-            live._fan_out(f"0-{n}", _candidate(f"event {n} " + "x" * 200))
+            await live._fan_out(f"0-{n}", _candidate(f"event {n} " + "x" * 200))
         [glimpse, *_] = _events(public)
         assert len(json.loads(glimpse.body)["text"]) == 100  # cut for the public
     # The stream dropped; it comes back having seen event 5: it gets 6 and 7, then live.
@@ -178,12 +207,12 @@ async def test_events_while_away_are_kept_until_the_key_stays_away_past_the_ling
     key = _key("aaaaaaaa1111")
     replica.apply(key.key_id, key)
     async with live.subscription(key.key_id):
-        live._fan_out("0-1", _candidate("seen"))
-    live._fan_out("0-2", _candidate("while away"))
+        await live._fan_out("0-1", _candidate("seen"))
+    await live._fan_out("0-2", _candidate("while away"))
     async with live.subscription(key.key_id, last_event_id="0-1") as back:
         assert [e.id for e in _events(back)] == ["0-2"]
     live._forget_departed(time.monotonic() + 1)  # as if it stayed away past the linger
-    live._fan_out("0-3", _candidate("nobody is keeping this"))
+    await live._fan_out("0-3", _candidate("nobody is keeping this"))
     async with live.subscription(key.key_id, last_event_id="0-2") as much_later:
         assert _events(much_later) == []
 
