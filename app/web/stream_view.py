@@ -147,14 +147,20 @@ async def _pump(
             if gone():
                 return Closed(1000, "client closed")
             if ping is not None and time.monotonic() - last_write >= ping_every_s:
-                await asyncio.wait_for(ping(), write_timeout_s)
+                async with asyncio.timeout(write_timeout_s):
+                    await ping()
                 last_write = time.monotonic()
             continue
         last_write = time.monotonic()
-        if isinstance(item, Dropped):
-            await asyncio.wait_for(send_meta(_dropped_message(item, settings)), write_timeout_s)
-        else:
-            await asyncio.wait_for(send_event(item), write_timeout_s)
+        # Why asyncio.timeout, not wait_for: wait_for writes through a task of its own, so each
+        # event cost the writer extra turns of the loop, and a burst the hub offered between
+        # two of its turns could fill the feed of a client that keeps up.
+        async with asyncio.timeout(write_timeout_s):
+            if isinstance(item, Dropped):
+                await send_meta(_dropped_message(item, settings))
+            else:
+                await send_event(item)
+        if isinstance(item, LiveEvent):
             metrics.stream_events.labels(outcome="sent").inc()
 
 
@@ -162,7 +168,10 @@ async def websocket_stream(request: web.Request) -> web.StreamResponse:
     """Stream the caller's deliveries over a WebSocket (text frames, one JSON event each)."""
     settings = request.app[SETTINGS]
     # aiohttp pings every stream_ping_s and closes the socket when no pong comes back.
-    ws = web.WebSocketResponse(heartbeat=settings.stream_ping_s)
+    # Why no per-message compression: each connection would compress every event on its own
+    # (the same event once per client), and aiohttp compresses one over 16 KB in a thread, a
+    # few turns of the loop per event, so a burst could fill the feed of a client keeping up.
+    ws = web.WebSocketResponse(heartbeat=settings.stream_ping_s, compress=False)
     if not ws.can_prepare(request).ok:
         raise ApiError(400, "GET /ws needs a WebSocket upgrade (or use /stream for SSE)")
     async with _open_feed(request) as (feed, headers):

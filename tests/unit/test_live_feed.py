@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from app.live.feed import BoundedFeed, Closed, Dropped, FeedItem, LiveEvent
+from app.settings import Settings
+from app.web.stream_view import _pump
 
 
 def _event(name: str) -> LiveEvent:
@@ -56,3 +58,29 @@ def test_take_waits_for_the_next_item_or_times_out() -> None:
         return arrived, nothing
 
     assert asyncio.run(scenario()) == (_event("late"), None)
+
+
+async def test_a_connection_writes_everything_offered_before_its_next_turn_of_the_loop() -> None:
+    # A client that keeps up: the hub offers a slice, then lets the loop turn once; the writer
+    # must empty the feed in that turn, or a burst fills a fast client's feed.
+    feed = BoundedFeed(limit=50)
+    sent: list[str] = []
+
+    async def send_event(event: LiveEvent) -> None:
+        sent.append(event.id)  # a socket with room: the write does not wait
+
+    async def send_meta(meta: dict[str, object]) -> None:
+        sent.append("meta")
+
+    writer = asyncio.ensure_future(_pump(Settings(), feed, send_event, send_meta))
+    try:
+        await asyncio.sleep(0)  # the writer waits on its feed
+        for burst in range(3):
+            for n in range(25):
+                assert feed.offer(_event(f"{burst}-{n}"))
+            await asyncio.sleep(0)
+            assert len(sent) == 25 * (burst + 1)
+        feed.close(Closed(1000, "done"))
+        assert await asyncio.wait_for(writer, 1) == Closed(1000, "done")
+    finally:
+        writer.cancel()
