@@ -68,7 +68,7 @@ class Outbox(Service):
             # Why: a retry after a lost answer (a leader killed mid-request) must not write a
             # record twice; the broker drops the repeat by its sequence number.
             enable_idempotence=True,
-            linger_ms=self._settings.producer_linger_ms,
+            # No linger: every batch is closed before it is sent (see _send), so none would wait.
             # Why: the pipeline's records are small and many; one request carries more of them.
             max_batch_size=256 * 1024,
         )

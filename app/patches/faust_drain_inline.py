@@ -56,10 +56,6 @@ class _Resumed:
                     return stop.value
 
 
-async def _go_on(resumed: _Resumed) -> Any:
-    return await resumed
-
-
 async def deliver(consumer: Any, callback: Any, message: Any) -> None:
     """Give ``message`` to ``callback``; race it against the suspend flag only if it waits."""
     if consumer.suspend_flow.is_set():
@@ -70,7 +66,7 @@ async def deliver(consumer: Any, callback: Any, message: Any) -> None:
         waiting_on = coro.send(None)
     except StopIteration:
         return  # delivered without waiting: the common case
-    await consumer.wait_first(_go_on(_Resumed(coro, waiting_on)), consumer.suspend_flow.wait())
+    await consumer.wait_first(_Resumed(coro, waiting_on), consumer.suspend_flow.wait())
 
 
 async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover

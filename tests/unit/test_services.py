@@ -90,9 +90,12 @@ async def test_the_replica_is_ready_only_once_caught_up() -> None:
 
 
 @pytest.fixture
-async def hub() -> AsyncIterator[tuple[LiveHub, KeysReplica]]:
-    replica = KeysReplica(SETTINGS)
-    live = LiveHub(SETTINGS, replica)
+async def hub(request: pytest.FixtureRequest) -> AsyncIterator[tuple[LiveHub, KeysReplica]]:
+    # A test may give the per-connection buffer (indirect parametrization); SETTINGS' by default.
+    buffer_events = getattr(request, "param", SETTINGS.stream_buffer_events)
+    settings = SETTINGS.model_copy(update={"stream_buffer_events": buffer_events})
+    replica = KeysReplica(settings)
+    live = LiveHub(settings, replica)
     # Why a task that never ends: the hub starts its Kafka reader when none runs; none may here.
     reader = asyncio.ensure_future(asyncio.Event().wait())
     live._reader = reader  # type: ignore[assignment]
@@ -142,11 +145,11 @@ async def test_the_hub_bounds_streams_per_key_and_drops_for_slow_readers(
     assert live.status()["keys"] == 0
 
 
-async def test_a_bundle_larger_than_a_feed_reaches_a_client_that_keeps_up() -> None:
-    replica = KeysReplica(SETTINGS)
-    live = LiveHub(SETTINGS.model_copy(update={"stream_buffer_events": 10}), replica)
-    reader = asyncio.ensure_future(asyncio.Event().wait())  # no Kafka reader (see `hub`)
-    live._reader = reader  # type: ignore[assignment]
+@pytest.mark.parametrize("hub", [10], indirect=True)
+async def test_a_bundle_larger_than_a_feed_reaches_a_client_that_keeps_up(
+    hub: tuple[LiveHub, KeysReplica],
+) -> None:
+    live, replica = hub
     key = _key("aaaaaaaa1111")
     replica.apply(key.key_id, key)
     posts = [Candidate(event={"source": "x", "mid": str(n)}, match_text="gm") for n in range(100)]
@@ -167,7 +170,6 @@ async def test_a_bundle_larger_than_a_feed_reaches_a_client_that_keeps_up() -> N
         # A client that does not read keeps its bound and learns how many it missed.
         items = _events(slow, closed=True)
         assert len([i for i in items if isinstance(i, LiveEvent)]) == 10
-    reader.cancel()
 
 
 async def test_a_revoked_key_has_its_streams_closed(hub: tuple[LiveHub, KeysReplica]) -> None:
@@ -179,11 +181,11 @@ async def test_a_revoked_key_has_its_streams_closed(hub: tuple[LiveHub, KeysRepl
         assert _events(feed, closed=True)[-1] == Closed(1008, "API key revoked")
 
 
-async def test_a_reconnect_gets_the_events_it_missed_and_the_public_stream_a_glimpse() -> None:
-    replica = KeysReplica(SETTINGS)
-    live = LiveHub(SETTINGS.model_copy(update={"stream_buffer_events": 50}), replica)
-    reader = asyncio.ensure_future(asyncio.Event().wait())  # no Kafka reader (see `hub`)
-    live._reader = reader  # type: ignore[assignment]
+@pytest.mark.parametrize("hub", [50], indirect=True)
+async def test_a_reconnect_gets_the_events_it_missed_and_the_public_stream_a_glimpse(
+    hub: tuple[LiveHub, KeysReplica],
+) -> None:
+    live, replica = hub
     key = _key("aaaaaaaa1111")
     replica.apply(key.key_id, key)
     async with live.subscription(key.key_id), live.subscription(PUBLIC) as public:
@@ -197,7 +199,6 @@ async def test_a_reconnect_gets_the_events_it_missed_and_the_public_stream_a_gli
     # An id no longer kept: it gets every kept event (the last 5).
     async with live.subscription(key.key_id, last_event_id="0-0") as late:
         assert [e.id for e in _events(late)] == ["0-3", "0-4", "0-5", "0-6", "0-7"]
-    reader.cancel()
 
 
 async def test_events_while_away_are_kept_until_the_key_stays_away_past_the_linger(
