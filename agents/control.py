@@ -16,6 +16,7 @@ from app.keys.commands import ControlError, apply_command, check_targets
 from app.keys.keywords import KeywordError
 from app.pipeline.boundary import record_boundary
 from app.pipeline.records import RecordRefused, decode_with
+from app.pipeline.unfinished import unacked_if_cut_short
 from app.services import dead_letters
 from app.tables import keys_table, owned_key_record
 from models.keys import ControlCommand, KeyRecord, control_command_adapter
@@ -44,13 +45,17 @@ async def _create_channel_topics(names: tuple[str, ...]) -> None:
 async def apply_control(stream: Any) -> None:
     """Update the keys table from each command; refused commands go to the dead-letter topic."""
     async for event in stream.events():
-        async with record_boundary(dead_letters, "control", event):
-            record, command = decide(event.value)
-            await _create_channel_topics(record.channels)
-            keys_table[record.key_id.encode()] = encode_key_record(record)
-            log.info(
-                "key %s: %s applied (%d keywords)", record.key_id, command.op, len(record.keywords)
-            )
+        with unacked_if_cut_short([event]):
+            async with record_boundary(dead_letters, "control", event):
+                record, command = decide(event.value)
+                await _create_channel_topics(record.channels)
+                keys_table[record.key_id.encode()] = encode_key_record(record)
+                log.info(
+                    "key %s: %s applied (%d keywords)",
+                    record.key_id,
+                    command.op,
+                    len(record.keywords),
+                )
 
 
 def decide(raw: bytes | None) -> tuple[KeyRecord, ControlCommand]:

@@ -17,6 +17,8 @@ from app.pipeline.boundary import record_boundary
 from app.pipeline.candidates import Offered, read_candidates
 from app.pipeline.channels import ChannelHealth
 from app.pipeline.delivery import delivery_for
+from app.pipeline.publish import publish
+from app.pipeline.unfinished import unacked_if_cut_short
 from app.services import dead_letters, outbox
 from app.services import keys as keys_replica
 from models.events import EVENT_ID_HEADER
@@ -25,15 +27,14 @@ from models.webhooks import WebhookJob
 
 log = logging.getLogger(__name__)
 
-# Why long: webhook jobs are the pipeline's own records, tried again until the broker has them.
-_INTERNAL_SEND_TIMEOUT_S = 30.0
-
 channels = ChannelHealth(settings.channel_retry_after_s)
 
 
 @dataclass
 class Delivery:
-    """One candidate as one key receives it on one channel (for its dead letter if refused)."""
+    """One candidate as one key receives it: a channel record, or a job for the webhooks topic
+    (a webhook, a Telegram chat, a held channel delivery), kept for its dead letter if refused.
+    """
 
     key_id: str
     record: Outgoing
@@ -48,19 +49,21 @@ async def filter_candidates(stream: Any) -> None:
     if not settings.batched:
         async for event in stream.events():
             await keys_replica.wait_ready()
-            await _deliver_batch([event], one_by_one=True)
+            with unacked_if_cut_short([event]):
+                await _deliver_batch([event], one_by_one=True)
         return
     wait_s = settings.batch_wait_ms / 1000
     async for events in stream.take_events(settings.batch_max_records, within=wait_s):
         # Why: before the replica has read the changelog it would match against no keys.
         await keys_replica.wait_ready()
-        await _deliver_batch(events)
+        with unacked_if_cut_short(events):
+            await _deliver_batch(events)
 
 
 async def _deliver_batch(events: list[Any], one_by_one: bool = False) -> None:
     """Deliver a batch of candidates; a channel that cannot take them costs only its own."""
     deliveries: list[Delivery] = []
-    jobs: list[Outgoing] = []
+    jobs: list[Delivery] = []
     offered_count = 0
     for event in events:
         offered: list[Offered] = []
@@ -73,21 +76,30 @@ async def _deliver_batch(events: list[Any], one_by_one: bool = False) -> None:
                 await _plan(item, event, deliveries, jobs)
     with metrics.tracking(f"{offered_count} candidate(s)", "deliver"):
         if one_by_one:
-            await _send_one_by_one(deliveries, jobs)
+            await _send_one_by_one(deliveries)
         else:
             await outbox.send_all([d.record for d in deliveries], settings.channel_send_timeout_s)
-            await outbox.send_until_done(jobs, _INTERNAL_SEND_TIMEOUT_S)
+        await _send_jobs(jobs)
         held = [job for delivery in deliveries if (job := await _settle(delivery)) is not None]
         # Why before the batch is acknowledged: a held delivery lives on in the webhooks topic.
-        if one_by_one:
-            for job in held:
-                await topics.webhooks.send(key=job.key, value=job.value)
-        else:
-            await outbox.send_until_done(held, _INTERNAL_SEND_TIMEOUT_S)
+        await _send_jobs(held)
+
+
+async def _send_jobs(jobs: list[Delivery]) -> None:
+    """Produce delivery jobs to the webhooks topic; a job Kafka refuses is dead-lettered."""
+    refused = await publish([job.record for job in jobs])
+    if not refused:
+        return
+    by_record = {id(job.record): job for job in jobs}
+    for record in refused:
+        job = by_record[id(record)]
+        metrics.deliveries.labels(outcome="refused").inc()
+        reason = f"key {job.key_id}: delivery job not produced: {record.error}"
+        await dead_letters.send("filter", reason, job.event, job.offered.own_bytes())
 
 
 async def _plan(
-    offered: Offered, event: Any, deliveries: list[Delivery], jobs: list[Outgoing]
+    offered: Offered, event: Any, deliveries: list[Delivery], jobs: list[Delivery]
 ) -> None:
     """Add what every active key receives of one candidate: channel records and webhook jobs."""
     candidate = offered.candidate
@@ -112,13 +124,14 @@ async def _plan(
                 )
                 continue
             record = Outgoing(name, channel_key, body, headers)
+            planned = Delivery(key.key_id, record, event, offered, delivery)
             if channels.held(name):  # the cluster is moving its leader: straight to the lanes
                 metrics.deliveries.labels(outcome="held").inc()
-                jobs.append(_held_job(key.key_id, record, candidate.event_id, delivery))
+                jobs.append(_held(planned))
                 continue
-            deliveries.append(Delivery(key.key_id, record, event, offered, delivery))
+            deliveries.append(planned)
         for job in _endpoint_jobs(key, candidate.event_id, delivery):
-            jobs.append(_job_record(job))
+            jobs.append(Delivery(key.key_id, _job_record(job), event, offered, delivery))
         metrics.deliveries.labels(outcome="sent").inc()
         activity.delivered(key.key_id)
 
@@ -145,7 +158,7 @@ def _endpoint_jobs(key: KeyRecord, event_id: str, delivery: dict[str, Any]) -> l
     return jobs
 
 
-async def _settle(delivery: Delivery) -> Outgoing | None:
+async def _settle(delivery: Delivery) -> Delivery | None:
     """Record a channel send's outcome; return its held job when the failure may pass.
 
     Refused for the channel's own reasons: a dead letter. Failed because the cluster moved a
@@ -156,10 +169,9 @@ async def _settle(delivery: Delivery) -> Outgoing | None:
         channels.delivered(record.topic)
         return None
     reason = channels.failed(record.topic, record.error, transient=record.retriable)
-    event_id = delivery.offered.candidate.event_id
     if record.retriable:
         metrics.deliveries.labels(outcome="held").inc()
-        return _held_job(delivery.key_id, record, event_id, delivery.delivery)
+        return _held(delivery)
     metrics.deliveries.labels(outcome="refused").inc()
     await dead_letters.send(
         "filter",
@@ -170,16 +182,19 @@ async def _settle(delivery: Delivery) -> Outgoing | None:
     return None
 
 
-def _held_job(key_id: str, record: Outgoing, event_id: str, delivery: dict[str, Any]) -> Outgoing:
+def _held(delivery: Delivery) -> Delivery:
     """Return a channel delivery as a job for the retry lanes (keyed by key and channel)."""
+    record = delivery.record
     job = WebhookJob(
-        key_id=key_id,
-        event_id=event_id,
-        event=delivery,
+        key_id=delivery.key_id,
+        event_id=delivery.offered.candidate.event_id,
+        event=delivery.delivery,
         channel=record.topic,
         channel_key=record.key.decode(errors="replace") if record.key is not None else None,
     )
-    return _job_record(job)
+    return Delivery(
+        delivery.key_id, _job_record(job), delivery.event, delivery.offered, delivery.delivery
+    )
 
 
 def _job_record(job: WebhookJob) -> Outgoing:
@@ -189,10 +204,13 @@ def _job_record(job: WebhookJob) -> Outgoing:
     )
 
 
-async def _send_one_by_one(deliveries: list[Delivery], jobs: list[Outgoing]) -> None:
+async def _send_one_by_one(deliveries: list[Delivery]) -> None:
     """Send through Faust's producer, one record at a time (exactly-once, or batches off)."""
     for delivery in deliveries:
         record = delivery.record
+        record.error = await outbox.too_large(record)
+        if record.error is not None:
+            continue  # refused: _settle dead-letters it
         try:
             await asyncio.wait_for(
                 topics.named(record.topic).send(
@@ -211,8 +229,6 @@ async def _send_one_by_one(deliveries: list[Delivery], jobs: list[Outgoing]) -> 
             record.retriable = isinstance(exc, TimeoutError) or bool(
                 getattr(exc, "retriable", False)
             )
-    for job in jobs:
-        await topics.webhooks.send(key=job.key, value=job.value)
 
 
 def _dumps(event: dict[str, Any]) -> bytes:

@@ -11,15 +11,15 @@ from app.faust_app import app, settings
 from app.fetch import FetchError
 from app.kafka.outbox import Outgoing
 from app.metrics import metrics
-from app.ocr.addresses import extract_addresses
 from app.ocr.images import ImageError
 from app.ocr.pool import OcrPoolError
-from app.ocr.qr import described, merged, qr_addresses
+from app.ocr.reading import reading_of
 from app.pipeline.boundary import record_boundary
 from app.pipeline.publish import publish
 from app.pipeline.records import decode_record
+from app.pipeline.unfinished import unacked_if_cut_short
 from app.redact import redact_text, redact_url
-from app.services import dead_letters
+from app.services import dead_letters, outbox
 from app.services import ocr as runtime
 from models.events import (
     EVENT_ID_HEADER,
@@ -41,13 +41,14 @@ async def ocr_job(job: ImageJob, event_id: str = "") -> OcrResult:
     """Fetch, OCR and extract addresses for one image job (and show it on the dashboard)."""
     image: list[bytes] = []
     output, _ = await runtime.ocr_url(job.image_url, fetched=image.append)
+    reading = reading_of(output)
     result = OcrResult(
         image_url=job.image_url,
-        text=output.text,
+        text=reading.text,
         ref=job.ref,
-        # Printed addresses first; a QR code's add only those not printed too.
-        buy_ca=merged(extract_addresses(output.text), qr_addresses(output.qr)),
-        qr=described(output.qr),
+        buy_ca=reading.buy_ca,
+        qr=reading.qr,
+        truncated=reading.truncated,
     )
     activity.result(
         event_id,
@@ -64,60 +65,68 @@ async def ocr_job(job: ImageJob, event_id: str = "") -> OcrResult:
 async def process_images(stream: Any) -> None:
     """OCR each image job; an image that cannot be read yields an ``ocr_error`` event."""
     async for event in stream.events():
-        async with record_boundary(dead_letters, "ocr", event):
-            job = decode_record(event.value, ImageJob, "image job")
-            with metrics.tracking(job.image_url, "fetch"):
-                await read_image(job, ocr_event_id(job.ref, job.image_url))
+        with unacked_if_cut_short([event]):
+            async with record_boundary(dead_letters, "ocr", event):
+                job = decode_record(event.value, ImageJob, "image job")
+                with metrics.tracking(job.image_url, "fetch"):
+                    refused = await read_image(job, ocr_event_id(job.ref, job.image_url))
+                for record in refused:
+                    # Kafka would not take it (an ocr_error, or the candidate of a post whose
+                    # text is too long for the topic's limit): the reason is the outcome.
+                    reason = f"{record.topic} record not produced: {record.error}"
+                    await dead_letters.send("ocr", reason, event, record.value, job.image_url)
 
 
-async def read_image(job: ImageJob, event_id: str) -> None:
-    """OCR one image job and publish its ``ocr_result`` (or its ``ocr_error``)."""
+async def read_image(job: ImageJob, event_id: str) -> list[Outgoing]:
+    """OCR one image job and publish its ``ocr_result`` (or its ``ocr_error``).
+
+    Returns the records Kafka refused, each with its error (for the caller's dead letters).
+    """
     try:
         result = await ocr_job(job, event_id)
     except (FetchError, ImageError, OcrPoolError) as exc:
         metrics.stage("publish error")
-        await publish_error(job, exc.kind, str(exc), event_id)
-        return
+        return await publish_error(job, exc.kind, str(exc), event_id)
     except Exception as exc:
         # Why here and not only in the boundary: every image must end in an ocr_result or an
         # ocr_error, whatever failed while reading it.
         log.exception("unexpected error reading image %s", redact_url(job.image_url))
         metrics.stage("publish error")
         reason = f"unexpected error reading the image: {type(exc).__name__}: {exc}"[:500]
-        await publish_error(job, INTERNAL_ERROR, reason, event_id)
-        return
+        return await publish_error(job, INTERNAL_ERROR, reason, event_id)
+    event = image_event(settings.ocr_result_topic, job, result, event_id)
+    too_large = await outbox.too_large(event)
+    if too_large is not None:
+        # Why an ocr_error, not a dead letter: every image ends in one of the two events.
+        metrics.stage("publish error")
+        reason = f"the ocr_result could not be sent: {too_large}"
+        return await publish_error(job, "result_too_large", reason, event_id)
     metrics.ocr_results.inc()
     metrics.stage("publish")
     candidate = Candidate(
         event=result.model_dump(mode="json"),
-        # Why the QR texts too: they are part of what the image says.
-        match_text="\n".join(
-            [job.post_text, result.text, *(code.text for code in result.qr or ())]
-        ),
+        # The result's own text and QR codes are matched from the event itself.
+        match_text=job.post_text,
         event_id=event_id,
         key=job.ref.mid,
     )
-    await publish(
-        [
-            image_event(settings.ocr_result_topic, job, result, event_id),
-            Outgoing(
-                settings.candidates_topic,
-                job.ref.mid.encode(),
-                candidate.model_dump_json().encode(),
-            ),
-        ]
+    candidate_record = Outgoing(
+        settings.candidates_topic, job.ref.mid.encode(), candidate.model_dump_json().encode()
     )
+    return await publish([event, candidate_record])
 
 
-async def publish_error(job: ImageJob, kind: ErrorKind, reason: str, event_id: str) -> None:
-    """Publish the ``ocr_error`` event of an image that could not be read."""
+async def publish_error(
+    job: ImageJob, kind: ErrorKind, reason: str, event_id: str
+) -> list[Outgoing]:
+    """Publish the ``ocr_error`` event of an image that could not be read; return it if refused."""
     metrics.image_errors.labels(kind=kind).inc()
     metrics.error("ocr", f"{reason} ({job.image_url})", kind)
     log.info("image not read (%s): %s: %s", kind, redact_url(job.image_url), redact_text(reason))
     error = OcrError(image_url=job.image_url, ref=job.ref, error=kind, reason=reason)
     # Why published like ocr_result (not as a dead letter): this event is part of the
     # at-least-once contract, "one ocr_result or one ocr_error per image".
-    await publish([image_event(settings.ocr_error_topic, job, error, event_id)])
+    return await publish([image_event(settings.ocr_error_topic, job, error, event_id)])
 
 
 def image_event(topic: str, job: ImageJob, event: OcrResult | OcrError, event_id: str) -> Outgoing:

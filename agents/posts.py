@@ -11,13 +11,18 @@ from app.faust_app import app, settings
 from app.kafka.outbox import Outgoing
 from app.metrics import metrics
 from app.pipeline.boundary import record_boundary
-from app.pipeline.candidates import bundle_values
+from app.pipeline.candidates import bundle_bytes, bundles
 from app.pipeline.posts import PostPlan, parse_post, plan_post
 from app.pipeline.publish import publish
-from app.services import dead_letters
+from app.pipeline.unfinished import unacked_if_cut_short
+from app.services import dead_letters, outbox
 from models.events import EVENT_ID_HEADER, Candidate
 
 log = logging.getLogger(__name__)
+
+# Which posts a record came from, by the record's id: each post's Faust event, and for a bundle
+# the post's candidate (its dead letter shows the candidate's own JSON, not the whole bundle).
+Origins = dict[int, list[tuple[Any, Candidate | None]]]
 
 
 @app.agent(topics.posts)
@@ -26,27 +31,40 @@ async def process_posts(stream: Any) -> None:
     if not settings.batched:
         async for event in stream.events():
             metrics.posts.inc()
-            async with record_boundary(dead_letters, "posts", event):
-                plan = _plan(event)
-                with metrics.tracking(f"post {plan.candidate.event_id}", "emit"):
-                    await publish(post_records(plan))
-                await _report(plan, event)
+            with unacked_if_cut_short([event]):
+                async with record_boundary(dead_letters, "posts", event):
+                    plan = _plan(event)
+                    with metrics.tracking(f"post {plan.candidate.event_id}", "emit"):
+                        refused = await publish(post_records(plan))
+                    await _report(plan, event)
+                    await _dead_letter({id(r): [(event, None)] for r in refused}, refused)
         return
     wait_s = settings.batch_wait_ms / 1000
     async for events in stream.take_events(settings.batch_max_records, within=wait_s):
-        outgoing: list[Outgoing] = []
-        offered: dict[int, list[Candidate]] = defaultdict(list)
-        for event in events:
-            metrics.posts.inc()
-            async with record_boundary(dead_letters, "posts", event):
-                plan = _plan(event)
-                outgoing.extend(image_records(plan))
-                offered[event.message.partition].append(plan.candidate)
-                await _report(plan, event)
-        outgoing.extend(candidate_bundles(offered))
-        with metrics.tracking(f"{len(events)} post(s)", "emit"):
-            # The batch is acknowledged when this loop goes on: its outputs are durable first.
-            await publish(outgoing)
+        with unacked_if_cut_short(events):
+            await _batch(events)
+
+
+async def _batch(events: list[Any]) -> None:
+    """Turn a batch of posts into their records, produced at once; refusals dead-lettered."""
+    outgoing: list[Outgoing] = []
+    origins: Origins = {}
+    offered: dict[int, list[tuple[Candidate, Any]]] = defaultdict(list)
+    for event in events:
+        metrics.posts.inc()
+        async with record_boundary(dead_letters, "posts", event):
+            plan = _plan(event)
+            for record in image_records(plan):
+                origins[id(record)] = [(event, None)]
+                outgoing.append(record)
+            offered[event.message.partition].append((plan.candidate, event))
+            await _report(plan, event)
+    limit = await outbox.limits.limit(settings.candidates_topic)
+    outgoing.extend(candidate_bundles(offered, bundle_bytes(limit), origins))
+    with metrics.tracking(f"{len(events)} post(s)", "emit"):
+        # The batch is acknowledged when the agent's loop goes on: its outputs are durable first.
+        refused = await publish(outgoing)
+    await _dead_letter(origins, refused)
 
 
 def _plan(event: Any) -> PostPlan:
@@ -66,14 +84,43 @@ def post_records(plan: PostPlan) -> list[Outgoing]:
     return [record, *image_records(plan)]
 
 
-def candidate_bundles(offered: dict[int, list[Candidate]]) -> list[Outgoing]:
-    """Return a batch's candidates as bundle records, one series per posts partition."""
-    # Why keyed by the posts partition: each partition's posts reach the filter in their order.
-    return [
-        Outgoing(settings.candidates_topic, f"posts-{partition}".encode(), value)
-        for partition, candidates in offered.items()
-        for value in bundle_values(candidates)
-    ]
+def candidate_bundles(
+    offered: dict[int, list[tuple[Candidate, Any]]], max_bytes: int, origins: Origins
+) -> list[Outgoing]:
+    """Return a batch's candidates as bundle records, one series per posts partition.
+
+    Each record's posts go into ``origins``: a bundle Kafka refuses is dead-lettered post by
+    post, each letter with its own candidate.
+    """
+    records = []
+    for partition, pairs in offered.items():
+        candidates = [candidate for candidate, _ in pairs]
+        for value, members in bundles(candidates, max_bytes):
+            # Why keyed by the posts partition: its posts reach the filter in their order.
+            record = Outgoing(settings.candidates_topic, f"posts-{partition}".encode(), value)
+            origins[id(record)] = [(pairs[i][1], candidates[i]) for i in members]
+            records.append(record)
+    return records
+
+
+async def _dead_letter(origins: Origins, refused: list[Outgoing]) -> None:
+    """Make the failure of each refused record the outcome of the posts it came from.
+
+    One dead letter per post, whatever number of its records were refused (its candidate, its
+    image jobs): it names each, and shows the candidate's own JSON when only that failed.
+    """
+    letters: dict[int, tuple[Any, list[str], list[Candidate | None]]] = {}
+    for record in refused:
+        reason = f"{record.topic} record not produced: {record.error}"
+        for event, candidate in origins.get(id(record), ()):
+            _, reasons, parts = letters.setdefault(id(event), (event, [], []))
+            if reason not in reasons:
+                reasons.append(reason)
+            parts.append(candidate)
+    for event, reasons, parts in letters.values():
+        only = parts[0] if len(parts) == 1 else None
+        own = None if only is None else only.model_dump_json().encode()
+        await dead_letters.send("posts", "; ".join(reasons), event, own)
 
 
 def image_records(plan: PostPlan) -> list[Outgoing]:

@@ -7,6 +7,7 @@ with Faust, so they start and stop with the worker, and hands them to the web ha
 from __future__ import annotations
 
 from app.faust_app import settings
+from app.kafka.limits import TopicLimits
 from app.kafka.outbox import Outbox
 from app.keys.replica import KeysReplica
 from app.live.hub import LiveHub
@@ -15,11 +16,12 @@ from app.pipeline.dead_letters import DeadLetters
 from app.webhooks.service import WebhookDelivery
 
 keys = KeysReplica(settings)
-outbox = Outbox(settings)
-dead_letters = DeadLetters(settings)
+limits = TopicLimits(settings)
+outbox = Outbox(settings, limits)
+dead_letters = DeadLetters(settings, limits)
 ocr = OcrRuntime(settings)
 live = LiveHub(settings, keys)
 webhooks = WebhookDelivery(settings, keys, dead_letters)
 
 # In the order Faust starts them (and stops them the other way round).
-ALL = (keys, outbox, dead_letters, ocr, live, webhooks)
+ALL = (keys, limits, outbox, dead_letters, ocr, live, webhooks)

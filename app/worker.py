@@ -18,6 +18,7 @@ import faust
 def build_worker() -> tuple[faust.App, list[str]]:
     """Patch the libraries, then wire everything onto the Faust app; return it and its agents."""
     from app import patches
+    from app.patches import faust_bounded_wait_empty
 
     # Why first: the patches must be in place before any Kafka client or Faust consumer exists.
     patches.apply_all()
@@ -40,6 +41,9 @@ def build_worker() -> tuple[faust.App, list[str]]:
     # up on it after 60 s, so a SIGTERM (or Ctrl-C) took 62 s to stop the worker. Nothing is
     # lost by stopping sooner: offsets not committed are read again (at-least-once).
     AIOKafkaConsumerThread.shutdown_timeout = settings.stop_timeout_s
+    # Why: a record whose handling cannot finish (its outputs held by a broker that is gone)
+    # must not hold the stop either; it is read again by the next worker.
+    faust_bounded_wait_empty.configure(settings.stop_timeout_s)
 
     agents = _import_agents()
     for service in services.ALL:

@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from models.events import QrCode, omitted_while_absent
+from models.events import QrCode, TruncatedField, omitted_while_absent
 from models.keys import MAX_WEBHOOKS_PER_KEY, TelegramChatId, TopicName, WebhookFormat
 
 # Why: the product caps keys at 100 keywords of 100 characters (after trimming); a raw keyword
@@ -173,6 +173,9 @@ class OcrData(BaseModel):
     total_ms: float = Field(description="the whole request, download included")
     qr: list[QrCode] | None = omitted_while_absent(
         "the QR codes in the image (ours, not the product's: only when there are)"
+    )
+    truncated: list[TruncatedField] | None = omitted_while_absent(
+        "the fields cut to their bound (ours: only when something was cut; see records.md)"
     )
 
 

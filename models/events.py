@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from models.posts import Post, PostSource
 
@@ -26,6 +26,7 @@ ErrorKind = Literal[
     "unreadable",
     "ocr_crashed",
     "internal_error",
+    "result_too_large",
 ]
 
 
@@ -77,11 +78,18 @@ def omitted_while_absent(description: str | None = None) -> Any:
     return Field(default=None, exclude_if=lambda value: value is None, description=description)
 
 
+# A field of an ocr_result cut to its bound (app/ocr/reading.py): ``text`` (lines past the
+# first 16,384 characters or 1,000 lines), ``qr`` (codes past 16, or a code's text past 1,024
+# characters), ``buy_ca`` (addresses past 32).
+TruncatedField = Literal["text", "qr", "buy_ca"]
+
+
 class OcrResult(BaseModel):
     """The flat ``ocr_result`` event, exactly as the product documents it.
 
-    ``qr`` is ours, not the product's: present only when the image had readable QR codes, so an
-    event without one has exactly the documented shape.
+    ``qr`` and ``truncated`` are ours, not the product's: present only when the image had
+    readable QR codes, or something was cut to its bound, so an event without either has
+    exactly the documented shape.
     """
 
     source: Literal["ocr_result"] = "ocr_result"
@@ -90,6 +98,7 @@ class OcrResult(BaseModel):
     ref: Ref
     buy_ca: list[BuyCa] = Field(default_factory=list)
     qr: list[QrCode] | None = omitted_while_absent()
+    truncated: list[TruncatedField] | None = omitted_while_absent()
 
 
 class OcrError(BaseModel):
@@ -109,15 +118,32 @@ class OcrError(BaseModel):
 
 
 class Candidate(BaseModel):
-    """A delivery candidate for the keyword filter: the event plus the text to match."""
+    """A delivery candidate for the keyword filter: the event, and any more text to match."""
 
     event: dict[str, Any]
-    match_text: str
+    # Text matched besides what the event shows itself (its ``text`` and its QR codes' texts):
+    # for an ocr_result, its post's text; for a post, nothing. Why not all of it again: a post's
+    # text is up to 100,000 characters, and carried twice a candidate could pass Kafka's record
+    # limit. (Records written before this held every text here; they match the same keywords.)
+    match_text: str = ""
     # Why: at-least-once delivery may repeat an event; its id lets consumers drop repeats.
     event_id: str = ""
     # The key of its channel records (the post's id). Records written before bundles have
     # none; the filter then uses the candidates record's own key.
     key: str | None = None
+    _folded: tuple[str, ...] | None = PrivateAttr(default=None)
+
+    def folded_texts(self) -> tuple[str, ...]:
+        """Return every text keywords are matched against, case-folded (computed once)."""
+        if self._folded is None:
+            texts = [self.match_text, self.event.get("text")]
+            codes = self.event.get("qr")
+            if isinstance(codes, list):
+                texts += [code.get("text") for code in codes if isinstance(code, dict)]
+            self._folded = tuple(
+                text.casefold() for text in texts if isinstance(text, str) and text
+            )
+        return self._folded
 
 
 class CandidateBundle(BaseModel):

@@ -13,7 +13,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,8 +153,9 @@ async def produce(
 ) -> None:
     """Produce raw records to a topic, in order, and wait until the broker has them all."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    await producer.start()
     try:
+        # Why started inside: a task cancelled while it starts must still close it.
+        await producer.start()
         # Why not send_and_wait each: thousands of records took a minute one by one. The
         # producer keeps the order within a partition either way.
         pending = [await producer.send(topic, value=value, key=key) for value in values]
@@ -296,3 +297,49 @@ async def event_ids(
     finally:
         await stop_consumer(consumer)
     return seen, last
+
+
+@dataclass
+class Seen:
+    """Everything read from the output topics, with when it arrived."""
+
+    records: dict[str, list[tuple[float, dict[str, Any]]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+
+    def values(self, topic: str) -> list[dict[str, Any]]:
+        """Return the JSON values read from ``topic``."""
+        return [value for _, value in self.records[topic]]
+
+
+async def collect(bootstrap: str, topics: list[str], seen: Seen, stop: asyncio.Event) -> None:
+    """Read ``topics`` from the start into ``seen``, with arrival times, until ``stop`` is set."""
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        metadata_max_age_ms=1000,
+        max_partition_fetch_bytes=4 << 20,
+    )
+    await consumer.start()
+    try:
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=200)
+            now = time.monotonic()
+            for messages in batch.values():
+                for message in messages:
+                    if message.value is not None:  # the test's own tombstones
+                        seen.records[message.topic].append((now, json.loads(message.value)))
+    finally:
+        await stop_consumer(consumer)
+
+
+async def wait_until(predicate: Any, timeout_s: float, what: str) -> None:
+    """Wait until a plain predicate holds; fail saying ``what`` did not happen in time."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"not within {timeout_s:.0f} s: {what}")

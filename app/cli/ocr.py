@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 from app.fetch import FetchError, fetch_image, limits_from, new_session
-from app.ocr.addresses import extract_addresses
 from app.ocr.engine import OcrEngine
 from app.ocr.images import ImageError
+from app.ocr.reading import reading_of
 from app.settings import engine_config, get_settings, image_limits
 
 
@@ -36,18 +36,24 @@ async def run_ocr(sources: list[str], as_json: bool) -> int:
                 failed += 1
                 _emit(as_json, {"file": source, "error": str(exc)}, f"{source}: error: {exc}")
                 continue
-            record = {
+            # What the pipeline and /ocr give for the same image: addresses from QR codes too.
+            reading = reading_of(output)
+            record: dict[str, object] = {
                 "file": source,
-                "text": output.text,
-                "lines": [{"text": t, "score": s} for t, s in output.lines],
-                "buy_ca": [ca.model_dump() for ca in extract_addresses(output.text)],
+                "text": reading.text,
+                "lines": [{"text": t, "score": s} for t, s in reading.lines],
+                "buy_ca": [ca.model_dump() for ca in reading.buy_ca],
                 "elapsed_ms": output.elapsed_ms,
             }
+            if reading.qr is not None:
+                record["qr"] = [code.model_dump() for code in reading.qr]
+            if reading.truncated is not None:
+                record["truncated"] = reading.truncated
             human = f"== {source} ({index}/{len(sources)}, {output.elapsed_ms:.0f} ms)\n"
-            human += output.text + "".join(
-                f"\n[{ca['network']}] {ca['address']}"
-                for ca in record["buy_ca"]  # type: ignore[attr-defined]
+            human += reading.text + "".join(
+                f"\n[{ca.network}] {ca.address}" for ca in reading.buy_ca
             )
+            human += "".join(f"\n[qr {code.kind}] {code.text}" for code in reading.qr or ())
             _emit(as_json, record, human)
     return 1 if failed else 0
 

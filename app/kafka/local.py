@@ -95,8 +95,11 @@ class LocalKafka:
         voters: str = "",
         replication: int = 1,
         cluster_id: str = "",
+        broker_config: dict[str, str] | None = None,
     ) -> None:
         self.data_dir = data_dir
+        # Server properties over the defaults below (e.g. a small message.max.bytes in tests).
+        self.broker_config = dict(broker_config or {})
         self.port = port or free_port()
         self.controller_port = controller_port or free_port()
         self.cache_dir = cache_dir or DEFAULT_CACHE
@@ -149,6 +152,7 @@ class LocalKafka:
             # Why: a single test node has no one to wait for before the first rebalance.
             "group.initial.rebalance.delay.ms": "0",
             "num.partitions": "1",
+            **self.broker_config,
         }
         config.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
         return config

@@ -19,6 +19,9 @@ from models.events import BuyCa, QrCode
 
 # Why a bound: a QR code holds at most ~7 kB (numeric); a longer text is not one we show.
 MAX_QR_TEXT = 8192
+# Why a bound: an image can be a grid of a hundred codes; more than this are not even kept
+# (app/ocr/reading.py shows fewer, and says so).
+MAX_QR_DECODED = 64
 # Payment URIs: EIP-681 (ethereum:[pay-]ADDRESS[@chain][/fn][?...]), Solana Pay, TRON.
 _PAYMENT = re.compile(r"^(ethereum|solana|tron|bsc|polygon|base):(?:pay-)?([^@/?#\s]+)", re.I)
 _LINK = re.compile(r"^(https?|tg)://", re.I)
@@ -44,6 +47,8 @@ def decode_qr(rgb: NDArray[np.uint8]) -> list[str]:
         text = str(code.text)[:MAX_QR_TEXT]
         if text and code.valid and text not in texts:
             texts.append(text)
+            if len(texts) == MAX_QR_DECODED:
+                break
     return texts
 
 

@@ -28,6 +28,7 @@ MODULES = (
     "app.patches.faust_fetch_copy",
     "app.patches.faust_commit_in_flight",
     "app.patches.faust_drain_inline",
+    "app.patches.faust_bounded_wait_empty",
 )
 
 

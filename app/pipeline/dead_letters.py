@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from mode import Service
 
+from app.kafka.limits import TopicLimits
 from app.log_throttle import LogThrottle
 from app.metrics import metrics
 from app.redact import redact_text
@@ -28,14 +29,17 @@ _FLUSH_ON_STOP_S = 5.0
 # Why: one broken setting (a channel Kafka refuses) can dead-letter every delivery of a key;
 # the topic gets each letter, the log one line per kind of reason per this many seconds.
 _LOG_EVERY_S = 10.0
+# What a record batch adds around one letter (its header, the record's framing, the key).
+_RECORD_FRAMING_BYTES = 1024
 
 
 class DeadLetters(Service):
     """Publishes dead letters in the background; on stop, flushes them (bounded) and closes."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, limits: TopicLimits) -> None:
         super().__init__()
         self._settings = settings
+        self._limits = limits
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
         self._pending: set[asyncio.Future[None]] = set()
@@ -51,13 +55,15 @@ class DeadLetters(Service):
     ) -> None:
         """Log and publish why a record from ``event`` (a Faust event) was rejected."""
         message = event.message
+        rejected = raw if raw is not None else event.value
         letter = DeadLetter(
             stage=stage,
             reason=reason,
             topic=message.topic,
             partition=message.partition,
             offset=message.offset,
-            record=DeadLetter.excerpt(raw if raw is not None else event.value),
+            record=DeadLetter.excerpt(rejected),
+            record_bytes=DeadLetter.size_of(rejected),
             image_url=image_url,
         )
         self.report(letter, message.key)
@@ -103,9 +109,10 @@ class DeadLetters(Service):
         topic = self._settings.dead_letter_topic
         try:
             producer = await self._get_producer()
+            # Why fitted: a letter over the topic's limit would be refused, and lost with it.
+            value = letter.cut_to(await self._limits.limit(topic) - _RECORD_FRAMING_BYTES)
             await asyncio.wait_for(
-                producer.send_and_wait(topic, key=key, value=letter.model_dump_json().encode()),
-                _SEND_TIMEOUT_S,
+                producer.send_and_wait(topic, key=key, value=value), _SEND_TIMEOUT_S
             )
         except (TimeoutError, KafkaError) as exc:
             # The warning logged at rejection still holds the record's coordinates.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.keys.keywords import match_keywords
+from app.keys.keywords import matches_in
 from models.events import Candidate
 from models.keys import KeyRecord
 
@@ -13,7 +13,7 @@ def delivery_for(key: KeyRecord, candidate: Candidate) -> dict[str, Any] | None:
     """Return the event as ``key`` receives it, or None when its keywords do not match."""
     if not key.keywords:
         return candidate.event  # a key without keywords receives everything
-    matches = match_keywords(key.keywords, candidate.match_text)
+    matches = matches_in(key.keywords, candidate.folded_texts())
     if not matches:
         return None
     return {**candidate.event, "keyword_matches": matches}

@@ -44,9 +44,8 @@ def plan_post(post: Post, max_images: int) -> PostPlan:
     """Return the records a post turns into (pure: the agent only sends them)."""
     ref = Ref.of(post)
     plan = PostPlan(
-        candidate=Candidate(
-            event=post.event(), match_text=post.text, event_id=post_event_id(post), key=post.mid
-        )
+        # The post's text is matched as the event's own text, not carried a second time.
+        candidate=Candidate(event=post.event(), event_id=post_event_id(post), key=post.mid)
     )
     plan.jobs = [
         ImageJob(image_url=url, ref=ref, post_text=post.text) for url in post.images[:max_images]

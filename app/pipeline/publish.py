@@ -2,11 +2,14 @@
 
 In batches (the default) they go through the outbox, which returns once the broker has every
 one; under exactly-once they go one by one through Faust's producer, inside its transaction.
+Either way a record over its topic's limit is not sent: it comes back refused, with the reason.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+from aiokafka.errors import KafkaError
 
 from app import topics
 from app.faust_app import settings
@@ -17,12 +20,26 @@ from app.services import outbox
 SEND_TIMEOUT_S = 30.0
 
 
-async def publish(records: Sequence[Outgoing]) -> None:
-    """Produce ``records`` (in order per topic partition); return once they are durable."""
+async def publish(records: Sequence[Outgoing]) -> list[Outgoing]:
+    """Produce ``records`` (in order per topic partition) durably; return those Kafka refused.
+
+    A refused record carries its ``error``; the caller makes it the outcome of its input.
+    """
     if settings.batched:
-        await outbox.send_until_done(records, SEND_TIMEOUT_S)
-        return
+        return await outbox.send_until_done(records, SEND_TIMEOUT_S)
+    refused: list[Outgoing] = []
     for record in records:
-        await topics.named(record.topic).send(
-            key=record.key, value=record.value, headers=record.headers
-        )
+        record.error = await outbox.too_large(record)
+        if record.error is None:
+            try:
+                await topics.named(record.topic).send(
+                    key=record.key, value=record.value, headers=record.headers
+                )
+            except KafkaError as exc:
+                if exc.retriable:
+                    raise  # the input is not acknowledged: read and tried again
+                record.error = f"{type(exc).__name__}: {exc}"[:300]
+        if record.error is not None:
+            record.refused = True
+            refused.append(record)
+    return refused

@@ -14,7 +14,7 @@ from app.ocr.engine import OcrOutput
 from app.ocr.images import BadDimensionsError, ImageTooLargeError, UnreadableImageError
 from app.ocr.images import ImageError as DecodeError
 from app.ocr.pool import OcrPoolError
-from app.ocr.qr import described
+from app.ocr.reading import reading_of
 from app.ocr.runtime import OcrRuntime
 from app.web.auth import api_key_caller, retry_later
 from app.web.context import OCR, SETTINGS
@@ -59,13 +59,16 @@ async def ocr_handler(request: web.Request) -> web.Response:
     total_ms = round((time.perf_counter() - started) * 1000, 1)
     # Why 0: an answer from the OCR cache (the same image read before) ran no OCR now.
     elapsed_ms = output.elapsed_ms if not cached else 0.0
+    # The same reading as the pipeline's: the same bounds, the same QR codes.
+    reading = reading_of(output)
     answer = OcrAnswer(
         data=OcrData(
-            text=output.text,
-            lines=[OcrLine(text=text, score=score) for text, score in output.lines],
+            text=reading.text,
+            lines=[OcrLine(text=text, score=score) for text, score in reading.lines],
             elapsed_ms=elapsed_ms,
             total_ms=total_ms,
-            qr=described(output.qr),
+            qr=reading.qr,
+            truncated=reading.truncated,
         )
     )
     return web.json_response(answer.model_dump(), headers=headers)

@@ -341,6 +341,7 @@ class WebhookDelivery(Service):
             partition=record.partition,
             offset=record.offset,
             record=DeadLetter.excerpt(record.value),
+            record_bytes=DeadLetter.size_of(record.value),
             webhook_url=url,
             attempts=attempts,
         )

@@ -22,30 +22,31 @@ import urllib.request
 import zlib
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from hypothesis import HealthCheck, given, settings
 from PIL import Image
 
-from app.kafka.consumers import stop_consumer
 from app.kafka.local import LocalKafka, free_port
 from models.keys import KeyRecord
 from tests.conftest import DATA
 from tests.strategies import request_bodies
 from tests.support import (
+    Seen,
     Worker,
     another_picture,
+    collect,
     dripping_image,
     post,
     produce,
     serve_on_loopback,
     unique_settings,
+    wait_until,
 )
 
 pytestmark = pytest.mark.integration
@@ -112,40 +113,6 @@ async def drip_host() -> AsyncIterator[str]:
     await runner.cleanup()
 
 
-@dataclass
-class Seen:
-    """Everything read from the output topics, with when it arrived."""
-
-    records: dict[str, list[tuple[float, dict[str, Any]]]] = field(
-        default_factory=lambda: defaultdict(list)
-    )
-
-    def values(self, topic: str) -> list[dict[str, Any]]:
-        """Return the JSON values read from ``topic``."""
-        return [value for _, value in self.records[topic]]
-
-
-async def _collect(bootstrap: str, topics: list[str], seen: Seen, stop: asyncio.Event) -> None:
-    consumer = AIOKafkaConsumer(
-        *topics,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        metadata_max_age_ms=1000,
-    )
-    await consumer.start()
-    try:
-        while not stop.is_set():
-            batch = await consumer.getmany(timeout_ms=200)
-            now = time.monotonic()
-            for messages in batch.values():
-                for message in messages:
-                    if message.value is not None:  # the test's own tombstones
-                        seen.records[message.topic].append((now, json.loads(message.value)))
-    finally:
-        await stop_consumer(consumer)
-
-
 async def _write_legacy_key(bootstrap: str, changelog: str, channel_ok: str) -> None:
     """Write a key record as an older version could have: channels Kafka refuses."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
@@ -173,15 +140,6 @@ async def _produce_nulls(bootstrap: str, topics: list[str]) -> None:
             await producer.send_and_wait(topic, value=None, key=b"tombstone")
     finally:
         await producer.stop()
-
-
-async def _wait_until(predicate: Any, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"not within {timeout_s:.0f} s: {what}")
 
 
 async def test_bad_input_costs_one_record_and_never_the_stream(
@@ -224,7 +182,7 @@ async def test_bad_input_costs_one_record_and_never_the_stream(
             steady_channel,
             legacy_ok,
         ]
-        collector = asyncio.ensure_future(_collect(kafka.bootstrap, topics, seen, stop))
+        collector = asyncio.ensure_future(collect(kafka.bootstrap, topics, seen, stop))
         produced_at: dict[str, float] = {}
 
         async def steady_posts() -> None:
@@ -365,7 +323,7 @@ async def _attack_and_check(
                     found[value["image_url"]].append(value)
         return found
 
-    await _wait_until(lambda: urls <= set(outcomes()), 90, "an outcome for every image")
+    await wait_until(lambda: urls <= set(outcomes()), 90, "an outcome for every image")
     await asyncio.sleep(2)  # time for a repeat to show, if there were one
     found = outcomes()
     assert {url: len(found[url]) for url in urls} == dict.fromkeys(urls, 1)

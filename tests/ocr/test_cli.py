@@ -32,3 +32,21 @@ def test_json_output_is_one_object_per_image_and_errors_are_reported() -> None:
     ]
     assert first["elapsed_ms"] > 0
     assert second["file"] == "missing.png" and "No such file" in second["error"]
+
+
+def test_an_address_only_in_a_qr_code_is_given_as_the_pipeline_gives_it() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "ocr", "--json", str(DATA / "qr_promo.png")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    record = json.loads(done.stdout)
+    # The address is printed nowhere: only the code's payment URI holds it.
+    assert "0x7a250d" not in record["text"].lower()
+    assert record["buy_ca"] == [
+        {"network": "evm", "address": "0x7a250d5630B4cF539739dF2C5dAcb4c659F2488D"}
+    ]
+    assert [code["kind"] for code in record["qr"]] == ["uri", "link"]

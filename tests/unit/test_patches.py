@@ -15,6 +15,7 @@ from mode.utils.locks import Event
 
 from app import patches
 from app.patches import (
+    faust_bounded_wait_empty,
     faust_commit_in_flight,
     faust_drain_inline,
     faust_fetch_copy,
@@ -248,6 +249,51 @@ async def test_a_delivery_that_waits_is_still_cut_short_by_a_suspended_flow() ->
     await faust_drain_inline.deliver(consumer, never_has_room, "m")
     await asyncio.sleep(0)
     assert consumer.races == 2 and seen == ["cancelled", "cancelled"]
+
+
+class NeverAcked:
+    """Faust's consumer as far as ``wait_empty`` reads it, with one record that never finishes."""
+
+    def __init__(self, stopping: bool) -> None:
+        self.should_stop = False
+        self._unacked_messages = [SimpleNamespace(refcount=1, acked=False)]
+        self.app = SimpleNamespace(should_stop=stopping, agents=SimpleNamespace())
+        self.app.agents.human_tracebacks = lambda: ""
+        self.log = SimpleNamespace(warning=self.note, info=self.note, dev=self.note)
+        self.diag = SimpleNamespace(set_flag=self.note, unset_flag=self.note)
+        self.notes: list[str] = []
+        self.committed = 0
+
+    def note(self, message: str, *args: Any) -> None:
+        self.notes.append(message % args if args else message)
+
+    async def commit(self) -> None:
+        self.committed += 1
+
+    async def commit_and_end_transactions(self) -> None:
+        self.committed += 1
+
+    async def _wait_for_ack(self, timeout: float) -> None:
+        await asyncio.sleep(min(timeout, 0.05))
+
+    def _clean_unacked_messages(self) -> None:
+        pass
+
+
+async def test_a_stopping_consumer_gives_up_on_a_record_that_never_finishes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(faust_bounded_wait_empty, "TIMEOUT_S", 0.3)
+    upstream = faust_bounded_wait_empty.PATCHES[0].owner.__dict__["wait_empty"]
+    with pytest.raises(TimeoutError):  # Faust's own waits for ever
+        await asyncio.wait_for(upstream(NeverAcked(stopping=True)), 1.0)
+    consumer = NeverAcked(stopping=True)
+    await asyncio.wait_for(faust_bounded_wait_empty._wait_empty(consumer), 2.0)
+    assert any("gave up after" in note for note in consumer.notes)
+    assert consumer.committed >= 1  # what was acked is still committed
+    # Not stopping (a rebalance): the wait is Faust's, unbounded.
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(faust_bounded_wait_empty._wait_empty(NeverAcked(False)), 1.0)
 
 
 def test_every_fence_holds_against_the_installed_libraries() -> None:

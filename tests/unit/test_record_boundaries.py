@@ -223,3 +223,32 @@ async def test_a_stopping_outbox_is_not_the_records_fault() -> None:
     with pytest.raises(OutboxClosedError):
         async with record_boundary(NoDeadLetters(), "ocr", object()):  # type: ignore[arg-type]
             raise OutboxClosedError("the outbox stopped while the batch was being sent")
+
+
+async def test_a_record_cut_short_by_the_stop_is_never_acked() -> None:
+    """Faust acks in its iterator's finally; a batch the stop cut short must stay unacked."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from faust.types.tuples import Message
+
+    from app.pipeline.unfinished import unacked_if_cut_short
+
+    def event() -> Any:
+        message = Message("posts", 0, 7, 0.0, 0, None, b"k", b"v", None)
+        message.incref()  # the stream's reference, as Faust takes it on delivery
+        return SimpleNamespace(message=message)
+
+    consumer = SimpleNamespace()
+    cut, failed, done = [event(), event()], [event()], [event()]
+    with pytest.raises(asyncio.CancelledError):
+        with unacked_if_cut_short(cut):
+            raise asyncio.CancelledError
+    with pytest.raises(ValueError):  # a bug: the agent crashes, and Faust's rules apply
+        with unacked_if_cut_short(failed):
+            raise ValueError("a bug")
+    with unacked_if_cut_short(done):
+        pass
+    # Faust's cleanup then acks each event once.
+    assert [e.message.ack(consumer) for e in cut] == [False, False]
+    assert [e.message.ack(consumer) for e in failed + done] == [True, True]

@@ -20,6 +20,7 @@ from aiohttp import web
 from aiokafka.structs import ConsumerRecord
 from faust.types import TP
 
+from app.kafka.limits import TopicLimits
 from app.kafka.stall_watch import StallWatch
 from app.keys.commands import apply_command
 from app.keys.replica import KeysReplica
@@ -234,7 +235,7 @@ class RecordedDeadLetters(DeadLetters):
     """Keeps dead letters in a list instead of publishing them (there is no broker here)."""
 
     def __init__(self) -> None:
-        super().__init__(SETTINGS)
+        super().__init__(SETTINGS, TopicLimits(SETTINGS))
         self.letters: list[DeadLetter] = []
 
     def report(self, letter: DeadLetter, key: bytes | None) -> asyncio.Future[None]:
