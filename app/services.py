@@ -19,7 +19,7 @@ keys = KeysReplica(settings)
 limits = TopicLimits(settings)
 outbox = Outbox(settings, limits)
 dead_letters = DeadLetters(settings, limits)
-ocr = OcrRuntime(settings)
+ocr = OcrRuntime(settings, keys.keywords)
 live = LiveHub(settings, keys)
 webhooks = WebhookDelivery(settings, keys, dead_letters)
 

@@ -278,8 +278,9 @@ class Settings(BaseSettings):
         default=1024,
         ge=0,
         description=(
-            "Images remembered for the near-duplicate check (~20 KB each: a hash and a grey "
-            "thumbnail), within the OCR cache's time window; 0 disables."
+            "Images remembered for the near-duplicate check (~26 KB each: a hash, grey and "
+            "colour thumbnails, the reading's boxes), within the OCR cache's time window; 0 "
+            "disables."
         ),
     )
     ocr_cache_ttl_s: float = Field(

@@ -184,8 +184,35 @@ def image_set_arguments(description: str | None) -> tuple[argparse.Namespace, li
     return args, paths
 
 
+def cpu_class() -> str:
+    """Return this machine's CPU and its class, as every OCR figure is to be read against.
+
+    The classes the project's machines come in: Intel with AMX, AMD with AVX512_BF16, AMD
+    without AVX-512 (the OCR engine's speed depends on which).
+    """
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines()
+                  if line.startswith("model name")), platform.processor() or "unknown")  # fmt: skip
+    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines()
+                      if line.startswith("flags")), []))  # fmt: skip
+    vendor = "AMD" if "AMD" in model.upper() else "Intel" if "INTEL" in model.upper() else "CPU"
+    if "amx_bf16" in flags:
+        kind = f"{vendor} with AMX"
+    elif "avx512_bf16" in flags:
+        kind = f"{vendor} with AVX512_BF16"
+    elif "avx512f" in flags:
+        kind = f"{vendor} with AVX-512, no bf16"
+    else:
+        kind = f"{vendor} without AVX-512"
+    return f"{model}, {os.cpu_count()} cores (class: {kind})"
+
+
 def show(body: str, path: Path | None, title: str) -> None:
-    """Print a benchmark's section, and write it into ``path`` (docs/benchmarks.md) if given."""
+    """Print a benchmark's section, and write it into ``path`` (docs/benchmarks.md) if given.
+
+    The section starts with the CPU it was measured on, and its class.
+    """
+    body = f"CPU: {cpu_class()}.\n\n{body}"
     print("\n" + body)
     if path is not None:
         write_section(path, title, body)

@@ -30,6 +30,7 @@ class KeysReplica(Service):
         super().__init__()
         self._settings = settings
         self._keys: dict[str, KeyRecord] = {}
+        self._keywords: frozenset[str] | None = None
         self._ready = asyncio.Event()
         self._watchers: list[Callable[[str, KeyRecord | None], None]] = []
 
@@ -64,6 +65,7 @@ class KeysReplica(Service):
             self._keys.pop(key_id, None)
         else:
             self._keys[key_id] = record
+        self._keywords = None
         for on_change in self._watchers:
             on_change(key_id, record)
 
@@ -87,3 +89,9 @@ class KeysReplica(Service):
     def active(self) -> list[KeyRecord]:
         """Return every key that is not revoked."""
         return [record for record in self._keys.values() if not record.revoked]
+
+    def keywords(self) -> frozenset[str]:
+        """Return every keyword of every key that is not revoked (worked out once per change)."""
+        if self._keywords is None:
+            self._keywords = frozenset(w for record in self.active() for w in record.keywords)
+        return self._keywords

@@ -15,6 +15,8 @@ from app.ocr.images import ImageLimits, UnreadableImageError, decode_image
 from app.ocr.qr import decode_qr
 
 Runtime = Literal["openvino", "onnxruntime"]
+# A text line's box: its four corners (x, y), clockwise from the top left.
+Box = tuple[tuple[float, float], ...]
 Precision = Literal["auto", "bf16", "f32"]
 
 
@@ -43,6 +45,9 @@ class OcrOutput:
     # The height of the smallest text box found, in the image's pixels (0: no text). The
     # near-duplicate check uses it to tell whether a thumbnail still shows that text's detail.
     min_line_px: float = 0.0
+    # Where each line was read: its box's four corners in the image's pixels, line by line.
+    # A copy of the picture is verified by reading each line again at its box (reread).
+    boxes: list[Box] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -119,14 +124,42 @@ class OcrEngine:
         started = time.perf_counter()
         result: Any = self._ocr(rgb)
         elapsed_ms = (time.perf_counter() - started) * 1000
-        texts = result.txts or ()
-        scores = result.scores or ()
-        lines = [(str(t), round(float(s), 4)) for t, s in zip(texts, scores, strict=False) if t]
+        found = zip(result.txts or (), result.scores or (), _boxes(result.boxes), strict=False)
+        read = [(str(t), round(float(s), 4), box) for t, s, box in found if t]
         return OcrOutput(
-            lines=lines,
+            lines=[(text, score) for text, score, _ in read],
             elapsed_ms=round(elapsed_ms, 1),
             min_line_px=smallest_box_height(result.boxes),
+            boxes=[box for _, _, box in read],
         )
+
+    def reread(self, rgb: NDArray[np.uint8], lines: list[str], boxes: list[Box]) -> bool:
+        """Tell whether each line reads exactly as given at its box in ``rgb`` (recogniser only).
+
+        Why: a picture that looks like one read before may differ in one line (another address
+        in the same template); reading every line again at its place, on this image's own
+        pixels, costs a fraction of a full read and accepts only what this image shows.
+        """
+        from rapidocr.utils.process_img import get_rotate_crop_image
+
+        if len(lines) != len(boxes):
+            return False
+        if not lines:
+            return True
+        try:
+            crops = [get_rotate_crop_image(rgb, np.asarray(box, dtype=np.float32)) for box in boxes]
+            again = self._ocr.recognize_txt(crops)
+        except Exception:
+            return False  # a box that no longer fits the image: not a copy to trust
+        return [str(text) for text in again.txts or ()] == lines
+
+
+def _boxes(boxes: Any) -> list[Box]:
+    """Return the detector's boxes as plain corner tuples (none when it found nothing)."""
+    if boxes is None:
+        return []
+    corners = np.asarray(boxes, dtype=np.float32).reshape(-1, 4, 2)
+    return [tuple((round(float(x), 1), round(float(y), 1)) for x, y in box) for box in corners]
 
 
 def smallest_box_height(boxes: Any) -> float:

@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from app.ocr.engine import EngineConfig, OcrEngine, OcrOutput
 from app.ocr.images import ImageLimits, decode_image
-from app.ocr.similar import Fingerprint, fingerprint, hash_candidates
+from app.ocr.similar import Fingerprint, fingerprint, hash_candidates, lines_agree
 from models.events import ErrorKind
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,18 @@ def _read_unless_known(data: bytes, known: bytes) -> Reading:
     if candidates:
         return Reading(print_, None, candidates)
     return Reading(print_, _engine.read_rgb(rgb), [])
+
+
+def _verify_or_read(
+    data: bytes, copy_of: OcrOutput, size: tuple[int, int], which: list[int]
+) -> OcrOutput | None:
+    """Read the lines ``which`` of ``copy_of`` again at their boxes in this image; None when
+    each reads the same (the reading stands for this image too), else its own full reading."""
+    assert _engine is not None, "worker process not initialised"
+    rgb = decode_image(data, _limits)
+    if lines_agree(_engine, rgb, copy_of, size, which):
+        return None
+    return _engine.read_rgb(rgb)
 
 
 # Why these: a post's image is most often landscape, square or portrait; each becomes its own
@@ -144,6 +156,13 @@ class OcrPool:
     async def read_unless_known(self, data: bytes, known: bytes) -> Reading:
         """Fingerprint an image and OCR it unless its hash is near one of ``known``."""
         return await self._run(_read_unless_known, data, known)
+
+    async def verify_or_read(
+        self, data: bytes, copy_of: OcrOutput, size: tuple[int, int], which: list[int]
+    ) -> OcrOutput | None:
+        """Return None when the lines ``which`` of ``copy_of`` read the same in this image,
+        else its own reading (see ``_verify_or_read``)."""
+        return await self._run(_verify_or_read, data, copy_of, size, which)
 
     async def _run(self, function: Callable[..., R], *args: object) -> R:
         if self._executor is None:

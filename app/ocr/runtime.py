@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import aiohttp
 from mode import Service
@@ -16,7 +16,7 @@ from app.ocr.admission import Lane, OcrAdmission
 from app.ocr.cache import OcrCache, content_key, url_key
 from app.ocr.engine import OcrOutput
 from app.ocr.pool import OcrPool
-from app.ocr.similar import NearDuplicateIndex
+from app.ocr.similar import NearDuplicateIndex, lines_that_matter
 from app.samples import local_sample
 from app.settings import Settings, engine_config, image_limits
 
@@ -26,9 +26,13 @@ log = logging.getLogger(__name__)
 class OcrRuntime(Service):
     """Starts and warms the OCR pool with the worker, and stops it with the worker."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, keywords: Callable[[], Collection[str]] = frozenset
+    ) -> None:
         super().__init__()
         self._settings = settings
+        # Every key's keywords: a copy must read the same in each line holding one.
+        self._keywords = keywords
         self.fetch_limits: FetchLimits = limits_from(settings)
         self._ready = asyncio.Event()
         self._pool = OcrPool(
@@ -37,7 +41,12 @@ class OcrRuntime(Service):
             limits=image_limits(settings),
         )
         self._session: aiohttp.ClientSession | None = None
+        # The pipeline's images, by URL and bytes, and their copies (the near-duplicate index).
         self.cache = OcrCache(settings.ocr_cache_entries, settings.ocr_cache_ttl_s)
+        # POST /ocr's, apart, each API key's own. Why apart: an answer from another caller's
+        # input would tell a caller what others sent (a cached answer is instant), and one
+        # caller's images must never seed what the pipeline reuses, nor take its room.
+        self.http_cache = OcrCache(settings.ocr_cache_entries, settings.ocr_cache_ttl_s)
         self.similar: NearDuplicateIndex | None = None
         if settings.near_duplicates and settings.near_duplicate_entries > 0:
             self.similar = NearDuplicateIndex(
@@ -100,12 +109,28 @@ class OcrRuntime(Service):
             if output is None:
                 candidates = [known.ids[i] for i in reading.candidates]
                 found = await self.similar.confirm(reading.fingerprint, candidates)
-                if found is not None:
-                    return found, True
-                # Near in hash only (e.g. the same template with another address): read it.
-                output = await self._pool.ocr(data)
+                if found is None:
+                    # Near in hash only (e.g. the same template with another address): read it.
+                    output = await self._pool.ocr(data)
+                else:
+                    # Why verify: the thumbnails cannot see a changed line of small or faint
+                    # print; each line read again here must say what the original's said.
+                    stored = found.fingerprint
+                    texts = [text for text, _ in found.output.lines]
+                    which = lines_that_matter(texts, self._keywords())
+                    output = await self._pool.verify_or_read(
+                        data, found.output, (stored.width, stored.height), which
+                    )
+                    if output is None:
+                        self.similar.verified(found)
+                        return found.output, True
+                    self.similar.refused += 1
             self.similar.add(reading.fingerprint, output)
             return output, False
+
+    def _cache_for(self, caller: str | None, key: str) -> tuple[OcrCache, str]:
+        """Return the cache and key an image is looked up under: the pipeline's, or a caller's."""
+        return (self.cache, key) if caller is None else (self.http_cache, f"{caller}/{key}")
 
     async def fetch(self, url: str) -> bytes:
         """Download an image (bounded size, time and downloads per host)."""
@@ -114,21 +139,26 @@ class OcrRuntime(Service):
             return sample
         return await fetch_image(await self.session(), url, self.fetch_limits, self.hosts)
 
-    async def ocr_image(self, data: bytes, lane: Lane = "pipeline") -> tuple[OcrOutput, bool]:
+    async def ocr_image(self, data: bytes, caller: str | None = None) -> tuple[OcrOutput, bool]:
         """Return (output, was_cached) for image bytes; identical bytes are read once.
 
-        A copy of a picture already read (re-encoded, resized) reuses its output too, unless
-        near-duplicates are turned off.
+        ``caller`` None: the pipeline's image; a copy of a picture it read already (re-encoded,
+        resized) reuses that reading too, once each line reads the same in it (unless
+        near-duplicates are turned off). Else the API key of a POST /ocr request: its own
+        cache only, in the http lane, and never near-duplicates.
         """
         metrics.stage("ocr")
         similar = False
 
         async def read() -> OcrOutput:
             nonlocal similar
-            output, similar = await self._read_new(data, lane)
+            if caller is not None:
+                return await self.ocr(data, "http")
+            output, similar = await self._read_new(data, "pipeline")
             return output
 
-        output, cached = await self.cache.get_or_compute(content_key(data), read)
+        cache, key = self._cache_for(caller, content_key(data))
+        output, cached = await cache.get_or_compute(key, read)
         if cached:
             metrics.ocr_cache_hits.labels(by="bytes").inc()
         elif similar:
@@ -138,11 +168,15 @@ class OcrRuntime(Service):
         return output, cached or similar
 
     async def ocr_url(
-        self, url: str, lane: Lane = "pipeline", fetched: Callable[[bytes], None] | None = None
+        self,
+        url: str,
+        caller: str | None = None,
+        fetched: Callable[[bytes], None] | None = None,
     ) -> tuple[OcrOutput, bool]:
         """Return (output, was_cached) for an image URL; repeats by URL or bytes are not redone.
 
-        ``fetched`` is handed the image's bytes when they were downloaded (not when cached).
+        ``caller`` as for ``ocr_image``. ``fetched`` is handed the image's bytes when they were
+        downloaded (not when cached).
         """
 
         read_before = False
@@ -154,10 +188,11 @@ class OcrRuntime(Service):
             metrics.fetch_ms.observe_ms((time.perf_counter() - started) * 1000)
             if fetched is not None:
                 fetched(data)
-            output, read_before = await self.ocr_image(data, lane)
+            output, read_before = await self.ocr_image(data, caller)
             return output
 
-        output, cached = await self.cache.get_or_compute(url_key(url), fetch_and_read)
+        cache, key = self._cache_for(caller, url_key(url))
+        output, cached = await cache.get_or_compute(key, fetch_and_read)
         if cached:
             metrics.ocr_cache_hits.labels(by="url").inc()
         return output, cached or read_before

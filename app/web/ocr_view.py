@@ -32,19 +32,19 @@ def max_body_bytes(max_image_bytes: int) -> int:
 async def ocr_handler(request: web.Request) -> web.Response:
     """OCR the image in ``imageUrl`` or ``image`` and return its text lines with timings."""
     started = time.perf_counter()
-    _, headers = api_key_caller(request)
+    caller, headers = api_key_caller(request)
     max_image_bytes = request.app[SETTINGS].max_image_bytes
     body = await read_model(request, OcrRequest, max_body_bytes(max_image_bytes))
     runtime = request.app[OCR]
     try:
         runtime.admission.check_room("http")
-        # Through the same cache as the pipeline: an image read minutes ago is not read again.
+        # Through the caller's own cache: an image it sent minutes ago is not read again.
         if body.imageUrl is not None:
-            output, cached = await _read_url(runtime, body.imageUrl)
+            output, cached = await _read_url(runtime, body.imageUrl, caller.key_id)
         else:
             assert body.image is not None  # exactly one of the two (OcrRequest)
             data = _decode(body.image, max_image_bytes)
-            output, cached = await runtime.ocr_image(data, "http")
+            output, cached = await runtime.ocr_image(data, caller.key_id)
     except OcrBusyError as exc:
         raise retry_later(503, str(exc), exc.retry_after_s, headers) from None
     except OcrPoolError as exc:
@@ -83,7 +83,7 @@ def _decode(image: str, max_image_bytes: int) -> bytes:
         raise ApiError(400, str(exc)) from None
 
 
-async def _read_url(runtime: OcrRuntime, image_url: str) -> tuple[OcrOutput, bool]:
+async def _read_url(runtime: OcrRuntime, image_url: str, caller: str) -> tuple[OcrOutput, bool]:
     if not image_url.startswith(("http://", "https://")):
         raise ApiError(400, "imageUrl must be an http(s) URL")
     try:
@@ -93,7 +93,7 @@ async def _read_url(runtime: OcrRuntime, image_url: str) -> tuple[OcrOutput, boo
     except ValueError as exc:
         raise ApiError(400, f"imageUrl is not a valid URL: {exc}") from None
     try:
-        return await runtime.ocr_url(image_url, "http")
+        return await runtime.ocr_url(image_url, caller)
     except FetchTooLargeError as exc:
         raise ApiError(413, str(exc)) from None
     except FetchRefusedError as exc:

@@ -157,9 +157,12 @@ class StatusReport:
                 "entries": len(cache),
                 "hits": cache.hits,
                 "hit_rate": round(cache.hits / lookups, 3) if lookups else None,
-                # Copies of a picture already read (None: near-duplicates turned off).
+                # Copies of a picture already read (None: near-duplicates turned off); refused:
+                # looked like a copy, but a line read differently in it (read in full).
                 "copies": (
-                    None if similar is None else {"entries": len(similar), "hits": similar.hits}
+                    None
+                    if similar is None
+                    else {"entries": len(similar), "hits": similar.hits, "refused": similar.refused}
                 ),
             },
             **metrics.snapshot(),

@@ -237,7 +237,7 @@ async def test_a_reencoded_copy_reuses_the_reading_of_its_original(
     status = json.loads(await _worker_page(settings, "/status/"))
     assert status["ocr_ms"]["n"] == 1  # the engine ran once
     assert status["counts"].get("ocr_cache_hits{by=similar}") == 1
-    assert status["cache"]["copies"] == {"entries": 1, "hits": 1}
+    assert status["cache"]["copies"] == {"entries": 1, "hits": 1, "refused": 0}
 
 
 async def test_a_qr_code_adds_its_address_and_its_text_matches_keywords(

@@ -4,16 +4,32 @@ from __future__ import annotations
 
 import io
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from PIL import Image
 
 from app.metrics import metrics
+from app.ocr.engine import EngineConfig, OcrEngine
+from app.ocr.images import ImageLimits
+from app.ocr.reading import reading_of
 from app.ocr.runtime import OcrRuntime
 from app.settings import Settings
 from tests.conftest import DATA
 from tests.support import REPO
-from tests.variants import jpeg, random_address, resized, with_address
+from tests.variants import (
+    TEMPLATES,
+    Attack,
+    attack_address,
+    attack_fonts,
+    attacks,
+    jpeg,
+    png,
+    promo,
+    random_address,
+    resized,
+    with_address,
+)
 
 
 async def _runtime(**overrides: object) -> OcrRuntime:
@@ -80,3 +96,52 @@ async def test_turned_off_a_copy_is_read_again() -> None:
         assert not cached and off.similar is None
     finally:
         await off.stop()
+
+
+@pytest.fixture(scope="module")
+def own_reading() -> Any:
+    """Read an image on its own (no index): what a victim's image itself shows."""
+    engine = OcrEngine(EngineConfig(threads=1))
+    limits = ImageLimits(max_pixels=50_000_000)
+    return lambda data: reading_of(engine.read(data, limits)).buy_ca
+
+
+def _one_per_kind_and_template() -> list[Attack]:
+    """Every kind of attack on every template, in the first font (all fonts: the bench)."""
+    seen: set[tuple[str, str]] = set()
+    chosen = []
+    for attack in attacks():
+        template, kind = attack.label.split("/", 1)[0], attack.label.split(": ", 1)[1]
+        if (template, kind) not in seen:
+            seen.add((template, kind))
+            chosen.append(attack)
+    return chosen
+
+
+@pytest.mark.parametrize("attack", _one_per_kind_and_template(), ids=lambda a: a.label)
+async def test_an_attackers_lookalike_never_gives_a_victim_an_address_its_image_lacks(
+    runtime: OcrRuntime, own_reading: Any, attack: Attack
+) -> None:
+    # The attacker's image first: read, and remembered by the near-duplicate index.
+    await runtime.ocr_image(attack.attacker)
+    for how, victim in attack.victims:
+        output, _ = await runtime.ocr_image(victim)
+        given = reading_of(output).buy_ca
+        assert given == own_reading(victim), f"{how}: given {given}"
+
+
+async def test_an_ocr_caller_never_seeds_what_the_pipeline_reuses(
+    runtime: OcrRuntime, own_reading: Any
+) -> None:
+    # A template and addresses of their own: no other test of the module read these.
+    template, font = TEMPLATES[0], attack_fonts()[-1]
+    attacker = png(promo(template, font, attack_address("solana", 901), faint=True))
+    victim = png(promo(template, font, attack_address("solana", 902), faint=True))
+    hits = _similar_hits()
+    await runtime.ocr_image(attacker, caller="attackerkey1")  # POST /ocr
+    output, cached = await runtime.ocr_image(victim)  # the pipeline: its own cache and index
+    assert not cached and _similar_hits() == hits
+    assert reading_of(output).buy_ca == own_reading(victim)
+    # And the other way round: the victim's image, read by the pipeline, is no answer to /ocr.
+    again, cached = await runtime.ocr_image(victim, caller="attackerkey1")
+    assert not cached and again.lines == output.lines
