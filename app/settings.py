@@ -452,6 +452,23 @@ class Settings(BaseSettings):
     telegram_max_per_s: float = Field(
         default=25.0, gt=0, description="Messages per second the bot sends, all chats together."
     )
+    telegram_code_ttl_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description=(
+            "Seconds the one-time code of a new Telegram subscription stays valid: the chat "
+            "must send `/start <code>` within them, or the key holder subscribes again."
+        ),
+    )
+    telegram_poll_s: float = Field(
+        default=25.0,
+        gt=0,
+        le=50,
+        description=(
+            "Seconds one `getUpdates` long poll waits for the bot's messages (chats confirming "
+            "subscriptions); only the Faust leader worker polls."
+        ),
+    )
 
     # Live streams (/ws and /stream)
     stream_buffer_events: int = Field(

@@ -70,9 +70,10 @@ def build_worker() -> tuple[faust.App, list[str]]:
     web_app = app.web.web_app  # type: ignore[attr-defined]
     web_app[context.SETTINGS] = settings
     web_app[context.KEYS] = services.keys
-    web_app[context.KEY_ADMIN] = KeyAdmin(
-        settings, send, lookup, settings.keyword_apply_timeout_s, poll_s=0.05
-    )
+    key_admin = KeyAdmin(settings, send, lookup, settings.keyword_apply_timeout_s, poll_s=0.05)
+    web_app[context.KEY_ADMIN] = key_admin
+    if settings.telegram_bot_token is not None:
+        _read_chat_confirmations(app, settings, key_admin, web_app)
     web_app[context.OCR] = services.ocr
     web_app[context.LIMITER] = RateLimiter(
         settings.rate_limit_per_minute, settings.rate_limit_burst
@@ -94,6 +95,26 @@ def build_worker() -> tuple[faust.App, list[str]]:
     # out of the collector's view, the same collections take 4-7 ms (docs/benchmarks.md).
     gc.freeze()
     return app, agents
+
+
+def _read_chat_confirmations(app: faust.App, settings: Any, admin: Any, web_app: Any) -> None:
+    """Run the operator's bot: the leader reads chats' /start codes and confirms them."""
+    from app import services
+    from app.web import context
+    from app.webhooks.telegram_chats import BotApi, ChatConfirmations
+
+    bot = BotApi(settings)
+    app.service(bot)  # type: ignore[arg-type]  # an instance, as for services.ALL
+    web_app[context.TELEGRAM] = bot
+    confirmations = ChatConfirmations(settings, bot, services.keys, admin)
+
+    # Why on the leader only: Telegram allows one getUpdates poller per bot. Why a 1 s timer:
+    # each tick is one long poll of OCRSTREAM_TELEGRAM_POLL_S, so it polls without a pause.
+    @app.timer(1.0, on_leader=True)  # type: ignore[untyped-decorator]  # Faust's is untyped
+    async def telegram_confirmations() -> None:
+        """Read the bot's updates once (a long poll) and confirm chats that sent their code."""
+        await services.keys.wait_ready()
+        await confirmations.poll_once()
 
 
 def _import_agents() -> list[str]:

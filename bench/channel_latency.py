@@ -86,7 +86,7 @@ async def _call(http: aiohttp.ClientSession, method: str, path: str, **kw: Any) 
         return (await answer.json())["data"]
 
 
-async def _keys(http: aiohttp.ClientSession, base: str) -> None:
+async def _keys(http: aiohttp.ClientSession, base: str, telegram: TelegramBotApi) -> None:
     admin = {"x-admin-key": ADMIN}
     await _call(http, "POST", "/admin/keys", json={"label": "firehose"}, headers=admin)
     for label in ("discord", "telegram", "json"):
@@ -101,7 +101,13 @@ async def _keys(http: aiohttp.ClientSession, base: str) -> None:
         elif label == "json":
             await _call(http, "POST", "/webhooks", json={"url": f"{base}/hooks/json"}, headers=own)
         else:
-            await _call(http, "POST", "/tg_subscription", json={"chatId": CHAT}, headers=own)
+            subscribed = await _call(
+                http, "POST", "/tg_subscription", json={"chatId": CHAT}, headers=own
+            )
+            # The chat confirms it, as its user would by opening the bot's link.
+            telegram.send_to_bot(CHAT, f"/start {subscribed['code']}")
+            while (await _call(http, "GET", "/tg_subscription", headers=own))["status"] != "ACTIVE":
+                await asyncio.sleep(0.2)
 
 
 async def _load(bootstrap: str, topic: str, rate: float, matches: int) -> int:
@@ -159,7 +165,7 @@ async def run(args: argparse.Namespace) -> str:
         worker.start()
         try:
             async with aiohttp.ClientSession(f"http://127.0.0.1:{settings.web_port}") as http:
-                await _keys(http, base)
+                await _keys(http, base, telegram_standin)
             started = time.monotonic()
             background = await _load(kafka.bootstrap, settings.posts_topic, args.rate, args.matches)
             elapsed = time.monotonic() - started

@@ -273,14 +273,31 @@ class WebhooksAnswer(BaseModel):
 
 
 class TelegramSubscriptionView(BaseModel):
-    """A key's Telegram subscription, as the product shows it."""
+    """A key's Telegram subscription, as the product shows it (PENDING and its code are ours)."""
 
     id: str
     chatId: str  # noqa: N815
     name: str
-    status: Literal["ACTIVE", "INACTIVE"]
+    status: Literal["PENDING", "ACTIVE", "INACTIVE"] = Field(
+        description="PENDING until the chat sends /start <code>; ACTIVE: delivered to"
+    )
     statusReason: str | None = Field(  # noqa: N815
-        default=None, description="why it is INACTIVE (the bot was removed from the chat)"
+        default=None,
+        description="why it is INACTIVE (the bot was removed), or PENDING again (made before "
+        "chats had to confirm)",
+    )
+    expiresAt: float | None = Field(  # noqa: N815
+        default=None, description="PENDING: when its code expires (Unix seconds)"
+    )
+    code: str | None = Field(
+        default=None,
+        description="the one-time code the chat sends as /start <code> (in the POST answer only)",
+    )
+    link: str | None = Field(
+        default=None, description="a private chat: opening it sends /start <code> to the bot"
+    )
+    groupLink: str | None = Field(  # noqa: N815
+        default=None, description="a group: an administrator opens it to add the bot with the code"
     )
 
 

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
 
 # Why: key ids appear in topic names, so they are restricted to topic-safe characters.
 KEY_ID_PATTERN = r"^[a-z0-9]{8,32}$"
@@ -50,21 +58,43 @@ MAX_WEBHOOKS_PER_KEY = 10
 WebhookFormat = Literal["json", "discord", "slack"]
 # A Telegram chat id: a user (positive), a group (negative) or "@channelname".
 TelegramChatId = Annotated[str, Field(pattern=r"^(-?[0-9]{1,20}|@[A-Za-z0-9_]{5,32})$")]
-TelegramStatus = Literal["ACTIVE", "INACTIVE"]
+# PENDING: made, waiting for the chat to confirm it with its one-time code; ACTIVE: confirmed,
+# delivered to; INACTIVE: the bot can no longer write there.
+TelegramStatus = Literal["PENDING", "ACTIVE", "INACTIVE"]
+# Why: a subscription kept by a version that did not ask the chat to confirm; it is not sent
+# to until its key holder subscribes again and the chat confirms.
+UNCONFIRMED_REASON = "made before chats had to confirm a subscription: subscribe again"
 
 
 class TelegramSubscription(BaseModel):
-    """The Telegram chat a key's deliveries are sent to by the operator's bot."""
+    """The Telegram chat a key's deliveries are sent to by the operator's bot.
+
+    A chat receives nothing until it has proved it wants to: ``/start <code>`` sent in that
+    chat (by an administrator, in a group) with the one-time code the key holder was given.
+    Only the code's SHA-256 is kept, until it is used or expires.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     id: str
     chat_id: TelegramChatId
     name: str = Field(default="", max_length=100)
-    status: TelegramStatus = "ACTIVE"
+    status: TelegramStatus = "PENDING"
     # Why kept: an operator (and the key holder) can see why a subscription went inactive.
     status_reason: str = ""
     created_at: float
+    code_sha256: str = ""
+    code_expires_at: float | None = None
+    confirmed_at: float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _confirmed_or_pending(cls, data: Any) -> Any:
+        # Why here: every reader of the keys (filter, webhooks, the API) sees it the same.
+        if isinstance(data, dict) and data.get("status", "PENDING") == "ACTIVE":
+            if data.get("confirmed_at") is None:
+                return {**data, "status": "PENDING", "status_reason": UNCONFIRMED_REASON}
+        return data
 
 
 class KeyRecord(BaseModel):
@@ -187,8 +217,23 @@ class MarkTelegram(BaseModel):
     op: Literal["mark_telegram"] = "mark_telegram"
     key_id: KeyId
     subscription_id: str
-    status: TelegramStatus
+    status: Literal["INACTIVE"]
     reason: str = Field(default="", max_length=300)
+
+
+class ConfirmTelegram(BaseModel):
+    """The chat sent ``/start <code>``: activate the key's pending subscription to it.
+
+    Applied only when the subscription is the one named, still pending, for this chat, and its
+    code's SHA-256 is ``code_sha256`` and had not expired at ``at``.
+    """
+
+    op: Literal["confirm_telegram"] = "confirm_telegram"
+    key_id: KeyId
+    subscription_id: str
+    chat_id: TelegramChatId
+    code_sha256: str = Field(min_length=64, max_length=64)
+    at: float
 
 
 ControlCommand = Annotated[
@@ -201,7 +246,8 @@ ControlCommand = Annotated[
     | AddWebhook
     | RemoveWebhook
     | SetTelegram
-    | MarkTelegram,
+    | MarkTelegram
+    | ConfirmTelegram,
     Field(discriminator="op"),
 ]
 control_command_adapter: TypeAdapter[ControlCommand] = TypeAdapter(ControlCommand)

@@ -8,6 +8,8 @@ for external services only; the worker and the broker under test are real.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -146,10 +148,14 @@ class _EntityCheck(HTMLParser):
 
 @dataclass
 class TelegramBotApi:
-    """The Bot API's ``sendMessage`` for one bot token, with chats that misbehave on purpose.
+    """The Bot API for one bot token: ``sendMessage``, with chats that misbehave on purpose, and
+    what a bot reads: ``getMe``, ``getUpdates`` (long polling, one poller at a time, as
+    Telegram allows) and ``getChatMember``.
 
     ``rate_limited`` chats answer 429 with ``retry_after`` once per message first;
-    ``kicked`` chats answer 403 as when the bot was removed from the group.
+    ``kicked`` chats answer 403 as when the bot was removed from the group. ``admins`` holds the
+    (chat id, user id) pairs whose user administers the chat. A test makes a chat write to the
+    bot with ``send_to_bot``.
     """
 
     token: str
@@ -159,18 +165,49 @@ class TelegramBotApi:
     received: dict[str, list[Received]] = field(default_factory=dict)
     refused: list[str] = field(default_factory=list)
     attempts: dict[str, list[float]] = field(default_factory=dict)
+    username: str = "ocrstream_test_bot"
+    admins: set[tuple[str, int]] = field(default_factory=set)
+    updates: list[dict[str, Any]] = field(default_factory=list)
     _limited_once: set[str] = field(default_factory=set)
+    _next_update: int = 1
+    _polling: bool = False
+    _arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def send_to_bot(
+        self, chat_id: str, text: str, chat_type: str = "private", from_id: int = 4242
+    ) -> None:
+        """Have a chat send ``text`` to the bot (a channel's post, a group's or user's message)."""
+        chat: dict[str, Any] = {"type": chat_type}
+        if chat_id.startswith("@"):
+            chat |= {"id": -1009999999999, "username": chat_id[1:]}
+        else:
+            chat["id"] = int(chat_id)
+        message: dict[str, Any] = {"message_id": self._next_update, "chat": chat, "text": text}
+        kind = "channel_post" if chat_type == "channel" else "message"
+        if kind == "message":
+            message["from"] = {"id": from_id, "is_bot": False, "first_name": "someone"}
+        self.updates.append({"update_id": self._next_update, kind: message})
+        self._next_update += 1
+        self._arrived.set()
 
     async def handle(self, request: web.Request) -> web.Response:
         """Check the token, method and body; answer as the Bot API does."""
         if request.match_info["token"] != self.token:
             return self._error(401, "Unauthorized")
-        if request.match_info["method"] != "sendMessage":
-            return self._error(404, "Not Found")
+        method = request.match_info["method"]
         try:
-            body = json.loads(await request.read())
+            body = json.loads(await request.read() or b"{}")
         except ValueError:
             return self._error(400, "Bad Request: invalid JSON")
+        if method == "getMe":
+            return self._ok({"id": 777, "is_bot": True, "username": self.username})
+        if method == "getUpdates":
+            return await self._get_updates(body)
+        if method == "getChatMember":
+            member = (str(body.get("chat_id")), body.get("user_id"))
+            return self._ok({"status": "administrator" if member in self.admins else "member"})
+        if method != "sendMessage":
+            return self._error(404, "Not Found")
         chat = str(body.get("chat_id", ""))
         text = body.get("text")
         if not chat:
@@ -202,6 +239,34 @@ class TelegramBotApi:
             )
         self.received.setdefault(chat, []).append(Received(body, time.monotonic()))
         return web.json_response({"ok": True, "result": {"message_id": 1, "text": text}})
+
+    async def _get_updates(self, body: dict[str, Any]) -> web.Response:
+        """Answer a long poll: the updates from ``offset`` on, waiting up to ``timeout`` s."""
+        if self._polling:
+            return self._error(
+                409,
+                "Conflict: terminated by other getUpdates request; make sure that only one bot "
+                "instance is running",
+            )
+        timeout = body.get("timeout", 0)
+        if not isinstance(timeout, int) or not 0 <= timeout <= 50:
+            return self._error(400, "Bad Request: invalid timeout")
+        offset = body.get("offset", 0)
+        # Telegram forgets the updates below the offset: the bot has confirmed them.
+        self.updates = [u for u in self.updates if u["update_id"] >= offset]
+        self._polling = True
+        try:
+            if not self.updates and timeout:
+                self._arrived.clear()
+                # Why at most 1 s: the tests need no longer waits than that to see updates.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._arrived.wait(), min(timeout, 1))
+        finally:
+            self._polling = False
+        return self._ok(list(self.updates))
+
+    def _ok(self, result: Any) -> web.Response:
+        return web.json_response({"ok": True, "result": result})
 
     def _error(self, status: int, description: str) -> web.Response:
         self.refused.append(description)

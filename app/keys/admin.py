@@ -24,6 +24,7 @@ from app.webhooks.signing import new_secret
 from models.keys import (
     AddKeywords,
     AddWebhook,
+    ConfirmTelegram,
     ControlCommand,
     CreateKey,
     KeyRecord,
@@ -140,6 +141,29 @@ class KeyAdmin:
         current = await self.get(key_id)
         command = SetTelegram(key_id=key_id, subscription=subscription)
         return await self._apply(command, current, lambda r: r.telegram == subscription)
+
+    async def confirm_telegram(
+        self, key_id: str, subscription_id: str, chat_id: str, digest: str, at: float
+    ) -> Change:
+        """Activate a key's pending Telegram subscription: its chat sent the code hashed here.
+
+        Raises ControlError when the code does not confirm it (wrong, expired, another chat).
+        """
+        current = await self.get(key_id)
+        command = ConfirmTelegram(
+            key_id=key_id,
+            subscription_id=subscription_id,
+            chat_id=chat_id,
+            code_sha256=digest,
+            at=at,
+        )
+
+        def active(record: KeyRecord) -> bool:
+            return record.telegram is not None and (
+                record.telegram.id == subscription_id and record.telegram.status == "ACTIVE"
+            )
+
+        return await self._apply(command, current, active)
 
     async def add_keywords(self, key_id: str, words: list[str]) -> Change:
         """Add keywords (normalised; the per-key limits apply)."""

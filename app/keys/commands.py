@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+
 from yarl import URL
 
 from app.fetch import FetchError, check_url, limits_from
@@ -12,6 +14,7 @@ from models.keys import (
     MAX_WEBHOOKS_PER_KEY,
     AddKeywords,
     AddWebhook,
+    ConfirmTelegram,
     ControlCommand,
     CreateKey,
     KeyRecord,
@@ -22,6 +25,7 @@ from models.keys import (
     SetChannels,
     SetTelegram,
     SetWebhooks,
+    TelegramSubscription,
     WebhookFormat,
     topic_name_problem,
 )
@@ -82,7 +86,38 @@ def apply_command(current: KeyRecord | None, command: ControlCommand) -> KeyReco
             update={"status": command.status, "status_reason": command.reason}
         )
         return current.model_copy(update={"telegram": marked})
+    if isinstance(command, ConfirmTelegram):
+        confirmed = confirm_telegram(current.telegram, command)
+        return current.model_copy(update={"telegram": confirmed})
     raise ControlError(f"unsupported command {command!r}")
+
+
+def confirm_telegram(
+    subscription: TelegramSubscription | None, command: ConfirmTelegram
+) -> TelegramSubscription:
+    """Return the subscription active, or raise ControlError saying why the chat's code fails.
+
+    One use only: the code's hash is dropped once it has confirmed the subscription.
+    """
+    if subscription is None or subscription.id != command.subscription_id:
+        raise ControlError("no such Telegram subscription (replaced or removed)")
+    if subscription.status != "PENDING" or not subscription.code_sha256:
+        raise ControlError("the Telegram subscription is not waiting for a code")
+    if subscription.chat_id.lower() != command.chat_id.lower():
+        raise ControlError("the code was sent from another chat than the one subscribed")
+    if not hmac.compare_digest(subscription.code_sha256, command.code_sha256):
+        raise ControlError("wrong code")
+    if subscription.code_expires_at is None or command.at > subscription.code_expires_at:
+        raise ControlError("the code has expired: subscribe again")
+    return subscription.model_copy(
+        update={
+            "status": "ACTIVE",
+            "status_reason": "",
+            "confirmed_at": command.at,
+            "code_sha256": "",
+            "code_expires_at": None,
+        }
+    )
 
 
 def _add_webhook(current: KeyRecord, command: AddWebhook) -> KeyRecord:

@@ -16,6 +16,7 @@ from app.ocr.runtime import OcrRuntime
 from app.settings import Settings
 from app.web.ratelimit import RateLimiter
 from app.web.status import StatusReport
+from app.webhooks.telegram_chats import BotApi
 
 SETTINGS = web.AppKey("settings", Settings)
 KEYS = web.AppKey("keys", KeysReplica)
@@ -24,3 +25,5 @@ OCR = web.AppKey("ocr", OcrRuntime)
 LIMITER = web.AppKey("limiter", RateLimiter)
 LIVE = web.AppKey("live", LiveHub)
 STATUS = web.AppKey("status", StatusReport)
+# Only when the operator set a bot token.
+TELEGRAM = web.AppKey("telegram", BotApi)

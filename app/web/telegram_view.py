@@ -9,8 +9,9 @@ from aiohttp import web
 
 from app.web.auth import api_key_caller
 from app.web.changes import applied
-from app.web.context import KEY_ADMIN, SETTINGS
+from app.web.context import KEY_ADMIN, SETTINGS, TELEGRAM
 from app.web.errors import ApiError, read_model
+from app.webhooks.telegram_chats import code_sha256
 from models.api import (
     TelegramSubscriptionAnswer,
     TelegramSubscriptionRequest,
@@ -30,6 +31,7 @@ def _view(subscription: TelegramSubscription | None) -> TelegramSubscriptionView
         name=subscription.name,
         status=subscription.status,
         statusReason=subscription.status_reason or None,
+        expiresAt=subscription.code_expires_at if subscription.status == "PENDING" else None,
     )
 
 
@@ -57,16 +59,41 @@ async def get_subscription(request: web.Request) -> web.Response:
 
 
 async def subscribe(request: web.Request) -> web.Response:
-    """Send the caller's deliveries to a Telegram chat (replacing the chat it had)."""
+    """Subscribe a Telegram chat to the caller's deliveries, once the chat confirms it.
+
+    The subscription is PENDING (replacing the one the key had) until the chat sends
+    ``/start <code>`` to the bot; the code is in this answer only.
+    """
     record, headers = api_key_caller(request)
-    if request.app[SETTINGS].telegram_bot_token is None:
+    settings = request.app[SETTINGS]
+    bot = request.app.get(TELEGRAM)
+    if settings.telegram_bot_token is None or bot is None:
         raise ApiError(503, "Telegram is not set up on this server (no bot token)")
     body = await read_model(request, TelegramSubscriptionRequest, _MAX_BODY)
+    code, now = secrets.token_urlsafe(16), time.time()
     subscription = TelegramSubscription(
-        id=secrets.token_hex(8), chat_id=body.chatId, name=body.name, created_at=time.time()
+        id=secrets.token_hex(8),
+        chat_id=body.chatId,
+        name=body.name,
+        created_at=now,
+        code_sha256=code_sha256(code),
+        code_expires_at=now + settings.telegram_code_ttl_s,
     )
     updated, _ = await applied(request.app[KEY_ADMIN].set_telegram(record.key_id, subscription))
-    return _answer(updated.telegram, headers, "Subscription created", status=201)
+    view = _view(updated.telegram)
+    assert view is not None
+    view.code = code
+    username = await bot.username()
+    if username is not None:
+        view.link = f"https://t.me/{username}?start={code}"
+        view.groupLink = f"https://t.me/{username}?startgroup={code}"
+    message = (
+        "Subscription created: nothing is sent until the chat confirms it. Send /start "
+        f"{code} to the bot from that chat (an administrator, in a group or channel) within "
+        f"{settings.telegram_code_ttl_s / 60:.0f} minutes."
+    )
+    answer = TelegramSubscriptionAnswer(data=view, message=message)
+    return web.json_response(answer.model_dump(exclude_none=True), status=201, headers=headers)
 
 
 async def unsubscribe(request: web.Request) -> web.Response:

@@ -78,7 +78,8 @@ def _telegram_request(
     if subscription is None or subscription.id != job.subscription_id:
         raise NotDeliverable("the Telegram subscription was removed or replaced")
     if subscription.status != "ACTIVE":
-        raise NotDeliverable("the Telegram subscription is inactive")
+        # PENDING: its chat has not confirmed it; INACTIVE: the bot can no longer write there.
+        raise NotDeliverable(f"the Telegram subscription is {subscription.status.lower()}")
     if telegram is None:
         raise NotDeliverable("no Telegram bot is configured (OCRSTREAM_TELEGRAM_BOT_TOKEN)")
     body = {

@@ -6,6 +6,7 @@ the loopback stand-ins of tests/standins.py, which check what the real services 
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import time
 from collections.abc import AsyncIterator
@@ -160,6 +161,26 @@ async def test_a_key_holder_manages_webhooks_and_gets_json_discord_and_slack_bod
     assert services.discord.refused == [] and services.slack.refused == []
 
 
+ADMIN_USER = 1001
+
+
+async def _confirm(http: Any, telegram: TelegramBotApi, key: str, code: str, chat: str) -> None:
+    """Have an administrator of the group ``chat`` send the code; wait until it is ACTIVE."""
+    telegram.admins.add((chat, ADMIN_USER))
+    telegram.send_to_bot(chat, f"/start@{telegram.username} {code}", "supergroup", ADMIN_USER)
+
+    async def active() -> bool:
+        answer = (await _call(http, "GET", "/tg_subscription", key))[1]["data"]
+        return bool(answer["status"] == "ACTIVE")
+
+    await wait_for(active, timeout_s=30)
+
+
+def _deliveries(telegram: TelegramBotApi, chat: str) -> list[Any]:
+    """Return the deliveries a chat got (HTML), not the bot's plain confirmation of it."""
+    return [m for m in telegram.received.get(chat, []) if m.body.get("parse_mode") == "HTML"]
+
+
 async def test_a_telegram_subscription_gets_matching_posts_waits_out_429_and_stops_on_403(
     setup: tuple[Any, Any, Services], kafka: LocalKafka
 ) -> None:
@@ -181,13 +202,24 @@ async def test_a_telegram_subscription_gets_matching_posts_waits_out_429_and_sto
     assert {k: subscription[k] for k in ("chatId", "name", "status")} == {
         "chatId": "-1001234567890",
         "name": "alerts",
-        "status": "ACTIVE",
+        "status": "PENDING",
     }
+    code = subscription.pop("code")
+    assert subscription.pop("link") == f"https://t.me/ocrstream_test_bot?start={code}"
+    assert subscription.pop("groupLink") == f"https://t.me/ocrstream_test_bot?startgroup={code}"
     assert (await _call(http, "GET", "/tg_subscription", pepe))[1]["data"] == subscription
     status, refused = await _call(http, "POST", "/tg_subscription", pepe, chatId="not a chat")
     assert status == 400 and "chatId" in refused["error"]
-    assert (await _call(http, "POST", "/tg_subscription", busy, chatId="-100429"))[0] == 201
-    assert (await _call(http, "POST", "/tg_subscription", kicked, chatId="-100403"))[0] == 201
+    await _confirm(http, telegram, pepe, code, "-1001234567890")
+    for key, chat in ((busy, "-100429"), (kicked, "-100403")):
+        status, created = await _call(http, "POST", "/tg_subscription", key, chatId=chat)
+        assert status == 201, created
+        await _confirm(http, telegram, key, created["data"]["code"], chat)
+    subscription = (await _call(http, "GET", "/tg_subscription", pepe))[1]["data"]
+    assert subscription["status"] == "ACTIVE" and "expiresAt" not in subscription
+    # The bot's replies confirming the three chats: deliveries are counted after them.
+    replies = {chat: len(telegram.attempts.get(chat, [])) for chat in ("-100429", "-100403")}
+    refused_replies = len(telegram.refused)
 
     started = time.monotonic()
     posts = [post(f"t{n}", f"gm {n}", []) for n in range(3)]
@@ -195,13 +227,13 @@ async def test_a_telegram_subscription_gets_matching_posts_waits_out_429_and_sto
     await produce(kafka.bootstrap, worker.settings.posts_topic, posts)
 
     async def delivered() -> bool:
-        return len(telegram.received.get("-1001234567890", [])) >= 1 and (
-            len(telegram.received.get("-100429", [])) >= 4
+        return len(_deliveries(telegram, "-1001234567890")) >= 1 and (
+            len(_deliveries(telegram, "-100429")) >= 4
         )
 
     await wait_for(delivered, timeout_s=60)
     # The keyword key's chat got the matching post only, as HTML the Bot API accepts.
-    [message] = telegram.received["-1001234567890"]
+    [message] = _deliveries(telegram, "-1001234567890")
     assert message.body["parse_mode"] == "HTML"
     assert message.body["text"].startswith("<b>New X post matching pepe</b>")
     assert "new $PEPE pair live" in message.body["text"]
@@ -209,12 +241,12 @@ async def test_a_telegram_subscription_gets_matching_posts_waits_out_429_and_sto
 
     # The rate-limited chat: every message arrived, in its jobs' order, each after waiting
     # out its retry_after, and never two faster than the chat's pace.
-    busy_texts = [m.body["text"] for m in telegram.received["-100429"]]
+    busy_texts = [m.body["text"] for m in _deliveries(telegram, "-100429")]
     jobs = await consume(kafka.bootstrap, worker.settings.webhooks_topic, count=9, settle_s=0.5)
     queued = [job["event"]["text"] for job in jobs if job["chat_id"] == "-100429"]
     assert len(queued) == 4
     assert [t.rsplit("\n", 1)[-1] for t in busy_texts] == queued
-    attempts = telegram.attempts["-100429"]
+    attempts = telegram.attempts["-100429"][replies["-100429"] :]
     assert len(attempts) == 8  # each message: a 429, then accepted
     gaps = [later - earlier for earlier, later in zip(attempts, attempts[1:], strict=False)]
     assert all(gap >= telegram.retry_after_s - 0.1 for gap in gaps[0::2]), gaps
@@ -228,7 +260,7 @@ async def test_a_telegram_subscription_gets_matching_posts_waits_out_429_and_sto
     await wait_for(inactive, timeout_s=30)
     answer = (await _call(http, "GET", "/tg_subscription", kicked))[1]["data"]
     assert "bot was kicked" in answer["statusReason"]
-    tried = len(telegram.attempts["-100403"])
+    tried = len(telegram.attempts["-100403"]) - replies["-100403"]
     assert tried <= 4  # at most the jobs already in flight, once each
     letters = await consume(kafka.bootstrap, worker.settings.dead_letter_topic, count=1)
     assert letters[0]["stage"] == "webhook" and "INACTIVE" in letters[0]["reason"]
@@ -241,10 +273,51 @@ async def test_a_telegram_subscription_gets_matching_posts_waits_out_429_and_sto
     )
     assert (await _call(http, "DELETE", "/tg_subscription", pepe))[0] == 404
     assert BOT_TOKEN not in worker.log() and BOT_TOKEN.split(":")[1] not in worker.log()
-    assert telegram.refused.count("Forbidden: bot was kicked from the group chat") == tried
-    assert [r for r in telegram.refused if "kicked" not in r] == []
+    refused = telegram.refused[refused_replies:]
+    assert refused.count("Forbidden: bot was kicked from the group chat") == tried
+    assert [r for r in refused if "kicked" not in r] == []
     print(
         f"\ntelegram: produce to message {latency_ms:.0f} ms; a chat under 429s got all "
         f"{len(busy_texts)} in order, median gap "
         f"{statistics.median(gaps):.1f} s"
     )
+
+
+async def test_a_chat_gets_a_keys_deliveries_only_once_it_has_confirmed_them(
+    setup: tuple[Any, Any, Services], kafka: LocalKafka
+) -> None:
+    worker, http, services = setup
+    telegram = services.telegram
+    group = "-1009876543210"  # the victim's group; its administrator is ADMIN_USER
+    telegram.admins.add((group, ADMIN_USER))
+    attacker = await _key(http, "attacker")
+    victim = await _key(http, "victim")
+    # The attacker names the victim's group: nothing is sent there, whatever the key receives.
+    status, created = await _call(http, "POST", "/tg_subscription", attacker, chatId=group)
+    assert status == 201 and created["data"]["status"] == "PENDING", created
+    attacker_code = created["data"]["code"]
+    await produce(kafka.bootstrap, worker.settings.posts_topic, [post("a1", "gm", [])])
+    # Codes that must not confirm it: a wrong one; the right one from another chat; the right
+    # one typed in the group by a member who is no administrator.
+    telegram.send_to_bot(group, "/start " + "x" * 22, "supergroup", ADMIN_USER)
+    telegram.send_to_bot("-1000000000001", f"/start {attacker_code}", "supergroup", ADMIN_USER)
+    telegram.send_to_bot(group, f"/start {attacker_code}", "supergroup", from_id=5555)
+    # The victim subscribes its own group, and its administrator confirms it.
+    status, created = await _call(http, "POST", "/tg_subscription", victim, chatId=group)
+    assert status == 201, created
+    await _confirm(http, telegram, victim, created["data"]["code"], group)
+    await produce(kafka.bootstrap, worker.settings.posts_topic, [post("v1", "gm again", [])])
+
+    async def victims_post_arrived() -> bool:
+        return any("gm again" in m.body["text"] for m in _deliveries(telegram, group))
+
+    await wait_for(victims_post_arrived, timeout_s=30)
+    await asyncio.sleep(1)
+    # Only the victim's deliveries reached the group: none of the attacker's, before or after.
+    texts = [m.body["text"] for m in _deliveries(telegram, group)]
+    assert len(texts) == 1 and "gm again" in texts[0], texts
+    answer = (await _call(http, "GET", "/tg_subscription", attacker))[1]["data"]
+    assert answer["status"] == "PENDING"
+    # And no job for the attacker's pending subscription was ever written: one, the victim's.
+    jobs = await consume(kafka.bootstrap, worker.settings.webhooks_topic, count=1, settle_s=1)
+    assert len([job for job in jobs if job.get("chat_id") == group]) == 1

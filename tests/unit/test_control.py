@@ -6,9 +6,11 @@ import pytest
 
 from app.keys.commands import ControlError, apply_command
 from app.keys.keywords import KeywordError
+from app.webhooks.telegram_chats import code_sha256
 from models.keys import (
     AddKeywords,
     AddWebhook,
+    ConfirmTelegram,
     CreateKey,
     KeyRecord,
     MarkTelegram,
@@ -132,3 +134,45 @@ def test_a_telegram_subscription_is_replaced_marked_and_a_stale_mark_is_ignored(
         ' "webhooks": ["https://a.example/"]}'
     )
     assert old.webhook_formats == {} and old.telegram is None
+
+
+def test_a_chat_confirms_its_subscription_once_with_its_own_unexpired_code() -> None:
+    digest = code_sha256("right-code-0123456789")
+    pending = TelegramSubscription(
+        id="sub1", chat_id="-1001", created_at=1.0, code_sha256=digest, code_expires_at=100.0
+    )
+    record = apply_command(_created(), SetTelegram(key_id=KEY_ID, subscription=pending))
+    assert record.telegram is not None and record.telegram.status == "PENDING"
+
+    def confirm(**changes: object) -> ConfirmTelegram:
+        fields: dict[str, object] = {
+            "key_id": KEY_ID,
+            "subscription_id": "sub1",
+            "chat_id": "-1001",
+            "code_sha256": digest,
+            "at": 50.0,
+        }
+        return ConfirmTelegram.model_validate(fields | changes)
+
+    for wrong, reason in (
+        (confirm(code_sha256=code_sha256("wrong-code-0123456789")), "wrong code"),
+        (confirm(chat_id="-1002"), "another chat"),
+        (confirm(at=101.0), "expired"),
+        (confirm(subscription_id="sub0"), "no such"),
+    ):
+        with pytest.raises(ControlError, match=reason):
+            apply_command(record, wrong)
+    active = apply_command(record, confirm())
+    assert active.telegram is not None and active.telegram.status == "ACTIVE"
+    assert active.telegram.code_sha256 == "" and active.telegram.confirmed_at == 50.0
+    with pytest.raises(ControlError, match="not waiting"):  # the code is used once
+        apply_command(active, confirm())
+
+
+def test_a_subscription_made_before_chats_confirmed_waits_for_its_chat_again() -> None:
+    old = KeyRecord.model_validate_json(
+        '{"key_id": "abcdef123456", "key_hash": "' + "0" * 64 + '", "created_at": 1,'
+        ' "telegram": {"id": "s", "chat_id": "-1001", "status": "ACTIVE", "created_at": 1}}'
+    )
+    assert old.telegram is not None and old.telegram.status == "PENDING"
+    assert "subscribe again" in old.telegram.status_reason

@@ -20,7 +20,10 @@ from models.webhooks import WebhookJob
 SECRET = "whsec_" + "k" * 40
 BOT = TelegramBot("http://bot-api.internal:8081/", "42:secret-token")
 EVENT = {"source": "x", "mid": "1", "sid": "2", "link": "", "text": "gm $PEPE", "images": []}
-SUBSCRIPTION = TelegramSubscription(id="sub1", chat_id="-1001", created_at=0)
+# A subscription its chat confirmed (a pending one is never sent to: tested below).
+SUBSCRIPTION = TelegramSubscription(
+    id="sub1", chat_id="-1001", created_at=0, status="ACTIVE", confirmed_at=1
+)
 
 
 def _key(**changes: object) -> KeyRecord:
@@ -72,6 +75,11 @@ def test_telegram_goes_to_the_operators_bot_and_names_no_token() -> None:
             _job(subscription_id="sub1", chat_id="-1001"),
             _key(telegram=SUBSCRIPTION.model_copy(update={"status": "INACTIVE"})),
             "inactive",
+        ),
+        (
+            _job(subscription_id="sub1", chat_id="-1001"),
+            _key(telegram=SUBSCRIPTION.model_copy(update={"status": "PENDING"})),
+            "pending",
         ),
     ],
 )
