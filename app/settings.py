@@ -402,7 +402,13 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="Longest wait between two attempts."
     )
     webhook_concurrency: int = Field(
-        default=32, ge=1, description="Webhook POSTs in flight per worker, all endpoints together."
+        default=32,
+        ge=1,
+        description=(
+            "Webhook POSTs (and Telegram sends) in flight per worker, shared fairly: each API "
+            "key holds at most an equal part among the keys sending now, so one key's "
+            "endpoints that hang delay only that key."
+        ),
     )
     webhook_max_pending: int = Field(
         default=1000,

@@ -15,6 +15,11 @@ that stalls past the webhook timeout on every attempt. Then:
    endpoint allows); the headline is the worker's deliveries/s over it.
 
 The stalled endpoint is there to show it does not slow the others.
+
+4. fairness (issue 22): another key with two healthy endpoints gets a post every 0.1 s, first
+   alone, then while ``--attack-keys`` keys (4) with ``--attack-endpoints`` webhooks each (10)
+   that never answer receive every post too; the headline is the healthy key's p95 latency
+   with the attack over its p95 without (target: at most 2x).
 """
 
 from __future__ import annotations
@@ -51,13 +56,14 @@ class Receiver:
         self.delay_s = delay_s
         self.arrivals: dict[str, list[float]] = defaultdict(list)
         self.latencies_ms: list[float] = []
+        self.fair_ms: list[float] = []  # the healthy key of the fairness phase
         self.last_arrival = 0.0
 
     async def handle(self, request: web.Request) -> web.Response:
         """Answer one webhook POST (after the endpoint's delay; "stall" never in time)."""
         name = request.match_info["name"]
         body = await request.read()
-        if name == "stall":
+        if name == "stall" or name.startswith("hang"):
             await asyncio.sleep(60)
             return web.Response(status=504)
         await asyncio.sleep(self.delay_s)
@@ -67,6 +73,8 @@ class Receiver:
         text = json.loads(body).get("text", "")
         if text.startswith("t="):
             self.latencies_ms.append((now - float(text[2:])) * 1000)
+        elif text.startswith("fair t=") and name.startswith("fair"):
+            self.fair_ms.append((now - float(text[7:])) * 1000)
         return web.Response(status=204)
 
     def delivered(self) -> int:
@@ -90,6 +98,26 @@ async def _wait_until(predicate: Any, timeout_s: float) -> bool:
             return True
         await asyncio.sleep(0.05)
     return False
+
+
+async def _key_with(http: aiohttp.ClientSession, urls: list[str]) -> None:
+    """Create a key (no keywords: it receives every post) with these webhook URLs."""
+    headers = {"x-admin-key": ADMIN}
+    async with http.post("/admin/keys", json={}, headers=headers) as answer:
+        key_id = (await answer.json())["data"]["key_id"]
+    path = f"/admin/keys/{key_id}/webhooks"
+    async with http.put(path, json={"urls": urls}, headers=headers) as answer:
+        assert answer.status == 200, await answer.text()
+
+
+async def _fair_p95(bootstrap: str, topic: str, receiver: Receiver, posts: int) -> float:
+    """Return the healthy key's p95 latency over ``posts`` posts, one every 0.1 s."""
+    receiver.fair_ms.clear()
+    for n in range(posts):
+        await _produce(bootstrap, topic, [post(f"f{n}{time.time()}", f"fair t={time.time()}", [])])
+        await asyncio.sleep(0.1)
+    await _wait_until(lambda: len(receiver.fair_ms) >= 2 * posts, 120)
+    return statistics.quantiles(receiver.fair_ms, n=100)[94]
 
 
 async def _baseline(base: str, endpoints: int, per_endpoint: int) -> float:
@@ -153,6 +181,17 @@ async def run(args: argparse.Namespace) -> str:
             latencies = sorted(receiver.latencies_ms)
             q = statistics.quantiles(latencies, n=100)
             print(f"latency ms p50 {q[49]:.0f} p95 {q[94]:.0f} p99 {q[98]:.0f}")
+
+            async with aiohttp.ClientSession(base_url=web_base) as http:
+                await _key_with(http, [f"{base}/fair0", f"{base}/fair1"])
+                calm = await _fair_p95(kafka.bootstrap, settings.posts_topic, receiver, 100)
+                for k in range(args.attack_keys):
+                    await _key_with(
+                        http, [f"{base}/hang{k}-{n}" for n in range(args.attack_endpoints)]
+                    )
+                await asyncio.sleep(2)  # the keys reach every worker's replica
+                attacked = await _fair_p95(kafka.bootstrap, settings.posts_topic, receiver, 100)
+            print(f"fairness: healthy p95 {calm:.0f} ms calm, {attacked:.0f} ms attacked")
         finally:
             worker.stop()
             kafka.stop()
@@ -175,6 +214,12 @@ async def run(args: argparse.Namespace) -> str:
         f"| latency post produced -> webhook received, {paced} posts at 20/s "
         f"({len(latencies)} deliveries) | p50 {q[49]:.0f} ms, p95 {q[94]:.0f} ms, "
         f"p99 {q[98]:.0f} ms |\n"
+        f"| another key's two healthy endpoints, 100 posts at 10/s: p95 alone | "
+        f"{calm:.0f} ms |\n"
+        f"| the same while {args.attack_keys} keys x {args.attack_endpoints} webhooks never "
+        f"answer (each post) | {attacked:.0f} ms |\n"
+        f"| **fairness: p95 attacked / p95 alone (target ≤ 2x)** | "
+        f"**{attacked / calm:.2f}x** |\n"
     )
 
 
@@ -184,6 +229,8 @@ def main() -> int:
     parser.add_argument("--posts", type=int, default=1000)
     parser.add_argument("--endpoints", type=int, default=8)
     parser.add_argument("--delay-ms", type=float, default=5.0)
+    parser.add_argument("--attack-keys", type=int, default=4)
+    parser.add_argument("--attack-endpoints", type=int, default=10)
     parser.add_argument("--write", type=Path, default=None)
     args = parser.parse_args()
     body = asyncio.run(run(args))

@@ -44,7 +44,9 @@ def new_webhook_session(
 ) -> aiohttp.ClientSession:
     """Return a session deliveries are posted with; ``limits`` None: any address (operator's)."""
     resolver = resolver_for(limits) if limits is not None else None
-    connector = aiohttp.TCPConnector(resolver=resolver, limit=concurrency, ttl_dns_cache=60)
+    # Why twice the slots: the slots, shared fairly per key, may briefly pass their setting
+    # (app/webhooks/fair_slots.py); the pool of connections must not queue those sends.
+    connector = aiohttp.TCPConnector(resolver=resolver, limit=2 * concurrency, ttl_dns_cache=60)
     return aiohttp.ClientSession(
         connector=connector,
         timeout=aiohttp.ClientTimeout(total=timeout_s),

@@ -38,6 +38,7 @@ from app.webhooks.destinations import (
     channel_record_for,
     request_for,
 )
+from app.webhooks.fair_slots import FairSlots
 from app.webhooks.pace import ChatPace
 from app.webhooks.policy import backoff_delay
 from app.webhooks.progress import PartitionProgress
@@ -88,7 +89,8 @@ class WebhookDelivery(Service):
         self._consumer: AIOKafkaConsumer | None = None
         self._progress: dict[TopicPartition, PartitionProgress] = {}
         self._lanes: dict[bytes, _Lane] = {}
-        self._slots = asyncio.Semaphore(self._settings.webhook_concurrency)
+        # Why per key: one key's endpoints that hang must delay only that key (fair_slots.py).
+        self._slots = FairSlots(self._settings.webhook_concurrency)
         self._limits = limits_from(settings)
         self._committed: dict[TopicPartition, int] = {}
         token = settings.telegram_bot_token
@@ -142,6 +144,8 @@ class WebhookDelivery(Service):
             "queued": sum(lane.queue.qsize() for lane in self._lanes.values()),
             "pending": {_name(tp): p.pending for tp, p in self._progress.items()},
             "overflowed": self._overflowed,
+            # Send slots in use by key, and each key's share now (fair_slots.py).
+            "slots": {"share": self._slots.share(), "by_key": self._slots.holding()},
         }
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
@@ -231,7 +235,7 @@ class WebhookDelivery(Service):
                     return None
                 if job.chat_id is not None:
                     await self._telegram_pace.wait_turn(job.chat_id)
-                attempt = await self._post(request)
+                attempt = await self._post(request, job.key_id)
                 if attempt.result == "delivered":
                     metrics.webhook_deliveries.labels(outcome="delivered").inc()
                     return None
@@ -298,12 +302,12 @@ class WebhookDelivery(Service):
         )
         return self._dead_letter(record, job.destination, reason, attempt_no)
 
-    async def _post(self, request: DeliveryRequest) -> Attempt:
+    async def _post(self, request: DeliveryRequest, key_id: str) -> Attempt:
         started = time.monotonic()
         # Why two sessions: webhooks go through the resolver that refuses internal addresses;
         # the operator's Bot API server may well be one.
         session = self._session if request.check_target else self._operator_session
-        async with self._slots:
+        async with self._slots.slot(key_id):
             attempt = await post_delivery(session, request, self._limits)
         metrics.webhook_ms.observe_ms((time.monotonic() - started) * 1000)
         metrics.webhook_deliveries.labels(outcome=attempt.kind).inc()

@@ -230,3 +230,44 @@ async def test_no_webhook_delivery_is_lost_when_the_worker_is_killed(
     repeats = len(deliveries) - count
     print(f"\nwebhooks across kill -9: {count} delivered, {repeats} repeats (killed at {at_kill})")
     assert at_kill < count, "all delivered before the kill: the test proved nothing"
+
+
+async def test_keys_whose_webhooks_hang_delay_only_themselves(
+    kafka: LocalKafka, start_worker: Any, receiver: Receiver
+) -> None:
+    # Eight send slots; two keys with six webhooks each that never answer in time.
+    settings = unique_settings(kafka, admin_key=ADMIN, webhook_timeout_s=8.0, webhook_concurrency=8)
+    worker = start_worker(settings)
+    async with aiohttp.ClientSession(base_url=f"http://127.0.0.1:{settings.web_port}") as http:
+        for attacker in range(2):
+            key = await admin_request(http, ADMIN, "POST", "/admin/keys", label=f"bad{attacker}")
+            urls = [f"{receiver.base}/stall?n={attacker}-{n}" for n in range(6)]
+            await admin_request(
+                http, ADMIN, "PUT", f"/admin/keys/{key['key_id']}/webhooks", urls=urls
+            )
+        key = await admin_request(http, ADMIN, "POST", "/admin/keys", label="healthy")
+        await admin_request(
+            http,
+            ADMIN,
+            "PUT",
+            f"/admin/keys/{key['key_id']}/webhooks",
+            urls=[f"{receiver.base}/ok"],
+        )
+    await asyncio.sleep(1)  # every replica has the keys
+    produced: list[float] = []
+    for n in range(6):
+        produced.append(time.monotonic())
+        await produce(kafka.bootstrap, settings.posts_topic, [post(f"h{n}", f"gm {n}", [])])
+        await asyncio.sleep(0.5)
+
+    async def healthy_done() -> bool:
+        return len(receiver.accepted["ok"]) >= 6
+
+    await wait_for(healthy_done, timeout_s=60)
+    delays = [
+        at - sent for (_, _, _, at), sent in zip(receiver.accepted["ok"], produced, strict=False)
+    ]
+    # With one pool, the twelve hanging sends held all eight slots for their 8 s timeout.
+    assert max(delays) < 3.0, delays
+    status = json.loads(worker.status())["webhooks"]["slots"]
+    assert status["share"] <= 8
