@@ -186,7 +186,26 @@ class Settings(BaseSettings):
     web_host: str = Field(
         default="127.0.0.1", description="Address the web server binds (`0.0.0.0` in containers)."
     )
-    web_port: int = Field(default=6066, ge=1, le=65535, description="Web server port.")
+    web_port: int = Field(
+        default=6066, ge=1, le=65535, description="Web server port (the API and live streams)."
+    )
+    operator_host: str = Field(
+        default="127.0.0.1",
+        description=(
+            "Address the operator pages (`/dashboard`, `/status/`, `/metrics`, Faust's own "
+            "pages) are served on: every key's deliveries and OCR text are there, so loopback "
+            "by default (`0.0.0.0` in a container, published on the host's loopback only)."
+        ),
+    )
+    operator_port: int = Field(
+        default=7066,
+        ge=0,
+        le=65535,
+        description=(
+            "Port of the operator pages; 0: none (on the web port they need the admin key, "
+            "`x-admin-key` or `Authorization: Bearer`, as from any other address)."
+        ),
+    )
 
     # OCR
     # Why one process per core, each with every core's threads (OpenVINO): measured on 2 cores,

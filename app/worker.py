@@ -33,6 +33,7 @@ def build_worker() -> tuple[faust.App, list[str]]:
     from app.tables import keys_table  # noqa: F401  # registers the keys table
     from app.topics import control
     from app.web import context
+    from app.web.operator import serve_operator_pages
     from app.web.ratelimit import RateLimiter
     from app.web.routes import install_routes
     from app.web.status import StatusReport
@@ -90,6 +91,8 @@ def build_worker() -> tuple[faust.App, list[str]]:
         status.sample()
 
     install_routes(web_app)
+    # Faust's aiohttp driver keeps its runner private; the operator listener is one more site.
+    serve_operator_pages(web_app, app.web._runner, settings)  # type: ignore[attr-defined]
     # Why: a full collection walked the ~100,000 objects made while building the worker
     # (modules, models, the app) and stalled the stream for 54-68 ms, twice in a minute; moved
     # out of the collector's view, the same collections take 4-7 ms (docs/benchmarks.md).

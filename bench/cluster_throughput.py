@@ -28,12 +28,12 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from app.kafka.local import LocalKafkaCluster, free_port  # noqa: E402
+from app.kafka.local import LocalKafkaCluster  # noqa: E402
 from bench.kafka_throughput import DATA, serve_images  # noqa: E402
 from bench.ocr_bench import show  # noqa: E402
 from bench.soak import add_keys, produce_fast  # noqa: E402
 from bench.text_path import text_posts  # noqa: E402
-from tests.support import Worker, event_ids, post, unique_settings  # noqa: E402
+from tests.support import Worker, event_ids, on_other_ports, post, unique_settings  # noqa: E402
 
 
 async def read_ids(
@@ -57,8 +57,7 @@ async def drain(
     )  # fmt: skip
     # Each worker serves its web pages on a port of its own.
     running = [
-        Worker(settings if i == 0 else settings.model_copy(update={"web_port": free_port()}), tmp)
-        for i in range(workers)
+        Worker(settings if i == 0 else on_other_ports(settings), tmp) for i in range(workers)
     ]
     try:
         for worker in running:

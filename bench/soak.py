@@ -77,7 +77,8 @@ def rss_mb(pid: int) -> float:
 
 
 def total_lag(port: int) -> int:
-    """Return the worker's consumer lag summed over its partitions (-1 when unreadable)."""
+    """Return the worker's consumer lag summed over its partitions, read from its operator
+    port (-1 when unreadable)."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/status/", timeout=2) as response:
             return int(sum(json.loads(response.read())["consumer_lag"].values()))
@@ -90,7 +91,7 @@ async def sample(worker: Worker, samples: Samples, stop: asyncio.Event) -> None:
     started = time.monotonic()
     assert worker.process is not None
     while not stop.is_set():
-        lag = await asyncio.to_thread(total_lag, worker.settings.web_port)
+        lag = await asyncio.to_thread(total_lag, worker.settings.operator_port)
         samples.rows.append((time.monotonic() - started, rss_mb(worker.process.pid), lag))
         try:
             await asyncio.wait_for(stop.wait(), 1.0)
@@ -220,7 +221,7 @@ async def run(n_posts: int) -> dict[str, Any]:
             )
             drain_s = (max(t for t, _ in deliveries) - started) / 1000
             drained_at = time.monotonic()
-            while total_lag(settings.web_port) > 0 and time.monotonic() - drained_at < 120:
+            while total_lag(settings.operator_port) > 0 and time.monotonic() - drained_at < 120:
                 await asyncio.sleep(1)
             lag_zero_s = time.monotonic() - drained_at
 

@@ -48,12 +48,23 @@ def unique_settings(kafka: LocalKafka | LocalKafkaCluster, **overrides: Any) -> 
         "channel_topic_prefix": f"channel-{tag}-",
         "topic_partitions": 2,
         "web_port": free_port(),
+        "operator_port": free_port(),
         "ocr_processes": 1,
         "ocr_concurrency": 2,
         "fetch_allow_private": True,  # the image host is on loopback
     }
     values.update(overrides)
     return Settings(**values)
+
+
+def on_other_ports(settings: Settings) -> Settings:
+    """Return ``settings`` for another worker on this machine: web and operator ports of its own."""
+    return settings.model_copy(update={"web_port": free_port(), "operator_port": free_port()})
+
+
+def operator_url(settings: Settings) -> str:
+    """Return the base URL of a worker's operator pages (/dashboard, /status/, /metrics)."""
+    return f"http://127.0.0.1:{settings.operator_port}"
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -114,7 +125,7 @@ class Worker:
 
     def status(self) -> str:
         """Return the worker's /status/ JSON as text (or why it could not be read)."""
-        url = f"http://127.0.0.1:{self.settings.web_port}/status/"
+        url = f"{operator_url(self.settings)}/status/"
         try:
             with urllib.request.urlopen(url, timeout=5) as response:
                 return str(response.read().decode())

@@ -11,6 +11,7 @@ from app.web import admin_view, keywords_view, status_view, telegram_view, webho
 from app.web.errors import API_PREFIXES, error_middleware
 from app.web.ocr_view import ocr_handler
 from app.web.openapi import openapi_handler
+from app.web.operator import operator_gate
 from app.web.stream_view import sse_stream, stream_token, websocket_stream
 
 
@@ -33,9 +34,11 @@ def _count(request: web.Request, status: int) -> None:
 
 def install_routes(web_app: web.Application) -> None:
     """Add the API routes and the JSON error middleware (before the server starts)."""
-    # Outermost first: the count sees the status the error middleware chose.
+    # Outermost first: the count sees the status the error middleware chose, which shapes the
+    # gate's refusal of an operator page on the API's port.
     web_app.middlewares.append(count_responses)
     web_app.middlewares.append(error_middleware)
+    web_app.middlewares.append(operator_gate)
     router = web_app.router
     router.add_post("/ocr", ocr_handler)
     router.add_get("/keywords", keywords_view.list_keywords)

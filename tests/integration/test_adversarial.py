@@ -376,8 +376,11 @@ async def _attack_and_check(
     mixed = [v for v in seen.values(steady_channel) if v.get("mid") == "case-mixed"]
     assert mixed and mixed[0]["images"] == [f"{host}/img/s10_sol.jpg"]
 
-    # Credentials in an image URL reach neither the public status page nor the log.
+    # Credentials in an image URL reach neither the status page nor the log. (The operator's
+    # pages answer on the API's port with the admin key only.)
     async with http.get("/status/") as r:
+        assert r.status == 403 and "operator page" in (await r.json())["error"]
+    async with http.get("/status/", headers=admin) as r:
         status = await r.text()
     for secret in (SECRET_PASSWORD, SECRET_TOKEN):
         assert secret not in status, "a URL secret is on /status/"
@@ -385,7 +388,7 @@ async def _attack_and_check(
     assert "http://***@127.0.0.1" in worker.log()  # the error is logged, redacted
 
     # And nothing answered 500: the metrics count none.
-    async with http.get("/metrics") as r:
+    async with http.get("/metrics", headers={"Authorization": f"Bearer {ADMIN}"}) as r:
         assert 'ocrstream_http_responses_total{status="500"}' not in await r.text()
 
 

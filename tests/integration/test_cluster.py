@@ -24,11 +24,11 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from app.kafka.consumers import stop_consumer
-from app.kafka.local import LocalKafkaCluster, free_port
+from app.kafka.local import LocalKafkaCluster
 from app.keys.admin import admin_over_kafka
 from app.settings import Settings
 from models.events import EVENT_ID_HEADER
-from tests.support import post, unique_settings
+from tests.support import on_other_ports, post, unique_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
@@ -48,7 +48,7 @@ def _cluster_settings(cluster: LocalKafkaCluster, **overrides: Any) -> Settings:
 
 
 def _another_port(settings: Settings) -> Settings:
-    return settings.model_copy(update={"web_port": free_port()})
+    return on_other_ports(settings)
 
 
 @dataclass

@@ -19,7 +19,7 @@ from PIL import Image
 
 from app.kafka.local import LocalKafka
 from app.keys.admin import admin_over_kafka
-from tests.support import consume, post, produce, unique_settings
+from tests.support import consume, operator_url, post, produce, unique_settings
 
 pytestmark = pytest.mark.integration
 
@@ -110,7 +110,7 @@ async def test_the_dashboard_shows_the_pipeline_charts_results_and_errors(
     assert created.record is not None
     key_id = created.record.key_id
     assert (await admin_over_kafka(settings).add_keywords(key_id, ["pepe"])) is not None
-    base = f"http://127.0.0.1:{settings.web_port}"
+    base = operator_url(settings)
     url = f"{base}/dashboard"
     shots = Path(KEEP_SCREENSHOTS) if KEEP_SCREENSHOTS else tmp_path
 

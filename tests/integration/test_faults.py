@@ -12,9 +12,17 @@ from typing import Any, NoReturn
 import aiohttp
 import pytest
 
-from app.kafka.local import LocalKafka, free_port
+from app.kafka.local import LocalKafka
 from app.keys.admin import admin_over_kafka
-from tests.support import Worker, consume, event_ids, post, produce, unique_settings
+from tests.support import (
+    Worker,
+    consume,
+    event_ids,
+    on_other_ports,
+    post,
+    produce,
+    unique_settings,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -139,7 +147,7 @@ async def test_a_survivor_takes_over_a_killed_workers_partitions(
 ) -> None:
     settings = unique_settings(kafka, session_timeout_s=8, topic_partitions=4)
     first = Worker(settings, tmp_path)
-    second = Worker(settings.model_copy(update={"web_port": free_port()}), tmp_path)
+    second = Worker(on_other_ports(settings), tmp_path)
     first.start()
     second.start()
     try:

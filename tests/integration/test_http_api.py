@@ -23,6 +23,7 @@ from tests.support import (
     altered,
     another_picture,
     consume,
+    operator_url,
     post,
     produce,
     unique_settings,
@@ -351,3 +352,27 @@ async def test_secrets_never_reach_logs_topics_or_error_messages(
     assert not [t for t in topics if secret in t or "osk_" in t or ADMIN in t]
     log = worker.log()
     assert "osk_" not in log and secret not in log and ADMIN not in log
+
+
+OPERATOR_PAGES = ("/dashboard", "/status/", "/metrics", "/router/", "/table/", "/")
+
+
+async def test_the_operator_pages_are_not_served_to_key_holders(http: Any, worker: Worker) -> None:
+    key = await _new_key(http, "curious")
+    for path in OPERATOR_PAGES:
+        # On the API's port: not to anyone, nor to a key holder, nor with a wrong admin key.
+        for headers in ({}, {"x-api-key": key}, {"x-admin-key": "wrong"}):
+            async with http.get(path, headers=headers) as r:
+                assert r.status == 403, (path, headers, r.status)
+                assert "operator page" in (await r.json())["error"]
+        # With the admin key: a header, or a Bearer token as Prometheus sends it.
+        for headers in ({"x-admin-key": ADMIN}, {"Authorization": f"Bearer {ADMIN}"}):
+            async with http.get(path, headers=headers) as r:
+                assert r.status == 200, (path, r.status)
+    # On the operator listener (loopback by default): without credentials.
+    async with aiohttp.ClientSession(base_url=operator_url(worker.settings)) as operator:
+        for path in OPERATOR_PAGES:
+            async with operator.get(path) as r:
+                assert r.status == 200, (path, r.status)
+    async with http.get("/openapi.json") as r:  # the API itself is where it was
+        assert r.status == 200

@@ -13,7 +13,7 @@ from app.kafka.local import LocalKafka
 from app.keys.admin import admin_over_kafka
 from app.keys.changelog import read_keys
 from app.settings import Settings
-from tests.support import consume, post, produce, unique_settings
+from tests.support import consume, operator_url, post, produce, unique_settings
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +34,7 @@ async def _new_key(settings: Settings, label: str, keywords: tuple[str, ...] = (
 async def _worker_page(settings: Settings, path: str) -> str:
     """Return a page of the worker's web server (``/status/``, ``/metrics``) as text."""
     async with aiohttp.ClientSession() as http:
-        async with http.get(f"http://127.0.0.1:{settings.web_port}{path}") as response:
+        async with http.get(f"{operator_url(settings)}{path}") as response:
             return await response.text()
 
 
@@ -124,7 +124,7 @@ async def test_posts_flow_to_ocr_results_and_keyword_channels(
     assert "invalid post" in reasons
     assert "images" in reasons  # the wrong type is named
 
-    async with aiohttp.ClientSession(base_url=f"http://127.0.0.1:{settings.web_port}") as http:
+    async with aiohttp.ClientSession(base_url=operator_url(settings)) as http:
         async with http.get("/status/") as response:
             assert response.status == 200
             status = await response.json()

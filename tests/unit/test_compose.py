@@ -50,6 +50,10 @@ def test_worker_waits_for_a_healthy_kafka_and_its_settings_are_real() -> None:
     assert int(container_port) == settings.web_port == first
     assert last - first + 1 >= 4 > worker["deploy"]["replicas"] == 2
     assert settings.web_host == "0.0.0.0"
+    # The operator pages are published on the host's loopback only.
+    host_ip, host_ports, container_port = worker["ports"][1].split(":")
+    assert host_ip == "127.0.0.1" and int(container_port) == settings.operator_port
+    assert int(host_ports.split("-")[0]) == settings.operator_port
     # Two workers can share the work only if the topics have partitions for both.
     assert settings.topic_partitions >= worker["deploy"]["replicas"]
 
