@@ -146,6 +146,18 @@ class _EntityCheck(HTMLParser):
         self.visible += len(data)
 
 
+def telegram_html_problem(text: str) -> str:
+    """Return why Telegram refuses a message in its HTML parse mode ("" when it takes it)."""
+    check = _EntityCheck()
+    check.feed(text)
+    check.close()
+    if check.problem or check.open:
+        return f"can't parse entities: {check.problem or 'unclosed ' + check.open[-1]}"
+    if check.visible > 4096:
+        return "message is too long"
+    return ""
+
+
 @dataclass
 class TelegramBotApi:
     """The Bot API for one bot token: ``sendMessage``, with chats that misbehave on purpose, and
@@ -215,13 +227,9 @@ class TelegramBotApi:
         if not isinstance(text, str) or not text.strip():
             return self._error(400, "Bad Request: message text is empty")
         if body.get("parse_mode") == "HTML":
-            check = _EntityCheck()
-            check.feed(text)
-            check.close()
-            if check.problem or check.open:
-                return self._error(400, f"Bad Request: can't parse entities: {check.problem}")
-            if check.visible > 4096:
-                return self._error(400, "Bad Request: message is too long")
+            problem = telegram_html_problem(text)
+            if problem:
+                return self._error(400, f"Bad Request: {problem}")
         self.attempts.setdefault(chat, []).append(time.monotonic())
         if chat in self.kicked:
             return self._error(403, "Forbidden: bot was kicked from the group chat")

@@ -237,11 +237,39 @@ class LiveHub(Service):
 
 
 def public_view(event: dict[str, Any]) -> dict[str, Any]:
-    """Return an event as the public stream shows it: its text cut to the first 100 characters."""
-    text = event.get("text")
-    if isinstance(text, str) and len(text) > PUBLIC_TEXT_CHARS:
-        return {**event, "text": text[:PUBLIC_TEXT_CHARS]}
-    return event
+    """Return an event as the public stream shows it: an allow-list of fields, each bounded.
+
+    Why an allow-list, not the event with its text cut: any field added to events later (a QR
+    code's text, a long link) would otherwise reach every anonymous reader whole.
+    """
+    view: dict[str, Any] = {"source": _bounded(event.get("source"), 20)}
+    ref = event.get("ref") if view["source"] == "ocr_result" else event
+    ref = ref if isinstance(ref, dict) else {}
+    post = {name: _bounded(ref.get(name), limit) for name, limit in _PUBLIC_REF.items()}
+    if view["source"] == "ocr_result":
+        view["ref"] = post
+    else:
+        view |= post
+    view["text"] = _bounded(event.get("text"), PUBLIC_TEXT_CHARS)
+    found = event.get("buy_ca")
+    addresses: list[Any] = found if isinstance(found, list) else []
+    if view["source"] == "ocr_result" or addresses:
+        view["buy_ca"] = [
+            {"network": _bounded(ca.get("network"), 16), "address": _bounded(ca.get("address"), 80)}
+            for ca in addresses[:_PUBLIC_ADDRESSES]
+            if isinstance(ca, dict)
+        ]
+    return view
+
+
+# The post's fields the public sees, and their bounds (ids, and the link to the public post).
+_PUBLIC_REF = {"source": 20, "mid": 64, "link": 300}
+_PUBLIC_ADDRESSES = 5
+
+
+def _bounded(value: Any, limit: int) -> str:
+    """Return ``value`` as text of at most ``limit`` characters ("" when it is not text)."""
+    return value[:limit] if isinstance(value, str) else ""
 
 
 def missed_since(recent: Iterable[LiveEvent], last_event_id: str) -> list[LiveEvent]:

@@ -113,7 +113,7 @@ def slack_body(event: dict[str, Any]) -> dict[str, Any]:
     summary = summarize(event)
     title = _slack_escape(headline(summary))
     if summary.link:
-        title = f"<{_slack_escape(summary.link)}|{title}>"
+        title = f"<{_slack_url(summary.link)}|{title}>"
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*{title}*"}},
     ]
@@ -125,7 +125,7 @@ def slack_body(event: dict[str, Any]) -> dict[str, Any]:
         for network, address in summary.addresses
     ]
     if summary.image_url:
-        details.append(f"<{_slack_escape(summary.image_url)}|image>")
+        details.append(f"<{_slack_url(summary.image_url)}|image>")
     if details:
         text = "\n".join(details)[:SLACK_SECTION_CHARS]
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
@@ -133,23 +133,45 @@ def slack_body(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def telegram_text(event: dict[str, Any]) -> str:
-    """Return a Telegram message in its HTML parse mode, at most 4096 characters."""
+    """Return a Telegram message in its HTML parse mode, at most 4096 characters.
+
+    The budget is the message as sent, markup included (Telegram counts less: only what the
+    chat shows). What does not fit is left out whole (a link, an address) or cut from the
+    text, never from the markup: a message cut inside a tag (a long link's ``href``) is
+    refused with 400 and never arrives.
+    """
     summary = summarize(event)
-    title = f"<b>{html.escape(headline(summary))}</b>"
+    room = TELEGRAM_TEXT_CHARS
+    # Why a quarter: a headline of a hundred keywords must leave room for the post's text.
+    head = f"<b>{_escaped_within(headline(summary), room // 4 - 7, html.escape)}</b>"
+    # Why a third for the link, addresses and image: the post's text is what it is for.
+    extras_room = (room - len(head)) // 3
+    link = ""
     if summary.link:
-        title += f'\n<a href="{html.escape(summary.link)}">{html.escape(summary.source)} post</a>'
-    tail = "".join(
+        label = html.escape(f"{summary.source} post")
+        link = f'\n<a href="{html.escape(summary.link)}">{label}</a>'
+        if len(link) > extras_room:
+            link = ""  # left out whole: a hostile link of 2,048 escaped characters
+    extras = [
         f"\n<code>{html.escape(address)}</code> ({html.escape(network)})"
         for network, address in summary.addresses
-    )
+    ]
     if summary.image_url:
-        tail += f'\n<a href="{html.escape(summary.image_url)}">image</a>'
-    # Why measured on the escaped parts: Telegram counts what it receives, entities included
-    # in our budget; the text gets what the rest leaves, cut before escaping.
-    room = TELEGRAM_TEXT_CHARS - len(title) - len(tail) - 2
-    body = _escaped_within(summary.text, room, html.escape)
-    message = title + (f"\n\n{body}" if body else "") + tail
-    return message if len(message) <= TELEGRAM_TEXT_CHARS else title[:TELEGRAM_TEXT_CHARS]
+        extras.append(f'\n<a href="{html.escape(summary.image_url)}">image</a>')
+    tail = "".join(_whole_pieces_within(extras, extras_room - len(link)))
+    body = _escaped_within(summary.text, room - len(head) - len(link) - len(tail) - 2, html.escape)
+    return head + link + (f"\n\n{body}" if body else "") + tail
+
+
+def _whole_pieces_within(pieces: list[str], room: int) -> list[str]:
+    """Return the pieces, in order, that fit in ``room`` together; one that does not is left
+    out whole (never cut: each is markup)."""
+    kept = []
+    for piece in pieces:
+        if len(piece) <= room:
+            kept.append(piece)
+            room -= len(piece)
+    return kept
 
 
 def _escaped_within(text: str, room: int, escape: Callable[[str], str]) -> str:
@@ -185,6 +207,15 @@ def _cut(text: str, limit: int) -> str:
 def _slack_escape(text: str) -> str:
     # Slack's mrkdwn has three control characters; everything else is literal.
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _slack_url(url: str) -> str:
+    """Return a URL for Slack's ``<url|label>``: percent-encoded where Slack would read syntax.
+
+    Why: a ``|`` in the URL ends it, and the rest becomes the link's label
+    (``<https://x.com/a|VERIFY-YOUR-WALLET...>``): a post could pick the words a chat sees.
+    """
+    return url.replace("&", "&amp;").replace("|", "%7C").replace("<", "%3C").replace(">", "%3E")
 
 
 def _text(value: Any) -> str:

@@ -7,6 +7,7 @@ the loopback stand-ins of tests/standins.py, which check what the real services 
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
 import time
 from collections.abc import AsyncIterator
@@ -321,3 +322,43 @@ async def test_a_chat_gets_a_keys_deliveries_only_once_it_has_confirmed_them(
     # And no job for the attacker's pending subscription was ever written: one, the victim's.
     jobs = await consume(kafka.bootstrap, worker.settings.webhooks_topic, count=1, settle_s=1)
     assert len([job for job in jobs if job.get("chat_id") == group]) == 1
+
+
+async def test_a_posts_link_can_neither_break_a_telegram_message_nor_label_a_slack_link(
+    setup: tuple[Any, Any, Services], kafka: LocalKafka
+) -> None:
+    worker, http, services = setup
+    telegram = services.telegram
+    key = await _key(http, "links", ["pepe"])
+    slack_url = f"{services.base}/services/T000/B000/LINKS"
+    assert (await _call(http, "POST", "/webhooks", key, url=slack_url, format="slack"))[0] == 201
+    chat = "-1005550001111"
+    status, created = await _call(http, "POST", "/tg_subscription", key, chatId=chat)
+    assert status == 201, created
+    await _confirm(http, telegram, key, created["data"]["code"], chat)
+
+    def with_link(mid: str, link: str) -> bytes:
+        return json.dumps({**json.loads(post(mid, f"pepe {mid}", [])), "link": link}).encode()
+
+    await produce(
+        kafka.bootstrap,
+        worker.settings.posts_topic,
+        [
+            # A "|" ends a Slack link: the rest would become the label the chat sees.
+            with_link("bar", "https://x.com/a|VERIFY-YOUR-WALLET"),
+            # 2,048 characters, each "&" escaped to five: cut inside its href, Telegram
+            # refused the message (400, can't parse entities) and it never arrived.
+            with_link("long", "https://x.com/" + "&" * 2034),
+        ],
+    )
+
+    async def all_arrived() -> bool:
+        return len(_deliveries(telegram, chat)) >= 2 and len(services.slack.received) >= 2
+
+    await wait_for(all_arrived, timeout_s=30)
+    assert [r for r in telegram.refused if "parse entities" in r or "too long" in r] == []
+    shown = [m.body["text"] for m in _deliveries(telegram, chat)]
+    assert any(t.endswith("pepe long") and "href" not in t for t in shown), shown
+    titles = [s.body["blocks"][0]["text"]["text"] for s in services.slack.received]
+    assert "*<https://x.com/a%7CVERIFY-YOUR-WALLET|New X post matching pepe>*" in titles
+    assert all("|VERIFY" not in t for t in titles)

@@ -323,7 +323,7 @@ async def test_a_browser_opens_the_stream_with_a_token_and_resumes_where_it_left
 
 
 async def test_the_public_stream_when_turned_on_shows_every_delivery_cut_short(
-    kafka: LocalKafka, start_worker: Any
+    kafka: LocalKafka, start_worker: Any, image_host: str
 ) -> None:
     settings = unique_settings(kafka, admin_key=ADMIN, public_stream=True)
     start_worker(settings)
@@ -337,6 +337,19 @@ async def test_the_public_stream_when_turned_on_shows_every_delivery_cut_short(
         await produce(kafka.bootstrap, settings.posts_topic, [post("pub1", long_text, [])])
         name, data = await _next_sse(events)
         assert (name, data["mid"], data["text"]) == ("message", "pub1", long_text[:100])
+        # An image with QR codes: its ocr_result carries them, the public sees none of it.
+        await produce(
+            kafka.bootstrap,
+            settings.posts_topic,
+            [post("pub2", "gm", [f"{image_host}/qr_promo.png"])],
+        )
+        seen = [(await _next_sse(events))[1] for _ in range(2)]
+        [result] = [event for event in seen if event["source"] == "ocr_result"]
+        assert set(result) == {"source", "ref", "text", "buy_ca"}, result  # an allow-list
+        assert set(result["ref"]) == {"source", "mid", "link"} and len(result["text"]) <= 100
+        assert result["buy_ca"] == [
+            {"network": "evm", "address": "0x7a250d5630B4cF539739dF2C5dAcb4c659F2488D"}
+        ]
         stream.close()
         with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
             await http.ws_connect("/ws")  # the public stream is /stream only

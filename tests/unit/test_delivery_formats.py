@@ -23,6 +23,7 @@ from app.webhooks.formats import (
     slack_body,
     telegram_text,
 )
+from tests.standins import telegram_html_problem
 from tests.strategies import json_values
 
 ADDRESS = "0x6982508145454Ce325dDbE47a25d4ec3d2311933"
@@ -122,3 +123,35 @@ def test_any_event_makes_bodies_within_every_services_limits(event: dict[str, An
     # Every tag in it is one we wrote: the event's text cannot open or break markup.
     assert set(re.findall(r"</?([a-z]+)", message)) <= {"b", "a", "code"}
     assert html.unescape(re.sub(r"<[^>]+>", "", message))  # well-formed enough to unescape
+    assert _telegram_parses(message)
+
+
+def _telegram_parses(message: str) -> bool:
+    """Tell whether Telegram's HTML parse mode takes the message (the Bot API stand-in's check)."""
+    return telegram_html_problem(message) == ""
+
+
+def test_a_link_too_long_for_telegram_is_left_out_never_cut() -> None:
+    # A link of 2,048 characters, each "&" escaped to five: 10,000 characters of href alone.
+    hostile = {**POST_EVENT, "source": "x", "link": "https://x.com/" + "&" * 2034, "text": "gm"}
+    message = telegram_text(hostile)
+    assert len(message) <= TELEGRAM_TEXT_CHARS and _telegram_parses(message)
+    assert "href" not in message and message.endswith("gm")
+    # An ordinary link is kept, whole.
+    kept = telegram_text({**hostile, "link": "https://x.com/a/status/1"})
+    assert '<a href="https://x.com/a/status/1">X post</a>' in kept and _telegram_parses(kept)
+
+
+def test_a_bar_in_a_link_cannot_choose_the_label_slack_shows() -> None:
+    ref = {"source": "x", "mid": "1", "sid": "2", "link": "https://x.com/a|VERIFY-YOUR-WALLET"}
+    event: dict[str, Any] = {
+        **OCR_EVENT,
+        "ref": ref,
+        "image_url": "https://pbs.example/1.jpg|CLAIM-AIRDROP",
+    }
+    texts = [block["text"]["text"] for block in slack_body(event)["blocks"]]
+    assert texts[0] == (
+        "*<https://x.com/a%7CVERIFY-YOUR-WALLET|Text in an image of an X post matching pepe>*"
+    )
+    assert "<https://pbs.example/1.jpg%7CCLAIM-AIRDROP|image>" in texts[-1]
+    assert "|VERIFY" not in str(texts) and "|CLAIM" not in str(texts)

@@ -19,13 +19,15 @@ import pytest
 from aiohttp import web
 from aiokafka.structs import ConsumerRecord
 from faust.types import TP
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.kafka.limits import TopicLimits
 from app.kafka.stall_watch import StallWatch
 from app.keys.commands import apply_command
 from app.keys.replica import KeysReplica
 from app.live.feed import Closed, LiveEvent
-from app.live.hub import PUBLIC, LiveHub, TooManyStreams
+from app.live.hub import PUBLIC, LiveHub, TooManyStreams, public_view
 from app.pipeline.candidates import bundle_values
 from app.pipeline.dead_letters import DeadLetters
 from app.settings import Settings
@@ -36,6 +38,7 @@ from models.dead_letter import DeadLetter
 from models.events import Candidate
 from models.keys import AddKeywords, CreateKey, KeyRecord, RevokeKey, SetWebhooks
 from models.webhooks import WebhookJob
+from tests.strategies import json_values
 from tests.support import serve_on_loopback
 
 SETTINGS = Settings(
@@ -374,3 +377,19 @@ def test_the_rate_limiter_allows_a_burst_then_the_sustained_rate() -> None:
     assert limiter.check("other", now=101.01).remaining == 2  # each key has its own bucket
     full = limiter.check("k", now=1000.0)
     assert full.allowed and full.remaining == 2  # never more than the burst
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    event=st.dictionaries(
+        st.sampled_from(["source", "text", "ref", "mid", "link", "qr", "buy_ca", "image_url"])
+        | st.text(max_size=8),
+        json_values(st.sampled_from(["source", "mid", "link", "text", "network", "address"])),
+    )
+    | st.just({"source": "ocr_result", "text": "x" * 900, "qr": [{"text": "y" * 605}]})
+)
+def test_the_public_stream_shows_an_allow_list_of_bounded_fields(event: dict[str, Any]) -> None:
+    view = public_view(event)
+    assert set(view) <= {"source", "mid", "link", "text", "ref", "buy_ca"}  # never a QR code
+    assert len(view.get("text", "")) <= 100
+    assert len(json.dumps(view)) <= 4_000  # whatever the event holds
