@@ -41,15 +41,7 @@ async def ocr_job(job: ImageJob, event_id: str = "") -> OcrResult:
     """Fetch, OCR and extract addresses for one image job (and show it on the dashboard)."""
     image: list[bytes] = []
     output, _ = await runtime.ocr_url(job.image_url, fetched=image.append)
-    reading = reading_of(output)
-    result = OcrResult(
-        image_url=job.image_url,
-        text=reading.text,
-        ref=job.ref,
-        buy_ca=reading.buy_ca,
-        qr=reading.qr,
-        truncated=reading.truncated,
-    )
+    result = reading_of(output).result(job.image_url, job.ref)
     activity.result(
         event_id,
         f"{job.ref.source}:{job.ref.mid}",

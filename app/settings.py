@@ -6,7 +6,7 @@ import os
 from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:  # imported where used: numpy and Pillow cost a command line ~150 ms
@@ -562,6 +562,16 @@ class Settings(BaseSettings):
         """Return the broker list in Faust's ``kafka://`` URL form."""
         hosts = [h.strip() for h in self.broker.split(",") if h.strip()]
         return ";".join(f"kafka://{h}" for h in hosts)
+
+    @model_validator(mode="after")
+    def _operator_pages_apart(self) -> Settings:
+        # Why: on the API's port the operator pages would be open to everyone who reaches it.
+        if self.operator_port and self.operator_port == self.web_port:
+            raise ValueError(
+                "OCRSTREAM_OPERATOR_PORT must differ from OCRSTREAM_WEB_PORT (0: no operator "
+                "listener)"
+            )
+        return self
 
     @property
     def heartbeat_interval_s(self) -> float:

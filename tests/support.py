@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 def unique_settings(kafka: LocalKafka | LocalKafkaCluster, **overrides: Any) -> Settings:
     """Return settings with topic names and app id of their own, so tests do not mix."""
     tag = uuid.uuid4().hex[:8]
+    web_port, operator_port = two_free_ports()
     values: dict[str, Any] = {
         "broker": kafka.bootstrap,
         "app_id": f"ocrstream-test-{tag}",
@@ -47,8 +48,8 @@ def unique_settings(kafka: LocalKafka | LocalKafkaCluster, **overrides: Any) -> 
         "webhooks_topic": f"webhooks-{tag}",
         "channel_topic_prefix": f"channel-{tag}-",
         "topic_partitions": 2,
-        "web_port": free_port(),
-        "operator_port": free_port(),
+        "web_port": web_port,
+        "operator_port": operator_port,
         "ocr_processes": 1,
         "ocr_concurrency": 2,
         "fetch_allow_private": True,  # the image host is on loopback
@@ -57,9 +58,19 @@ def unique_settings(kafka: LocalKafka | LocalKafkaCluster, **overrides: Any) -> 
     return Settings(**values)
 
 
+def two_free_ports() -> tuple[int, int]:
+    """Return two different ports free on loopback now (a worker's web and operator ports)."""
+    first = free_port()
+    second = free_port()
+    while second == first:
+        second = free_port()
+    return first, second
+
+
 def on_other_ports(settings: Settings) -> Settings:
     """Return ``settings`` for another worker on this machine: web and operator ports of its own."""
-    return settings.model_copy(update={"web_port": free_port(), "operator_port": free_port()})
+    web_port, operator_port = two_free_ports()
+    return settings.model_copy(update={"web_port": web_port, "operator_port": operator_port})
 
 
 def operator_url(settings: Settings) -> str:

@@ -100,8 +100,10 @@ class Outbox(Service):
         self._replacing = asyncio.Lock()
         self._partitioner = DefaultPartitioner()
         self._closing = False
-        # Producers replaced after a fatal error (for /status/ and the tests).
+        # Producers replaced after a fatal error (for /status/ and the tests), and the old ones
+        # still stopping.
         self.replaced = 0
+        self._stopping: set[asyncio.Future[None]] = set()
 
     async def on_start(self) -> None:
         """Start the producer (acks from every in-sync replica, as Faust's)."""
@@ -138,10 +140,18 @@ class Outbox(Service):
             if self._producer is not broken or self._closing:
                 return  # replaced already, or stopping
             log.warning("outbox: the producer cannot send any more (%r); starting a new one", why)
-            self._producer = await self._new_producer()
+            try:
+                self._producer = await self._new_producer()
+            except (KafkaError, OSError) as exc:
+                # Not fatal: the failed records are sent again, and replace it then.
+                log.warning("outbox: no new producer yet (%r)", exc)
+                return
             self.replaced += 1
         # Why in the background, bounded: its batches failed already; nothing is waited for.
-        asyncio.ensure_future(_stop_producer(broken))
+        # Kept until done, so the task is not collected half way.
+        stopping = asyncio.ensure_future(_stop_producer(broken))
+        self._stopping.add(stopping)
+        stopping.add_done_callback(self._stopping.discard)
 
     async def send_all(self, records: Sequence[Outgoing], timeout_s: float) -> None:
         """Produce ``records``; return when the broker has each, or each failed (``error``).

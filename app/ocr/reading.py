@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from app.ocr.addresses import extract_addresses
 from app.ocr.engine import OcrOutput
 from app.ocr.qr import describe, merged, qr_addresses
-from models.events import BuyCa, QrCode, TruncatedField
+from models.events import BuyCa, OcrResult, QrCode, Ref, TruncatedField
 
 # Why these numbers: a tweet-like image reads as a few hundred characters in 5-20 lines, and a
 # promo carries one or two QR codes of an address or a link (under 200 characters). The bounds
@@ -37,6 +37,17 @@ class Reading:
     qr: list[QrCode] | None
     # The fields cut to their bound, or None when nothing was.
     truncated: list[TruncatedField] | None
+
+    def result(self, image_url: str, ref: Ref) -> OcrResult:
+        """Return the ``ocr_result`` event of an image of a post that reads so."""
+        return OcrResult(
+            image_url=image_url,
+            text=self.text,
+            ref=ref,
+            buy_ca=self.buy_ca,
+            qr=self.qr,
+            truncated=self.truncated,
+        )
 
 
 def reading_of(output: OcrOutput) -> Reading:

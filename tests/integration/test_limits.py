@@ -17,6 +17,8 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -27,6 +29,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from app.kafka.consumers import stop_consumer
 from app.kafka.local import LocalKafka
+from app.settings import Settings
 from tests.conftest import DATA
 from tests.hostile import control_text, qr_grid_png
 from tests.support import (
@@ -128,6 +131,38 @@ async def _keys(base: str) -> tuple[str, str]:
     return channels[0], channels[1]
 
 
+@dataclass
+class Watch:
+    """A worker under attack: its keys' channels, what came out, and the ordinary flow."""
+
+    worker: Worker
+    steady: str  # the channel of the key whose ordinary posts keep flowing
+    everything: str  # the channel of a key that receives every post
+    seen: Seen
+    flow: Flow
+
+
+@asynccontextmanager
+async def _watched(bootstrap: str, settings: Settings, start_worker: Any) -> AsyncIterator[Watch]:
+    """Run a worker with its two keys, another key's ordinary posts flowing, and read what
+    comes out; on leaving, check every ordinary post arrived within 8 s."""
+    worker = start_worker(settings)
+    steady, everything = await _keys(f"http://127.0.0.1:{settings.web_port}")
+    seen, stop = Seen(), asyncio.Event()
+    topics = [settings.ocr_result_topic, settings.ocr_error_topic, settings.dead_letter_topic]
+    collector = asyncio.ensure_future(collect(bootstrap, [*topics, steady, everything], seen, stop))
+    flow = Flow(bootstrap, settings.posts_topic)
+    try:
+        await asyncio.sleep(2)
+        yield Watch(worker, steady, everything, seen, flow)
+        await asyncio.sleep(3)
+        print("\n" + flow.check(seen.records[steady], max_delay_s=8.0))
+    finally:
+        await flow.stop()
+        stop.set()
+        await collector
+
+
 def _stop_in_time(worker: Worker) -> float:
     """SIGTERM the worker; assert it exits cleanly within its stop timeout and a margin."""
     assert worker.process is not None
@@ -153,16 +188,8 @@ async def test_records_past_the_old_limits_no_longer_jam_the_stream(
     settings = unique_settings(
         kafka, admin_key=ADMIN, ocr_concurrency=32, stop_timeout_s=STOP_TIMEOUT_S
     )
-    worker = start_worker(settings)
-    steady, everything = await _keys(f"http://127.0.0.1:{settings.web_port}")
-    seen, stop = Seen(), asyncio.Event()
-    topics = [settings.ocr_result_topic, settings.ocr_error_topic, settings.dead_letter_topic]
-    collector = asyncio.ensure_future(
-        collect(kafka.bootstrap, [*topics, steady, everything], seen, stop)
-    )
-    flow = Flow(kafka.bootstrap, settings.posts_topic)
-    try:
-        await asyncio.sleep(2)
+    async with _watched(kafka.bootstrap, settings, start_worker) as watch:
+        seen, everything = watch.seen, watch.everything
         qr_urls = [f"{attack_host}/qr/{n}.png" for n in range(16)]
         await produce(
             kafka.bootstrap,
@@ -186,12 +213,6 @@ async def test_records_past_the_old_limits_no_longer_jam_the_stream(
             60,
             "the post of 99,993 control characters delivered",
         )
-        await asyncio.sleep(3)
-        print("\n" + flow.check(seen.records[steady], max_delay_s=8.0))
-    finally:
-        await flow.stop()
-        stop.set()
-        await collector
     # The post is delivered as it was, once (its candidate is 632 KB now, not 1.2 MB).
     [delivered] = _posts_of(seen, everything, "poison-text")
     assert delivered["text"] == control_text()
@@ -200,7 +221,7 @@ async def test_records_past_the_old_limits_no_longer_jam_the_stream(
         assert all(len(code["text"]) == 1024 for code in result["qr"])
     assert not seen.values(settings.ocr_error_topic)
     assert not seen.values(settings.dead_letter_topic)
-    print(f"stopped {_stop_in_time(worker):.1f} s after SIGTERM")
+    print(f"stopped {_stop_in_time(watch.worker):.1f} s after SIGTERM")
 
 
 async def _create_topic(bootstrap: str, name: str, configs: dict[str, str]) -> None:
@@ -254,17 +275,9 @@ async def test_under_a_64_kb_broker_bundles_split_and_what_cannot_fit_has_its_ou
     await _create_topic(
         small_kafka.bootstrap, settings.ocr_result_topic, {"max.message.bytes": "8192"}
     )
-    worker = start_worker(settings)
-    steady, everything = await _keys(f"http://127.0.0.1:{settings.web_port}")
-    seen, stop = Seen(), asyncio.Event()
-    topics = [settings.ocr_result_topic, settings.ocr_error_topic, settings.dead_letter_topic]
-    collector = asyncio.ensure_future(
-        collect(small_kafka.bootstrap, [*topics, steady, everything], seen, stop)
-    )
-    flow = Flow(small_kafka.bootstrap, settings.posts_topic)
     burst = [post(f"burst{i}", f"burst {i} " + "x" * 300, []) for i in range(3000)]
-    try:
-        await asyncio.sleep(2)
+    async with _watched(small_kafka.bootstrap, settings, start_worker) as watch:
+        seen, everything = watch.seen, watch.everything
         await produce(
             small_kafka.bootstrap,
             settings.posts_topic,
@@ -295,12 +308,6 @@ async def test_under_a_64_kb_broker_bundles_split_and_what_cannot_fit_has_its_ou
             60,
             "the dead letter of the post over the limit",
         )
-        await asyncio.sleep(3)
-        print("\n" + flow.check(seen.records[steady], max_delay_s=8.0))
-    finally:
-        await flow.stop()
-        stop.set()
-        await collector
     assert "large-but-fits" in delivered()
     # The post over the limit: one dead letter naming each record that could not be sent.
     [letter] = _letters_of(seen, settings.dead_letter_topic, "poison-text")
@@ -314,7 +321,7 @@ async def test_under_a_64_kb_broker_bundles_split_and_what_cannot_fit_has_its_ou
     # Bundles split within the broker's limit, and fill it.
     sizes = await _record_sizes(small_kafka.bootstrap, settings.candidates_topic)
     assert max(sizes) <= SMALL_LIMIT and max(sizes) > SMALL_LIMIT // 2, max(sizes)
-    print(f"stopped {_stop_in_time(worker):.1f} s after SIGTERM")
+    print(f"stopped {_stop_in_time(watch.worker):.1f} s after SIGTERM")
 
 
 async def test_sigterm_stops_a_worker_whose_record_can_never_finish(

@@ -25,7 +25,7 @@ from app.pipeline.candidates import bundle_bytes, bundles
 from app.pipeline.posts import parse_post, plan_post
 from app.pipeline.records import RecordRefused
 from models.dead_letter import DeadLetter
-from models.events import Candidate, OcrResult
+from models.events import Candidate
 from models.posts import MAX_IMAGE_URL_CHARS
 from models.webhooks import WebhookJob
 
@@ -95,14 +95,7 @@ def test_everything_a_valid_post_and_its_images_lead_to_fits_kafkas_default_limi
     assert all(len(code.text) <= MAX_QR_TEXT_CHARS for code in reading.qr or [])
     for job in plan.jobs:
         assert _fits(job.model_dump_json().encode())
-        result = OcrResult(
-            image_url=job.image_url,
-            text=reading.text,
-            ref=job.ref,
-            buy_ca=reading.buy_ca,
-            qr=reading.qr,
-            truncated=reading.truncated,
-        )
+        result = reading.result(job.image_url, job.ref)
         assert _fits(result.model_dump_json().encode())
         candidate = Candidate(
             event=result.model_dump(mode="json"), match_text=job.post_text, event_id="e"
