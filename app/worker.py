@@ -7,9 +7,12 @@ while it is being built.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import importlib
+import os
 import pkgutil
+import signal
 from typing import Any
 
 import faust
@@ -84,6 +87,12 @@ def build_worker() -> tuple[faust.App, list[str]]:
         app, settings, services.keys, services.ocr, services.live, services.webhooks
     )
     web_app[context.STATUS] = status
+
+    @app.task  # type: ignore[untyped-decorator]  # Faust's is untyped
+    async def quiet_ctrl_c() -> None:
+        """Make Ctrl-C stop the worker as SIGTERM does (mode prints a banner of -INT- first)."""
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGINT, os.kill, os.getpid(), signal.SIGTERM)
 
     @app.timer(HISTORY_STEP_S)  # type: ignore[untyped-decorator]  # Faust's is untyped
     async def dashboard_history() -> None:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -65,10 +66,24 @@ def run(args: argparse.Namespace) -> int:
         broker.stop()
 
 
+def _stop_on_sigterm() -> None:
+    """Make SIGTERM stop the command as Ctrl-C does (its ``finally`` stops the brokers).
+
+    Why: Python's default for SIGTERM ends the process at once, and the broker JVMs it started
+    (sessions of their own) would run on.
+    """
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def kafka(args: argparse.Namespace) -> int:
     """Run a local Kafka in the foreground: one node, or a cluster with ``--brokers N``."""
     from app.kafka.local import DEFAULT_CACHE, LocalKafka, LocalKafkaCluster
 
+    _stop_on_sigterm()
     settings = get_settings()
     cache = Path(settings.local_kafka_dir) if settings.local_kafka_dir else DEFAULT_CACHE
     if args.brokers > 1:

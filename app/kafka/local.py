@@ -77,6 +77,19 @@ def ensure_jars(cache_dir: Path) -> Path:
     return jars
 
 
+def dies_with_parent(command: list[str]) -> list[str]:
+    """Return ``command`` so that it gets SIGTERM when the process starting it dies.
+
+    Why: a broker is a child JVM in a session of its own (Ctrl-C is ours to handle), so
+    nothing else would end it when ``ocrstream kafka`` (or a test run) is killed outright.
+    ``setpriv --pdeathsig`` (util-linux, on every Debian) asks Linux for that signal and then
+    runs the command in its place (the same process id). Linux sends it when the thread that
+    started the child ends: start brokers from the main thread. Elsewhere: as it is.
+    """
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", *command] if setpriv else command
+
+
 class LocalKafka:
     """One KRaft broker+controller on loopback, with its data in ``data_dir``.
 
@@ -184,7 +197,7 @@ class LocalKafka:
         self._log_start = self.log_file.stat().st_size if self.log_file.exists() else 0
         with self.log_file.open("ab") as log_out:
             self._process = subprocess.Popen(
-                self._java(jars, "kafka.Kafka", str(config), heap="768m"),
+                dies_with_parent(self._java(jars, "kafka.Kafka", str(config), heap="768m")),
                 stdout=log_out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C in a terminal is handled by us, not the JVM
@@ -235,6 +248,16 @@ class LocalKafka:
         """Stop the broker cleanly (SIGTERM), killing it if it does not exit in time."""
         process, self._process = self._process, None
         terminate(process, timeout_s)
+
+    @property
+    def pid(self) -> int | None:
+        """Return the broker process's id while it runs (the JVM's: setpriv runs it in place)."""
+        return self._process.pid if self.running and self._process is not None else None
+
+    def ask_to_stop(self) -> None:
+        """Send SIGTERM without waiting (``stop`` then waits): a cluster stops all at once."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
 
     def kill(self) -> None:
         """Kill the broker with SIGKILL: no controlled shutdown, no leadership handed over."""
@@ -298,10 +321,13 @@ class LocalKafkaCluster:
             self.stop()
             raise
 
-    def stop(self) -> None:
-        """Stop every node."""
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop every node: all asked at once, then each waited for (killed past the time)."""
         for node in self.nodes:
-            node.stop()
+            node.ask_to_stop()
+        deadline = time.monotonic() + timeout_s
+        for node in self.nodes:
+            node.stop(max(1.0, deadline - time.monotonic()))
 
     def __enter__(self) -> LocalKafkaCluster:
         self.start()

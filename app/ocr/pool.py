@@ -42,6 +42,9 @@ def _init_worker(config: EngineConfig, limits: ImageLimits) -> None:
     global _engine, _limits
     # Why: without it, each kill -9 of a worker left its OCR process (~300 MB) running.
     _die_with_parent()
+    # Why: Ctrl-C reaches every process of the terminal's group; the worker stops the pool
+    # itself, and an interrupted OCR process printed a KeyboardInterrupt traceback each time.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _engine = OcrEngine(config)
     _limits = limits
 
