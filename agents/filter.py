@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from dataclasses import dataclass
@@ -46,12 +45,6 @@ class Delivery:
 @app.agent(topics.candidates)
 async def filter_candidates(stream: Any) -> None:
     """Deliver each candidate to the channel topics (and webhooks) of the keys it matches."""
-    if not settings.batched:
-        async for event in stream.events():
-            await keys_replica.wait_ready()
-            with unacked_if_cut_short([event]):
-                await _deliver_batch([event], one_by_one=True)
-        return
     wait_s = settings.batch_wait_ms / 1000
     async for events in stream.take_events(settings.batch_max_records, within=wait_s):
         # Why: before the replica has read the changelog it would match against no keys.
@@ -60,7 +53,7 @@ async def filter_candidates(stream: Any) -> None:
             await _deliver_batch(events)
 
 
-async def _deliver_batch(events: list[Any], one_by_one: bool = False) -> None:
+async def _deliver_batch(events: list[Any]) -> None:
     """Deliver a batch of candidates; a channel that cannot take them costs only its own."""
     deliveries: list[Delivery] = []
     jobs: list[Delivery] = []
@@ -75,10 +68,7 @@ async def _deliver_batch(events: list[Any], one_by_one: bool = False) -> None:
             async with record_boundary(dead_letters, "filter", event, item.own_bytes):
                 await _plan(item, event, deliveries, jobs)
     with metrics.tracking(f"{offered_count} candidate(s)", "deliver"):
-        if one_by_one:
-            await _send_one_by_one(deliveries)
-        else:
-            await outbox.send_all([d.record for d in deliveries], settings.channel_send_timeout_s)
+        await outbox.send_all([d.record for d in deliveries], settings.channel_send_timeout_s)
         await _send_jobs(jobs)
         held = [job for delivery in deliveries if (job := await _settle(delivery)) is not None]
         # Why before the batch is acknowledged: a held delivery lives on in the webhooks topic.
@@ -202,33 +192,6 @@ def _job_record(job: WebhookJob) -> Outgoing:
     return Outgoing(
         settings.webhooks_topic, job.endpoint_id.encode(), job.model_dump_json().encode()
     )
-
-
-async def _send_one_by_one(deliveries: list[Delivery]) -> None:
-    """Send through Faust's producer, one record at a time (exactly-once, or batches off)."""
-    for delivery in deliveries:
-        record = delivery.record
-        record.error = await outbox.too_large(record)
-        if record.error is not None:
-            continue  # refused: _settle dead-letters it
-        try:
-            await asyncio.wait_for(
-                topics.named(record.topic).send(
-                    key=record.key, value=record.value, headers=record.headers
-                ),
-                settings.channel_send_timeout_s,
-            )
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            record.error = (
-                f"the send did not complete within {settings.channel_send_timeout_s:g} s"
-                if isinstance(exc, TimeoutError)
-                else f"{type(exc).__name__}: {exc}"[:300]
-            )
-            record.retriable = isinstance(exc, TimeoutError) or bool(
-                getattr(exc, "retriable", False)
-            )
 
 
 def _dumps(event: dict[str, Any]) -> bytes:

@@ -28,17 +28,6 @@ Origins = dict[int, list[tuple[Any, Candidate | None]]]
 @app.agent(topics.posts)
 async def process_posts(stream: Any) -> None:
     """Turn each post into image jobs and a delivery candidate."""
-    if not settings.batched:
-        async for event in stream.events():
-            metrics.posts.inc()
-            with unacked_if_cut_short([event]):
-                async with record_boundary(dead_letters, "posts", event):
-                    plan = _plan(event)
-                    with metrics.tracking(f"post {plan.candidate.event_id}", "emit"):
-                        refused = await publish(post_records(plan))
-                    await _report(plan, event)
-                    await _dead_letter({id(r): [(event, None)] for r in refused}, refused)
-        return
     wait_s = settings.batch_wait_ms / 1000
     async for events in stream.take_events(settings.batch_max_records, within=wait_s):
         with unacked_if_cut_short(events):
@@ -71,17 +60,6 @@ def _plan(event: Any) -> PostPlan:
     return plan_post(
         parse_post(event.value, settings.max_post_text_chars), settings.max_images_per_post
     )
-
-
-def post_records(plan: PostPlan) -> list[Outgoing]:
-    """Return a post's records: its delivery candidate alone, then its image records."""
-    candidate = plan.candidate
-    record = Outgoing(
-        settings.candidates_topic,
-        candidate.event["mid"].encode(),
-        candidate.model_dump_json().encode(),
-    )
-    return [record, *image_records(plan)]
 
 
 def candidate_bundles(

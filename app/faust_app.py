@@ -6,13 +6,34 @@ Agents, services, routes and library patches are wired onto it by the compositio
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 import faust
+from mode import ServiceT
 
 from app.settings import get_settings
 
+
+class OcrstreamApp(faust.App):
+    """Faust's app, with the worker's own services started before its agents, stopped after.
+
+    Why: mode starts a service's dependencies in order and stops them in reverse. Services
+    registered with ``app.service`` join once the app runs, so they started after the agents
+    and stopped before them: an agent could send through an outbox not started yet, or
+    already stopped (a batch cut short then). Listed first here (Faust's documented hook for
+    more dependencies), they outlive every agent that uses them.
+    """
+
+    own_services: Sequence[ServiceT] = ()
+
+    def on_init_dependencies(self) -> Iterable[ServiceT]:
+        """Return the worker's own services first, then Faust's (sensors, consumer, agents)."""
+        return [*self.own_services, *super().on_init_dependencies()]
+
+
 settings = get_settings()
 
-app = faust.App(
+app = OcrstreamApp(
     settings.app_id,
     # Why a placeholder: `ocrstream run` fills OCRSTREAM_BROKER before this import.
     broker=settings.broker_url or "kafka://127.0.0.1:9092",

@@ -6,7 +6,7 @@ import os
 from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:  # imported where used: numpy and Pillow cost a command line ~150 ms
@@ -72,12 +72,12 @@ class Settings(BaseSettings):
             "broker lost); 0 leaves the broker's default."
         ),
     )
-    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+    processing_guarantee: Literal["at_least_once"] = Field(
         default="at_least_once",
         description=(
-            "`at_least_once` (with idempotency keys), or `exactly_once` (Kafka transactions; "
-            "read with `isolation_level=read_committed`); see docs/pipeline.md and "
-            "docs/benchmarks.md."
+            "Only `at_least_once` (every event with its idempotency key): `exactly_once` was "
+            "removed, since Faust's transactions repeated outputs across crashes; why, in "
+            "docs/pipeline.md."
         ),
     )
     # Why 5 ms: with no linger every record became its own produce request, and writing those
@@ -87,9 +87,8 @@ class Settings(BaseSettings):
         default=5.0,
         ge=0,
         description=(
-            "Milliseconds Faust's producer waits to batch records into one produce request (one "
-            "record at a time: batches off or exactly-once; the keys table's changelog). The "
-            "agents' batches are sent at once."
+            "Milliseconds Faust's producer waits to batch records into one produce request (the "
+            "keys table's changelog, control commands). The agents' batches are sent at once."
         ),
     )
 
@@ -130,14 +129,6 @@ class Settings(BaseSettings):
     )
 
     # Batches
-    agent_batches: bool = Field(
-        default=True,
-        description=(
-            "Agents take records in batches and produce each batch's outputs at once "
-            "(at-least-once). `false`: one record at a time through Faust's producer, as "
-            "exactly-once requires (it always runs so)."
-        ),
-    )
     batch_max_records: int = Field(
         default=500,
         ge=1,
@@ -563,6 +554,16 @@ class Settings(BaseSettings):
         hosts = [h.strip() for h in self.broker.split(",") if h.strip()]
         return ";".join(f"kafka://{h}" for h in hosts)
 
+    @field_validator("processing_guarantee", mode="before")
+    @classmethod
+    def _no_exactly_once(cls, value: object) -> object:
+        if value == "exactly_once":
+            raise ValueError(
+                "exactly_once was removed: Faust's transactions repeated outputs across crashes "
+                "(docs/pipeline.md); every event carries its idempotency key instead"
+            )
+        return value
+
     @model_validator(mode="after")
     def _operator_pages_apart(self) -> Settings:
         # Why: on the API's port the operator pages would be open to everyone who reaches it.
@@ -586,11 +587,6 @@ class Settings(BaseSettings):
     def keys_changelog_topic(self) -> str:
         """Return the changelog topic Faust keeps for the keys table."""
         return f"{self.app_id}-keys-changelog"
-
-    @property
-    def batched(self) -> bool:
-        """Tell whether agents work in batches (not under exactly-once: see agent_batches)."""
-        return self.agent_batches and self.processing_guarantee == "at_least_once"
 
     def pipeline_topics(self) -> dict[str, int]:
         """Return the pipeline's own topics (name -> partitions); none may be a channel."""

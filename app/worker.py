@@ -50,11 +50,9 @@ def build_worker() -> tuple[faust.App, list[str]]:
     faust_bounded_wait_empty.configure(settings.stop_timeout_s)
 
     agents = _import_agents()
-    for service in services.ALL:
-        # Faust starts an instance as readily as a class (App._prepare_subservice); its
-        # stub says class.
-        app.service(service)  # type: ignore[arg-type]
-    stall_watch.install(app, settings.processing_guarantee)
+    # Started before the agents, stopped after them (app/faust_app.py).
+    app.own_services = services.ALL
+    stall_watch.install(app)
 
     async def send(command: Any) -> None:
         await control.send(key=command.key_id.encode(), value=command.model_dump_json().encode())
@@ -109,14 +107,14 @@ def build_worker() -> tuple[faust.App, list[str]]:
     return app, agents
 
 
-def _read_chat_confirmations(app: faust.App, settings: Any, admin: Any, web_app: Any) -> None:
+def _read_chat_confirmations(app: Any, settings: Any, admin: Any, web_app: Any) -> None:
     """Run the operator's bot: the leader reads chats' /start codes and confirms them."""
     from app import services
     from app.web import context
     from app.webhooks.telegram_chats import BotApi, ChatConfirmations
 
     bot = BotApi(settings)
-    app.service(bot)  # type: ignore[arg-type]  # an instance, as for services.ALL
+    app.own_services = (*app.own_services, bot)
     web_app[context.TELEGRAM] = bot
     confirmations = ChatConfirmations(settings, bot, services.keys, admin)
 

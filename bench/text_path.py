@@ -1,15 +1,15 @@
-"""The text path: text-only posts through one worker, in batches against one record at a time.
+"""The text path: text-only posts through one worker, against a bare relay of the same records.
 
     .venv/bin/python bench/text_path.py [--posts 40000] [--write docs/benchmarks.md]
 
 One broker, three API keys (one without keywords, two with), and in the same run:
 
 1. a bare aiokafka relay over the same records (consume, produce each, no work): the ceiling;
-2. a worker with ``OCRSTREAM_AGENT_BATCHES=false`` (each record through Faust's producer, the
-   design before batches) draining the posts produced at once;
-3. a worker with batches (the default) draining the same number of posts;
-4. the batched worker's latency at half its drain rate: produce → firehose channel, broker
-   timestamps.
+2. a worker draining the same number of posts produced at once;
+3. its latency at half its drain rate: produce → firehose channel, broker timestamps.
+
+(The design of one record at a time through Faust's producer, measured here against batches
+until issue 23, was removed with exactly-once: 2.7-3.4x slower; docs/benchmarks.md keeps it.)
 """
 
 from __future__ import annotations
@@ -41,23 +41,21 @@ def text_posts(n: int, tag: str) -> list[bytes]:
     ]
 
 
-async def drain(broker: LocalKafka, tmp: Path, n_posts: int, batches: bool) -> dict[str, Any]:
+async def drain(broker: LocalKafka, tmp: Path, n_posts: int) -> dict[str, Any]:
     """Start a worker, produce n posts at once, and time it to the last firehose delivery."""
-    settings = unique_settings(broker, agent_batches=batches)
+    settings = unique_settings(broker)
     worker = Worker(settings, tmp)
     worker.start()
     try:
         firehose = await add_keys(settings)
-        label = "batches" if batches else "one record at a time"
-        print(f"{label}: producing {n_posts} posts ...", flush=True)
+        print(f"worker: producing {n_posts} posts ...", flush=True)
         started = time.time() * 1000
         await produce_fast(broker.bootstrap, settings.posts_topic, text_posts(n_posts, "s"))
         deliveries = await read_until(broker.bootstrap, firehose, n_posts, timeout_s=1800)
         drain_s = (max(t for t, _ in deliveries) - started) / 1000
         figures: dict[str, Any] = {"posts_per_s": n_posts / drain_s, "drain_s": drain_s}
         print(f"  {figures['posts_per_s']:.0f} posts/s", flush=True)
-        if batches:
-            figures.update(await paced(broker, settings, firehose, n_posts // 4, drain_s))
+        figures.update(await paced(broker, settings, firehose, n_posts // 4, drain_s))
         return figures
     finally:
         worker.stop()
@@ -89,21 +87,15 @@ async def run(n_posts: int) -> dict[str, Any]:
             relay_rate = await relay(
                 broker.bootstrap, settings.posts_topic, f"relay-{settings.app_id}", n_posts
             )
-            one_by_one = await drain(broker, Path(tmp), n_posts, batches=False)
-            batched = await drain(broker, Path(tmp), n_posts, batches=True)
+            worker = await drain(broker, Path(tmp), n_posts)
         finally:
             broker.stop()
-    return {
-        "posts": n_posts,
-        "relay_per_s": relay_rate,
-        "one_by_one": one_by_one,
-        "batched": batched,
-    }
+    return {"posts": n_posts, "relay_per_s": relay_rate, "worker": worker}
 
 
 def report(f: dict[str, Any]) -> str:
     """Return the markdown section for docs/benchmarks.md."""
-    relay_rate, old, new = f["relay_per_s"], f["one_by_one"], f["batched"]
+    relay_rate, new = f["relay_per_s"], f["worker"]
     lat = new["latency_ms"]
     return "\n".join(
         [
@@ -114,17 +106,12 @@ def report(f: dict[str, Any]) -> str:
             f"Command: `.venv/bin/python bench/text_path.py --posts {f['posts']} "
             "--write docs/benchmarks.md`",
             "",
-            "| run | posts/s | × one record at a time | × bare relay |",
-            "|---|---|---|---|",
-            f"| bare aiokafka relay (consume, produce each, no work) | {relay_rate:.0f} | - "
-            "| 1.00× |",
-            f"| worker, one record at a time through Faust's producer (the design before) "
-            f"| {old['posts_per_s']:.0f} | 1.00× | {old['posts_per_s'] / relay_rate:.2f}× |",
-            f"| worker, batches (the default) | {new['posts_per_s']:.0f} "
-            f"| {new['posts_per_s'] / old['posts_per_s']:.2f}× "
-            f"| {new['posts_per_s'] / relay_rate:.2f}× |",
+            "| run | posts/s | × bare relay |",
+            "|---|---|---|",
+            f"| bare aiokafka relay (consume, produce each, no work) | {relay_rate:.0f} | 1.00× |",
+            f"| worker | {new['posts_per_s']:.0f} | {new['posts_per_s'] / relay_rate:.2f}× |",
             "",
-            f"Latency with batches at a steady {new['paced_rate']:.0f} posts/s (half the drain "
+            f"Latency at a steady {new['paced_rate']:.0f} posts/s (half the drain "
             f"rate), post produced → firehose channel (broker timestamps): p50 "
             f"{lat['p50']:.0f} ms, p95 {lat['p95']:.0f} ms, p99 {lat['p99']:.0f} ms.",
         ]
@@ -138,7 +125,7 @@ def main() -> int:
     parser.add_argument("--write", type=Path)
     args = parser.parse_args()
     section = report(asyncio.run(run(args.posts)))
-    show(section, args.write, "The text path: batches against one record at a time")
+    show(section, args.write, "The text path")
     return 0
 
 

@@ -83,15 +83,11 @@ class StallWatch:
         self._suspects = {tp: o for tp, o in stuck.items() if self._suspects.get(tp) != o}
 
 
-def install(app: Any, guarantee: str) -> StallWatch:
-    """Run the watch on a Faust timer of ``app`` (at-least-once only; see below)."""
+def install(app: Any) -> StallWatch:
+    """Run the watch on a Faust timer of ``app``."""
     watch = StallWatch(app)
 
     async def watch_for_stalled_partitions() -> None:
-        # Why not with transactions: their commit markers take offsets, so a partition's end
-        # stays past its last record and every partition would look stalled.
-        if guarantee != "at_least_once":
-            return
         try:
             await watch.check()
         except Exception as exc:  # never let the watch take the worker down; try at next tick

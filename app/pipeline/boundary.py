@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from app.kafka.outbox import OutboxClosedError
 from app.metrics import metrics
 from app.pipeline.dead_letters import DeadLetters
 from app.pipeline.records import RecordRefused
@@ -42,8 +41,8 @@ async def record_boundary(
     raw = own_bytes if own_bytes is not None else lambda: None
     try:
         yield
-    except (asyncio.CancelledError, OutboxClosedError):
-        raise  # the worker is stopping or rebalancing: the record is read again
+    except asyncio.CancelledError:
+        raise  # the worker is stopping: the record is read again (app/pipeline/unfinished.py)
     except RecordRefused as exc:
         await dead_letters.send(stage, str(exc), event, raw())
     except Exception as exc:

@@ -211,18 +211,35 @@ def test_set_channels_commands_with_names_kafka_refuses_never_decode(
         decode_with(raw.encode(), control_command_adapter, "control command")
 
 
-async def test_a_stopping_outbox_is_not_the_records_fault() -> None:
+async def test_a_stop_mid_record_is_not_the_records_fault() -> None:
     """The worker stopping mid-send: raised (the record is read again), never dead-lettered."""
-    from app.kafka.outbox import OutboxClosedError
+    import asyncio
+
     from app.pipeline.boundary import record_boundary
 
     class NoDeadLetters:
         async def send(self, *args: object) -> None:
             raise AssertionError("dead-lettered")
 
-    with pytest.raises(OutboxClosedError):
+    with pytest.raises(asyncio.CancelledError):
         async with record_boundary(NoDeadLetters(), "ocr", object()):  # type: ignore[arg-type]
-            raise OutboxClosedError("the outbox stopped while the batch was being sent")
+            raise asyncio.CancelledError
+
+
+def test_the_workers_services_start_before_the_agents_and_stop_after_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """mode starts dependencies in order and stops them in reverse: ours come first."""
+    import faust
+
+    from app.faust_app import OcrstreamApp
+
+    fausts = ["sensors", "producer", "web", "consumer", "agents", "conductor", "tables"]
+    monkeypatch.setattr(faust.App, "on_init_dependencies", lambda self: fausts)
+    app = OcrstreamApp.__new__(OcrstreamApp)  # no loop, no transport: the order alone
+    app.own_services = ("outbox", "dead letters")  # type: ignore[assignment]
+    order: list[object] = list(app.on_init_dependencies())
+    assert order == ["outbox", "dead letters", *fausts]
 
 
 async def test_a_record_cut_short_by_the_stop_is_never_acked() -> None:
