@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from aiokafka.errors import KafkaError
@@ -14,9 +15,9 @@ from app.kafka.admin import create_topics
 from app.keys.changelog import encode_key_record
 from app.keys.commands import ControlError, apply_command, check_targets
 from app.keys.keywords import KeywordError
-from app.pipeline.boundary import record_boundary
+from app.pipeline.boundary import batch_boundary, record_boundary
 from app.pipeline.records import RecordRefused, decode_with
-from app.pipeline.unfinished import unacked_if_cut_short
+from app.pipeline.transient import retried
 from app.services import dead_letters
 from app.tables import keys_table, owned_key_record
 from models.keys import ControlCommand, KeyRecord, control_command_adapter
@@ -29,11 +30,12 @@ _CREATE_TIMEOUT_S = 15.0
 
 
 async def _create_channel_topics(names: tuple[str, ...]) -> None:
+    def create() -> Awaitable[list[str]]:
+        wanted = dict.fromkeys(names, settings.topic_partitions)
+        return asyncio.wait_for(create_topics(settings, wanted), _CREATE_TIMEOUT_S)
+
     try:
-        created = await asyncio.wait_for(
-            create_topics(settings, dict.fromkeys(names, settings.topic_partitions)),
-            _CREATE_TIMEOUT_S,
-        )
+        created = await retried(create, settings.kafka_retry_s, "creating channel topics")
     except (TimeoutError, KafkaError) as exc:
         log.warning("could not create channel topics %s: %r", ", ".join(names), exc)
         return
@@ -45,7 +47,7 @@ async def _create_channel_topics(names: tuple[str, ...]) -> None:
 async def apply_control(stream: Any) -> None:
     """Update the keys table from each command; refused commands go to the dead-letter topic."""
     async for event in stream.events():
-        with unacked_if_cut_short([event]):
+        async with batch_boundary(dead_letters, [event]):
             async with record_boundary(dead_letters, "control", event):
                 record, command = decide(event.value)
                 await _create_channel_topics(record.channels)

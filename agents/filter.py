@@ -12,12 +12,11 @@ from app.activity import activity
 from app.faust_app import app, settings
 from app.kafka.outbox import Outgoing
 from app.metrics import metrics
-from app.pipeline.boundary import record_boundary
+from app.pipeline.boundary import batch_boundary, record_boundary
 from app.pipeline.candidates import Offered, read_candidates
 from app.pipeline.channels import ChannelHealth
 from app.pipeline.delivery import delivery_for
 from app.pipeline.publish import publish
-from app.pipeline.unfinished import unacked_if_cut_short
 from app.services import dead_letters, outbox
 from app.services import keys as keys_replica
 from models.events import EVENT_ID_HEADER
@@ -49,7 +48,7 @@ async def filter_candidates(stream: Any) -> None:
     async for events in stream.take_events(settings.batch_max_records, within=wait_s):
         # Why: before the replica has read the changelog it would match against no keys.
         await keys_replica.wait_ready()
-        with unacked_if_cut_short(events):
+        async with batch_boundary(dead_letters, events):
             await _deliver_batch(events)
 
 

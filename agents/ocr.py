@@ -14,10 +14,9 @@ from app.metrics import metrics
 from app.ocr.images import ImageError
 from app.ocr.pool import OcrPoolError
 from app.ocr.reading import reading_of
-from app.pipeline.boundary import record_boundary
+from app.pipeline.boundary import batch_boundary, record_boundary
 from app.pipeline.publish import publish
 from app.pipeline.records import decode_record
-from app.pipeline.unfinished import unacked_if_cut_short
 from app.redact import redact_text, redact_url
 from app.services import dead_letters, outbox
 from app.services import ocr as runtime
@@ -57,7 +56,7 @@ async def ocr_job(job: ImageJob, event_id: str = "") -> OcrResult:
 async def process_images(stream: Any) -> None:
     """OCR each image job; an image that cannot be read yields an ``ocr_error`` event."""
     async for event in stream.events():
-        with unacked_if_cut_short([event]):
+        async with batch_boundary(dead_letters, [event]):
             async with record_boundary(dead_letters, "ocr", event):
                 job = decode_record(event.value, ImageJob, "image job")
                 with metrics.tracking(job.image_url, "fetch"):

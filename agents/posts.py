@@ -10,11 +10,10 @@ from app import topics
 from app.faust_app import app, settings
 from app.kafka.outbox import Outgoing
 from app.metrics import metrics
-from app.pipeline.boundary import record_boundary
+from app.pipeline.boundary import batch_boundary, record_boundary
 from app.pipeline.candidates import bundle_bytes, bundles
 from app.pipeline.posts import PostPlan, parse_post, plan_post
 from app.pipeline.publish import publish
-from app.pipeline.unfinished import unacked_if_cut_short
 from app.services import dead_letters, outbox
 from models.events import EVENT_ID_HEADER, Candidate
 
@@ -30,7 +29,7 @@ async def process_posts(stream: Any) -> None:
     """Turn each post into image jobs and a delivery candidate."""
     wait_s = settings.batch_wait_ms / 1000
     async for events in stream.take_events(settings.batch_max_records, within=wait_s):
-        with unacked_if_cut_short(events):
+        async with batch_boundary(dead_letters, events):
             await _batch(events)
 
 

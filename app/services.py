@@ -18,7 +18,7 @@ from app.webhooks.service import WebhookDelivery
 keys = KeysReplica(settings)
 limits = TopicLimits(settings)
 outbox = Outbox(settings, limits)
-dead_letters = DeadLetters(settings, limits)
+dead_letters = DeadLetters(settings, outbox)
 ocr = OcrRuntime(settings, keys.keywords)
 live = LiveHub(settings, keys)
 webhooks = WebhookDelivery(settings, keys, dead_letters)

@@ -173,6 +173,17 @@ class Settings(BaseSettings):
         ),
     )
 
+    kafka_retry_s: float = Field(
+        default=30.0,
+        ge=0,
+        description=(
+            "Seconds a transient Kafka error (one Kafka calls retriable: a leader moving, a "
+            "request timing out) met while handling a record is retried, backing off, before "
+            "that step fails. The pipeline's own records and dead letters are retried until "
+            "the broker has them, whatever this says."
+        ),
+    )
+
     # Web
     web_host: str = Field(
         default="127.0.0.1", description="Address the web server binds (`0.0.0.0` in containers)."

@@ -3,20 +3,22 @@
 Every record ends in exactly one outcome. The handler produces the result (or, for an image,
 its ``ocr_error``); a record it refuses goes to the dead-letter topic with the reason; and any
 other failure while handling it is caught here, logged with the record's coordinates and the
-traceback, and dead-lettered too, so the agent goes on with the next record.
+traceback, and dead-lettered too, so the agent goes on with the next record. Around each batch,
+``batch_boundary`` holds the acknowledgement until the broker has the batch's dead letters.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 from app.metrics import metrics
 from app.pipeline.dead_letters import DeadLetters
 from app.pipeline.records import RecordRefused
+from app.pipeline.unfinished import unacked_if_cut_short
 from models.dead_letter import Stage
 
 log = logging.getLogger(__name__)
@@ -57,3 +59,11 @@ async def record_boundary(
         metrics.record_errors.labels(stage=stage).inc()
         reason = f"unexpected error: {type(exc).__name__}: {exc}"[:_MAX_REASON_CHARS]
         await dead_letters.send(stage, reason, event, raw())
+
+
+@asynccontextmanager
+async def batch_boundary(dead_letters: DeadLetters, events: Sequence[Any]) -> AsyncIterator[None]:
+    """Run one agent batch: acknowledged after its dead letters are written, never if cut short."""
+    with unacked_if_cut_short(events):
+        async with dead_letters.written_before_ack():
+            yield

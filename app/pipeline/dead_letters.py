@@ -1,16 +1,24 @@
-"""Send records that cannot be processed to the dead-letter topic, with the reason."""
+"""Write records that cannot be processed to the dead-letter topic, with the reason.
+
+A dead letter is its record's outcome, so it follows the rule every result follows: the
+record's offset is committed only once the broker has its letter. In an agent's batch the
+letters are collected and written, through the outbox, before the batch is acknowledged
+(``written_before_ack``); elsewhere (the webhook lanes) the caller waits for the returned
+future before it counts the job done.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 from mode import Service
 
-from app.kafka.limits import TopicLimits
+from app.kafka.outbox import Outbox, Outgoing
 from app.log_throttle import LogThrottle
 from app.metrics import metrics
 from app.redact import redact_text
@@ -19,12 +27,10 @@ from models.dead_letter import DeadLetter, Stage
 
 log = logging.getLogger(__name__)
 
-# Why a producer of its own, waiting for the broker's ack: a dead letter is the only trace of a
-# rejected record. Through Faust's producer one was seen never to arrive (buffered) or never to
-# be acknowledged (awaited) in about one CI run in three; rejects are rare, so this costs little.
+# Per attempt; the outbox tries again (backing off) until the broker has the letters.
 _SEND_TIMEOUT_S = 30.0
-# Why bounded: a stop must not hang on a broker that is gone; what is still unsent after this
-# is logged (the warning written at rejection already holds each record's coordinates).
+# Why bounded: a stop must not hang on a broker that is gone. A letter unsent after this was
+# for a webhook job, which then stays unfinished and is delivered (or dead-lettered) again.
 _FLUSH_ON_STOP_S = 5.0
 # Why: one broken setting (a channel Kafka refuses) can dead-letter every delivery of a key;
 # the topic gets each letter, the log one line per kind of reason per this many seconds.
@@ -32,16 +38,30 @@ _LOG_EVERY_S = 10.0
 # What a record batch adds around one letter (its header, the record's framing, the key).
 _RECORD_FRAMING_BYTES = 1024
 
+Letter = tuple[bytes | None, DeadLetter]
+
+
+class _Batch:
+    """The dead letters of one agent batch, written when the batch ends."""
+
+    def __init__(self) -> None:
+        self.letters: list[Letter] = []
+        self.open = True
+        self.written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+
+# Why a context variable: record_boundary reports deep inside an agent's batch, and every task
+# the batch starts (its posts handled concurrently) sees the same batch.
+_current_batch: ContextVar[_Batch | None] = ContextVar("ocrstream_dead_letter_batch", default=None)
+
 
 class DeadLetters(Service):
-    """Publishes dead letters in the background; on stop, flushes them (bounded) and closes."""
+    """Writes dead letters through the outbox: with their batch, or on their own."""
 
-    def __init__(self, settings: Settings, limits: TopicLimits) -> None:
+    def __init__(self, settings: Settings, outbox: Outbox) -> None:
         super().__init__()
         self._settings = settings
-        self._limits = limits
-        self._producer: AIOKafkaProducer | None = None
-        self._lock = asyncio.Lock()
+        self._outbox = outbox
         self._pending: set[asyncio.Future[None]] = set()
         self._log_throttle = LogThrottle(_LOG_EVERY_S)
 
@@ -69,9 +89,10 @@ class DeadLetters(Service):
         self.report(letter, message.key)
 
     def report(self, letter: DeadLetter, key: bytes | None) -> asyncio.Future[None]:
-        """Log, count and publish (in the background) a dead letter; return the publishing task.
+        """Log, count and write a dead letter; return a future done once the broker has it.
 
-        The task ends when the broker has the letter or the send failed for good (logged).
+        Inside ``written_before_ack`` the letter is written with its batch; elsewhere at once,
+        in the background. The future fails if the worker stops first.
         """
         repeats = self._log_throttle.allow(f"{letter.stage}:{letter.reason[:60]}")
         if repeats is not None:
@@ -90,40 +111,60 @@ class DeadLetters(Service):
             # status page's short list of recent ones.
             metrics.error(letter.stage, letter.reason, "dead letter")
         metrics.dead_letters.labels(stage=letter.stage).inc()
-        # Why in the background: a dead-letter send that hung once stalled the whole worker;
-        # the stream must never wait on it. Tasks are kept so they are not garbage-collected.
-        task = asyncio.ensure_future(self._publish(key, letter))
+        batch = _current_batch.get()
+        if batch is not None and batch.open:
+            batch.letters.append((key, letter))
+            return batch.written
+        # Tasks are kept so they are not garbage-collected, and so a stop can wait for them.
+        task = asyncio.ensure_future(self._write([(key, letter)]))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
         return task
 
-    async def _get_producer(self) -> AIOKafkaProducer:
-        async with self._lock:
-            if self._producer is None:
-                producer = AIOKafkaProducer(bootstrap_servers=self._settings.broker, acks="all")
-                await producer.start()
-                self._producer = producer
-        return self._producer
+    @asynccontextmanager
+    async def written_before_ack(self) -> AsyncIterator[None]:
+        """Collect the dead letters of the block (one agent batch); write them when it ends.
 
-    async def _publish(self, key: bytes | None, letter: DeadLetter) -> None:
-        topic = self._settings.dead_letter_topic
+        Returns only once the broker has every letter, so the batch is acknowledged after its
+        dead letters, as after its results. A block left by an exception (the worker stopping)
+        writes nothing: its records stay unacknowledged and are read again.
+        """
+        batch = _Batch()
+        token = _current_batch.set(batch)
         try:
-            producer = await self._get_producer()
-            # Why fitted: a letter over the topic's limit would be refused, and lost with it.
-            value = letter.cut_to(await self._limits.limit(topic) - _RECORD_FRAMING_BYTES)
-            await asyncio.wait_for(
-                producer.send_and_wait(topic, key=key, value=value), _SEND_TIMEOUT_S
-            )
-        except (TimeoutError, KafkaError) as exc:
-            # The warning logged at rejection still holds the record's coordinates.
-            log.error("dead letter not written to %s: %r", topic, exc)
+            yield
+        finally:
+            batch.open = False
+            _current_batch.reset(token)
+        try:
+            await self._write(batch.letters)
+        except BaseException as exc:
+            batch.written.set_exception(exc)
+            batch.written.exception()  # retrieved: the exception goes on from here
+            raise
+        batch.written.set_result(None)
+
+    async def _write(self, letters: list[Letter]) -> None:
+        """Write ``letters``, trying again until the broker has them (or refused them)."""
+        if not letters:
+            return
+        topic = self._settings.dead_letter_topic
+        # Why fitted: a letter over the topic's limit would be refused, and lost with it.
+        room = await self._outbox.limits.limit(topic) - _RECORD_FRAMING_BYTES
+        records = [Outgoing(topic, key, letter.cut_to(room)) for key, letter in letters]
+        for record in await self._outbox.send_until_done(records, _SEND_TIMEOUT_S):
+            # Refused by Kafka itself (not authorised, a policy): nothing more can be done;
+            # the warning logged at rejection still holds the record's coordinates.
+            log.error("dead letter refused by %s: %s", topic, record.error)
 
     async def on_stop(self) -> None:
-        """Wait for pending dead letters, then stop their producer."""
+        """Wait (bounded) for letters written on their own; what is left stays unfinished."""
         if self._pending:
             _, unsent = await asyncio.wait(set(self._pending), timeout=_FLUSH_ON_STOP_S)
+            for task in unsent:
+                task.cancel()
             if unsent:
-                log.error("%d dead letter(s) not written before stop", len(unsent))
-        if self._producer is not None:
-            producer, self._producer = self._producer, None
-            await producer.stop()
+                log.error(
+                    "%d dead letter(s) not written before stop; their jobs are tried again",
+                    len(unsent),
+                )

@@ -331,8 +331,14 @@ class WebhookDelivery(Service):
             log.exception("webhooks: could not mark the Telegram subscription inactive")
 
     def _finish_later(self, job: _Job, sent: asyncio.Future[None]) -> None:
-        """Mark the job finished once its dead letter is written (or failed for good)."""
-        sent.add_done_callback(lambda _: job.progress.finish(job.record.offset))
+        """Mark the job finished once the broker has its dead letter (its outcome)."""
+
+        def finish(written: asyncio.Future[None]) -> None:
+            # A letter cut short by the stop leaves the job unfinished: tried again after it.
+            if not written.cancelled() and written.exception() is None:
+                job.progress.finish(job.record.offset)
+
+        sent.add_done_callback(finish)
 
     def _dead_letter(
         self, record: ConsumerRecord[bytes, bytes], url: str | None, reason: str, attempts: int

@@ -6,11 +6,13 @@ import asyncio
 import json
 import random
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
 import aiohttp
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from app.kafka.local import LocalKafka
 from app.keys.admin import admin_over_kafka
@@ -22,6 +24,7 @@ from tests.support import (
     post,
     produce,
     unique_settings,
+    wait_for,
 )
 
 pytestmark = pytest.mark.integration
@@ -105,6 +108,59 @@ def test_a_worker_whose_broker_is_gone_stops_promptly_on_sigterm(
         kafka.start()
     print(f"stopped {took:.1f} s after SIGTERM with the broker gone")
     assert process.returncode == 0 and took < 20, worker.log()[-3000:]
+
+
+@pytest.fixture(scope="module")
+def kafka_without_auto_create(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
+    """A second real broker that creates no topic on first use: a deleted topic stays gone."""
+    broker = LocalKafka(
+        tmp_path_factory.mktemp("kafka-no-auto-create"),
+        broker_config={"auto.create.topics.enable": "false"},
+    )
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+async def test_kill_9_while_dead_lettering_loses_no_dead_letter(
+    kafka_without_auto_create: LocalKafka, tmp_path: Path
+) -> None:
+    """A dead letter is its record's outcome: the record's offset waits for it, as for a result.
+
+    The dead-letter topic goes away while the worker runs (writes to it wait for a topic that
+    does not come: a transient error, as a lost leader would be), 200 bad records arrive, and
+    the worker is killed while their letters wait. Before, the letters waited in a background
+    producer while the records' offsets were committed: every one was lost with the kill.
+    """
+    kafka = kafka_without_auto_create
+    settings = unique_settings(kafka)
+    worker = Worker(settings, tmp_path)
+    worker.start()
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap)
+    await admin.start()
+    bad = [b"not json %d" % n for n in range(200)]
+    try:
+        await admin.delete_topics([settings.dead_letter_topic])
+        await wait_for(lambda: _topic_gone(admin, settings.dead_letter_topic), timeout_s=30)
+        await produce(kafka.bootstrap, settings.posts_topic, bad)
+        await asyncio.sleep(8)  # past two commit intervals: a committed offset would be lost
+        assert "dead letter: stage=posts" in worker.log()  # the letters are waiting
+        worker.kill()
+        partitions = settings.topic_partitions
+        await admin.create_topics([NewTopic(settings.dead_letter_topic, partitions, 1)])
+        worker = Worker(settings, tmp_path)
+        worker.start()
+        letters = await consume(kafka.bootstrap, settings.dead_letter_topic, 200, settle_s=2)
+    finally:
+        worker.stop()
+        await admin.close()
+    rejected = {(letter["partition"], letter["offset"]) for letter in letters}
+    assert len(rejected) == 200, f"{200 - len(rejected)} bad records have no dead letter"
+    print(f"\n200 bad records, kill -9 while dead-lettering: {len(letters)} letters, all 200")
+
+
+async def _topic_gone(admin: AIOKafkaAdminClient, topic: str) -> bool:
+    return topic not in await admin.list_topics()
 
 
 async def test_bad_records_go_to_dead_letter_and_never_stall(

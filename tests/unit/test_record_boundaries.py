@@ -269,3 +269,59 @@ async def test_a_record_cut_short_by_the_stop_is_never_acked() -> None:
     # Faust's cleanup then acks each event once.
     assert [e.message.ack(consumer) for e in cut] == [False, False]
     assert [e.message.ack(consumer) for e in failed + done] == [True, True]
+
+
+async def test_a_batch_is_acknowledged_only_after_the_broker_has_its_dead_letters() -> None:
+    """Letters reported inside a batch are written when it ends; the batch waits for them."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from faust.types.tuples import Message
+
+    from app.kafka.outbox import Outbox, Outgoing
+    from app.pipeline.boundary import batch_boundary, record_boundary
+    from app.pipeline.dead_letters import DeadLetters
+
+    class HeldOutbox(Outbox):
+        """Acknowledges the letters when the test says so (there is no broker here)."""
+
+        def __init__(self) -> None:
+            super().__init__(SETTINGS)
+            self.sent: list[Outgoing] = []
+            self.ack = asyncio.Event()
+
+        async def send_until_done(self, records: Any, timeout_s: float) -> list[Outgoing]:
+            self.sent.extend(records)
+            await self.ack.wait()
+            return []
+
+    def event(offset: int) -> Any:
+        message = Message("posts", 0, offset, 0.0, 0, None, b"k", b"{}", None)
+        return SimpleNamespace(message=message, value=b"not json")
+
+    outbox = HeldOutbox()
+    letters = DeadLetters(SETTINGS, outbox)
+    events = [event(n) for n in range(3)]
+
+    async def one_batch() -> None:
+        async with batch_boundary(letters, events):
+            for e in events:
+                async with record_boundary(letters, "posts", e):
+                    raise RecordRefused("bad")
+            assert outbox.sent == []  # nothing yet: written together when the batch ends
+
+    batch = asyncio.ensure_future(one_batch())
+    await asyncio.sleep(0.05)
+    assert not batch.done()  # held until the broker acknowledges the letters
+    assert len(outbox.sent) == 3 and {r.topic for r in outbox.sent} == {"ocrstream-dead-letter"}
+    outbox.ack.set()
+    await asyncio.wait_for(batch, 1)
+
+    # A batch the stop cuts short writes none of its letters: its records are read again.
+    outbox.sent.clear()
+    with pytest.raises(asyncio.CancelledError):
+        async with batch_boundary(letters, [event(9)]):
+            async with record_boundary(letters, "posts", events[0]):
+                raise RecordRefused("bad")
+            raise asyncio.CancelledError
+    assert outbox.sent == []

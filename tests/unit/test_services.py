@@ -22,7 +22,7 @@ from faust.types import TP
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.kafka.limits import TopicLimits
+from app.kafka.outbox import Outbox
 from app.kafka.stall_watch import StallWatch
 from app.keys.commands import apply_command
 from app.keys.replica import KeysReplica
@@ -238,7 +238,7 @@ class RecordedDeadLetters(DeadLetters):
     """Keeps dead letters in a list instead of publishing them (there is no broker here)."""
 
     def __init__(self) -> None:
-        super().__init__(SETTINGS, TopicLimits(SETTINGS))
+        super().__init__(SETTINGS, Outbox(SETTINGS))
         self.letters: list[DeadLetter] = []
 
     def report(self, letter: DeadLetter, key: bytes | None) -> asyncio.Future[None]:
