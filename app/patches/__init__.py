@@ -27,6 +27,7 @@ MODULES = (
     "app.patches.faust_seek_before_resume",
     "app.patches.faust_fetch_copy",
     "app.patches.faust_commit_in_flight",
+    "app.patches.faust_commit_before_revoke",
     "app.patches.faust_drain_inline",
     "app.patches.faust_bounded_wait_empty",
 )

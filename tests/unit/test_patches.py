@@ -16,6 +16,7 @@ from mode.utils.locks import Event
 from app import patches
 from app.patches import (
     faust_bounded_wait_empty,
+    faust_commit_before_revoke,
     faust_commit_in_flight,
     faust_drain_inline,
     faust_fetch_copy,
@@ -294,6 +295,42 @@ async def test_a_stopping_consumer_gives_up_on_a_record_that_never_finishes(
     # Not stopping (a rebalance): the wait is Faust's, unbounded.
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(faust_bounded_wait_empty._wait_empty(NeverAcked(False)), 1.0)
+
+
+class Revoking:
+    """Faust's consumer as far as ``on_partitions_revoked`` reads it; the app's handler commits."""
+
+    def __init__(self) -> None:
+        self.app = SimpleNamespace(
+            _start_span_from_rebalancing=lambda name: contextlib.nullcontext()
+        )
+        self.diag = SimpleNamespace(set_flag=lambda flag: None, unset_flag=lambda flag: None)
+        self.log = SimpleNamespace(dev=lambda *args: None)
+        self._active_partitions = {STREAM}
+        self._paused_partitions: set[TP] = set()
+        self._gap: dict[TP, list[int]] = {STREAM: []}
+        self._acked = {STREAM: [7, 8, 9]}  # done since the last periodic commit
+        self._acked_index = {STREAM: {7, 8, 9}}
+        self._read_offset = {STREAM: 9}
+        self._committed_offset = {STREAM: 7}
+        self.committable: dict[TP, list[int]] = {}
+
+    async def _on_partitions_revoked(self, revoked: set[TP]) -> None:
+        # The app's handler: waits for the records in flight, then commits what was acked.
+        self.committable = {tp: list(self._acked.get(tp, [])) for tp in revoked}
+
+
+async def test_a_rebalance_commits_the_revoked_partitions_before_forgetting_them() -> None:
+    upstream = faust_commit_before_revoke.PATCHES[0].owner.__dict__["on_partitions_revoked"]
+    forgetful = Revoking()
+    await upstream(forgetful, {STREAM})
+    assert forgetful.committable == {STREAM: []}  # faust-streaming #502: offsets 7-9 done again
+    consumer = Revoking()
+    await faust_commit_before_revoke._on_partitions_revoked(consumer, {STREAM})
+    assert consumer.committable == {STREAM: [7, 8, 9]}
+    # Then forgotten, as Faust does, and no longer fetched.
+    assert STREAM not in consumer._acked and STREAM not in consumer._committed_offset
+    assert consumer._active_partitions == set()
 
 
 def test_every_fence_holds_against_the_installed_libraries() -> None:
