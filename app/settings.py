@@ -55,6 +55,15 @@ class Settings(BaseSettings):
             "others (bounds takeover after a crash)."
         ),
     )
+    commit_interval_s: float = Field(
+        default=0.5,
+        gt=0,
+        description=(
+            "Seconds between commits of what the agents finished. A crashed worker's successor "
+            "does again what was finished since the last commit (at-least-once repeats, each "
+            "with its idempotency key); a clean stop or a rebalance commits first."
+        ),
+    )
     topic_replicas: int = Field(
         default=1,
         ge=1,
