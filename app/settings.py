@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
 
@@ -21,6 +22,10 @@ MAX_IMAGE_PIXELS_DEFAULT = 40_000_000
 # Why 16384: the largest side WebP allows and most image hosts keep; a scrolled phone
 # screenshot (1179 x 15000) still fits.
 MAX_IMAGE_SIDE_DEFAULT = 16384
+# What a browser sends in Origin: a scheme, a host and maybe a port, nothing else.
+_ORIGIN = re.compile(
+    r"https?://([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?", flags=re.ASCII | re.IGNORECASE
+)
 
 
 class Settings(BaseSettings):
@@ -199,6 +204,15 @@ class Settings(BaseSettings):
     )
     web_port: int = Field(
         default=6066, ge=1, le=65535, description="Web server port (the API and live streams)."
+    )
+    cors_origins: str = Field(
+        default="",
+        description=(
+            "Origins whose web pages may call the key holder's API from a browser (CORS), "
+            "comma-separated, e.g. `https://app.example.com,http://localhost:3000`; `*` for "
+            "any. Empty: none (a request with another origin's `Origin` is refused). The admin "
+            "routes and operator pages are never open to other origins."
+        ),
     )
     operator_host: str = Field(
         default="127.0.0.1",
@@ -583,6 +597,22 @@ class Settings(BaseSettings):
                 "(docs/pipeline.md); every event carries its idempotency key instead"
             )
         return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins_only(cls, value: str) -> str:
+        for origin in (o.strip() for o in value.split(",")):
+            if origin and origin != "*" and not _ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"OCRSTREAM_CORS_ORIGINS: {origin[:100]!r} is not an origin (scheme://host "
+                    "or scheme://host:port, no path, no trailing slash)"
+                )
+        return value
+
+    @property
+    def cors_origin_set(self) -> frozenset[str]:
+        """Return the allowed origins, lowercased (``*`` stands for any)."""
+        return frozenset(o.strip().lower() for o in self.cors_origins.split(",") if o.strip())
 
     @model_validator(mode="after")
     def _operator_pages_apart(self) -> Settings:

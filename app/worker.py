@@ -97,7 +97,7 @@ def build_worker() -> tuple[faust.App, list[str]]:
         """Add a point to the dashboard's 15-minute history."""
         status.sample()
 
-    install_routes(web_app)
+    install_routes(web_app, app.web.cors)  # type: ignore[attr-defined]  # the aiohttp driver's
     # Faust's aiohttp driver keeps its runner private; the operator listener is one more site.
     serve_operator_pages(web_app, app.web._runner, settings)  # type: ignore[attr-defined]
     # Why: a full collection walked the ~100,000 objects made while building the worker

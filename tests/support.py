@@ -7,6 +7,7 @@ import io
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from PIL import Image, ImageDraw
@@ -71,6 +73,23 @@ def on_other_ports(settings: Settings) -> Settings:
     """Return ``settings`` for another worker on this machine: web and operator ports of its own."""
     web_port, operator_port = two_free_ports()
     return settings.model_copy(update={"web_port": web_port, "operator_port": operator_port})
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None and not os.environ.get("CI"),
+    reason="chromium not installed (make test installs it as root; CI always has it)",
+)
+
+
+def chromium_command(profile: Path) -> list[str]:
+    """Return headless Chromium's command line, quiet and offline, with a profile of its own."""
+    assert CHROMIUM is not None
+    return [
+        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+        "--no-first-run", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", f"--user-data-dir={profile}",
+    ]  # fmt: skip
 
 
 def operator_url(settings: Settings) -> str:

@@ -8,6 +8,8 @@ from aiohttp import web
 
 from app.metrics import metrics
 from app.web import admin_view, keywords_view, status_view, telegram_view, webhooks_view
+from app.web.context import SETTINGS
+from app.web.cors import enable_cors
 from app.web.errors import API_PREFIXES, error_middleware
 from app.web.ocr_view import ocr_handler
 from app.web.openapi import openapi_handler
@@ -32,8 +34,11 @@ def _count(request: web.Request, status: int) -> None:
         metrics.http_responses.labels(status=str(status)).inc()
 
 
-def install_routes(web_app: web.Application) -> None:
-    """Add the API routes and the JSON error middleware (before the server starts)."""
+def install_routes(web_app: web.Application, cors: Any = None) -> None:
+    """Add the API routes, the JSON error middleware and CORS (before the server starts).
+
+    ``cors`` is the ``aiohttp_cors.CorsConfig`` Faust's web server made, where there is one.
+    """
     # Outermost first: the count sees the status the error middleware chose, which shapes the
     # gate's refusal of an operator page on the API's port.
     web_app.middlewares.append(count_responses)
@@ -65,3 +70,4 @@ def install_routes(web_app: web.Application) -> None:
     router.add_get("/dashboard/thumbnail/{result_id}", status_view.thumbnail)
     router.add_get("/metrics", status_view.prometheus_metrics)
     router.add_get("/samples/{name}", status_view.sample_image)
+    enable_cors(web_app, web_app[SETTINGS], cors)

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import re
-import shutil
 import subprocess
 import time
 import urllib.request
@@ -19,11 +18,18 @@ from PIL import Image
 
 from app.kafka.local import LocalKafka
 from app.keys.admin import admin_over_kafka
-from tests.support import consume, operator_url, post, produce, unique_settings
+from tests.support import (
+    chromium_command,
+    consume,
+    needs_chromium,
+    operator_url,
+    post,
+    produce,
+    unique_settings,
+)
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Set to a directory (e.g. docs/img) to keep the screenshots: `make screenshots` does.
 KEEP_SCREENSHOTS = os.environ.get("OCRSTREAM_SCREENSHOT_DIR")
 IMAGES = ["s00_promo.jpg", "s10_sol.jpg", "s30_promo.png", "s02_sol.png", "s19_tweet.png"]
@@ -32,13 +38,7 @@ THROUGHPUT_GREEN = (0x3F, 0xB9, 0x50)  # the "images read" line
 
 def _render(url: str, profile: Path, screenshot: Path | None = None) -> str:
     """Load the page in headless Chromium, let its script poll for 3 s, return the DOM."""
-    assert CHROMIUM is not None
-    flags = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-        "--no-first-run", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", f"--user-data-dir={profile}", "--virtual-time-budget=3000",
-        "--hide-scrollbars",
-    ]  # fmt: skip
+    flags = [*chromium_command(profile), "--virtual-time-budget=3000", "--hide-scrollbars"]
     if screenshot is not None:
         subprocess.run(
             [*flags, f"--screenshot={screenshot}", "--window-size=1400,1700", url],
@@ -97,10 +97,7 @@ def _pixels_near(
     return near
 
 
-@pytest.mark.skipif(
-    CHROMIUM is None and not os.environ.get("CI"),
-    reason="chromium not installed (make test installs it as root; CI always has it)",
-)
+@needs_chromium
 async def test_the_dashboard_shows_the_pipeline_charts_results_and_errors(
     kafka: LocalKafka, image_host: str, start_worker: Any, tmp_path: Path
 ) -> None:

@@ -28,9 +28,8 @@ ADMIN = "unit-admin"
 SETTINGS = Settings(broker="127.0.0.1:9", admin_key=ADMIN, rate_limit_burst=50)
 
 
-@pytest.fixture
-async def api() -> AsyncIterator[aiohttp.ClientSession]:
-    replica = KeysReplica(SETTINGS)
+def _handlers_app(settings: Settings) -> web.Application:
+    replica = KeysReplica(settings)
 
     async def send(command: ControlCommand) -> None:
         replica.apply(command.key_id, apply_command(replica.get(command.key_id), command))
@@ -39,12 +38,17 @@ async def api() -> AsyncIterator[aiohttp.ClientSession]:
         return replica.get(key_id)
 
     app = web.Application()
-    app[context.SETTINGS] = SETTINGS
+    app[context.SETTINGS] = settings
     app[context.KEYS] = replica
-    app[context.KEY_ADMIN] = KeyAdmin(SETTINGS, send, lookup, wait_s=1.0, poll_s=0.01)
-    app[context.LIMITER] = RateLimiter(SETTINGS.rate_limit_per_minute, burst=50)
+    app[context.KEY_ADMIN] = KeyAdmin(settings, send, lookup, wait_s=1.0, poll_s=0.01)
+    app[context.LIMITER] = RateLimiter(settings.rate_limit_per_minute, burst=50)
     install_routes(app)
-    runner, base = await serve_on_loopback(app)
+    return app
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[aiohttp.ClientSession]:
+    runner, base = await serve_on_loopback(_handlers_app(SETTINGS))
     async with aiohttp.ClientSession(base_url=base) as session:
         yield session
     await runner.cleanup()
@@ -120,3 +124,79 @@ async def test_past_its_burst_a_key_gets_429_with_retry_after(api: aiohttp.Clien
     status, answer = answers[-1]
     assert [s for s, _ in answers[:50]] == [200] * 50
     assert status == 429 and answer["retry_after"] >= 1
+
+
+PAGE = "http://page.example:8765"
+
+
+@pytest.fixture
+async def cors_api() -> AsyncIterator[aiohttp.ClientSession]:
+    settings = SETTINGS.model_copy(update={"cors_origins": f"{PAGE}, https://other.example"})
+    runner, base = await serve_on_loopback(_handlers_app(settings))
+    async with aiohttp.ClientSession(base_url=base) as session:
+        yield session
+    await runner.cleanup()
+
+
+async def test_a_page_on_an_allowed_origin_may_call_the_key_holders_api(
+    cors_api: aiohttp.ClientSession,
+) -> None:
+    key = {"x-api-key": (await _new_key(cors_api))["api_key"]}
+    preflight = {
+        "Origin": PAGE,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "x-api-key, content-type",
+    }
+    async with cors_api.options("/keywords", headers=preflight) as answer:
+        assert answer.status == 200
+        assert answer.headers["Access-Control-Allow-Origin"] == PAGE
+        allowed = answer.headers["Access-Control-Allow-Headers"].lower()
+        assert "x-api-key" in allowed and "content-type" in allowed
+        assert "POST" in answer.headers["Access-Control-Allow-Methods"]
+        assert int(answer.headers["Access-Control-Max-Age"]) > 0
+    async with cors_api.options(
+        "/stream/token", headers={**preflight, "Origin": "https://other.example"}
+    ) as answer:
+        assert answer.headers["Access-Control-Allow-Origin"] == "https://other.example"
+    async with cors_api.post(
+        "/keywords", json={"keywords": ["pepe"]}, headers={**key, "Origin": PAGE}
+    ) as answer:
+        assert answer.status == 200
+        assert answer.headers["Access-Control-Allow-Origin"] == PAGE
+        assert "X-RateLimit-Remaining" in answer.headers["Access-Control-Expose-Headers"]
+    # An error answer is readable by the page too (a browser hides one without the header).
+    async with cors_api.get("/keywords", headers={"Origin": PAGE}) as answer:
+        assert answer.status == 401 and answer.headers["Access-Control-Allow-Origin"] == PAGE
+
+
+async def test_other_origins_and_the_admin_routes_are_refused(
+    cors_api: aiohttp.ClientSession, api: aiohttp.ClientSession
+) -> None:
+    key = {"x-api-key": (await _new_key(cors_api))["api_key"]}
+    stranger = {"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"}
+    async with cors_api.options("/keywords", headers=stranger) as answer:
+        assert answer.status == 403 and "Access-Control-Allow-Origin" not in answer.headers
+        assert "OCRSTREAM_CORS_ORIGINS" in (await answer.json())["error"]
+    async with cors_api.get("/keywords", headers={**key, "Origin": "http://evil.example"}) as a:
+        assert a.status == 403 and "Access-Control-Allow-Origin" not in a.headers
+    # The admin routes never answer a preflight, whatever the origin.
+    admin_preflight = {"Origin": PAGE, "Access-Control-Request-Method": "POST"}
+    async with cors_api.options("/admin/keys", headers=admin_preflight) as answer:
+        assert answer.status == 405 and "Access-Control-Allow-Origin" not in answer.headers
+    # Without the setting no origin is allowed, but a page of the server's own origin is.
+    status, _ = await _call(api, "GET", "/keywords", {**key, "Origin": PAGE})
+    assert status == 403
+    async with api.get("/keywords", headers={**key, "Origin": str(api._base_url)}) as answer:
+        assert answer.status in {200, 401}  # not refused for its origin (the key is cors_api's)
+    # A client that is not a browser sends no Origin, and CORS does not concern it.
+    assert (await _call(cors_api, "GET", "/keywords", key))[0] == 200
+
+
+def test_the_setting_takes_only_origins() -> None:
+    for bad in ("http://a.example/", "a.example", "http://a.example/path", "ftp://a.example"):
+        with pytest.raises(ValueError, match="OCRSTREAM_CORS_ORIGINS"):
+            Settings(cors_origins=bad)
+    assert Settings(cors_origins="HTTP://A.example:3000, *").cors_origin_set == {
+        "http://a.example:3000",
+        "*",
+    }
