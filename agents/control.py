@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable
 from typing import Any
@@ -15,6 +16,7 @@ from app.kafka.admin import create_topics
 from app.keys.changelog import encode_key_record
 from app.keys.commands import ControlError, apply_command, check_targets
 from app.keys.keywords import KeywordError
+from app.keys.sealing import SecretBox, SecretKeyError, box_for
 from app.pipeline.boundary import batch_boundary, record_boundary
 from app.pipeline.records import RecordRefused, decode_with
 from app.pipeline.transient import retried
@@ -70,6 +72,25 @@ def decide(raw: bytes | None) -> tuple[KeyRecord, ControlCommand]:
     try:
         record = apply_command(owned_key_record(command.key_id), command)
         check_targets(settings, command)
-    except (ControlError, KeywordError) as exc:
+        record = _with_secret_sealed(record)
+    except (ControlError, KeywordError, SecretKeyError) as exc:
         raise RecordRefused(f"command refused: {exc}") from None
     return record, command
+
+
+def _with_secret_sealed(record: KeyRecord) -> KeyRecord:
+    """Return the record with its webhook secret sealed under the first operator key.
+
+    Why here: this is the one writer of the keys table, so a record written before sealing
+    existed (or under a key since rotated) is sealed anew the first time it changes.
+    """
+    if not record.webhook_secret:
+        return record
+    sealed = _secret_box().reseal(record.webhook_secret, record.key_id)
+    return record.model_copy(update={"webhook_secret": sealed})
+
+
+@functools.cache
+def _secret_box() -> SecretBox:
+    # Why cached, not built at import: the worker checks the key before it imports the agents.
+    return box_for(settings)

@@ -115,8 +115,9 @@ class KeyRecord(BaseModel):
     # The format of each webhook URL that is not "json" (absent: json; older records have none).
     webhook_formats: dict[str, WebhookFormat] = Field(default_factory=dict)
     telegram: TelegramSubscription | None = None
-    # Why kept in clear: every worker signs deliveries with it (HMAC); it is shown to the admin
-    # only when minted, never listed, never logged.
+    # Sealed with the operator's key (app/keys/sealing.py); records written before sealing
+    # existed hold it in clear until their next change. Every worker opens it to sign
+    # deliveries (HMAC); it is shown to the admin only when minted, never listed, never logged.
     webhook_secret: str = ""
 
 
@@ -173,7 +174,7 @@ class SetWebhooks(BaseModel):
     op: Literal["set_webhooks"] = "set_webhooks"
     key_id: KeyId
     urls: tuple[WebhookUrl, ...] = Field(max_length=MAX_WEBHOOKS_PER_KEY)
-    secret: str | None = Field(default=None, min_length=32, max_length=128)
+    secret: str | None = Field(default=None, min_length=32, max_length=512)  # sealed
     formats: dict[str, WebhookFormat] | None = None
 
     @field_validator("urls")
@@ -192,7 +193,7 @@ class AddWebhook(BaseModel):
     key_id: KeyId
     url: WebhookUrl
     format: WebhookFormat = "json"
-    secret: str | None = Field(default=None, min_length=32, max_length=128)
+    secret: str | None = Field(default=None, min_length=32, max_length=512)  # sealed
 
 
 class RemoveWebhook(BaseModel):

@@ -31,6 +31,8 @@ from app.settings import Settings
 from models.events import EVENT_ID_HEADER
 
 REPO = Path(__file__).resolve().parents[1]
+# The operator key of test workers (a fixed one: a test restarts workers on the same topics).
+TEST_SECRET_KEY = "dGVzdHMtb25seS1vcGVyYXRvci1rZXktMzItYnl0ZXM"
 
 
 def unique_settings(kafka: LocalKafka | LocalKafkaCluster, **overrides: Any) -> Settings:
@@ -55,6 +57,7 @@ def unique_settings(kafka: LocalKafka | LocalKafkaCluster, **overrides: Any) -> 
         "ocr_processes": 1,
         "ocr_concurrency": 2,
         "fetch_allow_private": True,  # the image host is on loopback
+        "secret_key": TEST_SECRET_KEY,
     }
     values.update(overrides)
     return Settings(**values)

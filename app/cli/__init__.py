@@ -49,6 +49,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     kafka.set_defaults(func=_lazy("run", "kafka"))
 
+    sub.add_parser(
+        "secret-key", help="print a new operator key (OCRSTREAM_SECRET_KEY) that seals secrets"
+    ).set_defaults(func=_lazy("run", "secret_key"))
+
     keys = sub.add_parser("keys", help="create, list and revoke API keys")
     keys_sub = keys.add_subparsers(required=True, metavar="ACTION")
     create = keys_sub.add_parser("create", help="create a key and print it (shown only once)")

@@ -19,6 +19,7 @@ from app.keys.apikeys import MalformedKeyError, key_id_of
 from app.keys.changelog import read_keys
 from app.keys.commands import ControlError, check_channels, check_webhooks
 from app.keys.keywords import KeywordError
+from app.keys.sealing import SecretKeyError
 from app.pipeline.records import summarize
 from app.settings import Settings, get_settings
 
@@ -48,7 +49,7 @@ def _run(change: Callable[[KeyAdmin], Awaitable[Change]], show: Callable[[Change
 
     try:
         result = asyncio.run(go())
-    except (UnknownKeyError, ControlError, KeywordError) as exc:
+    except (UnknownKeyError, ControlError, KeywordError, SecretKeyError) as exc:
         raise UsageError(str(exc)) from None
     except ValidationError as exc:
         raise UsageError(summarize(exc)) from None

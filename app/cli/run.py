@@ -24,6 +24,8 @@ def worker(args: argparse.Namespace) -> int:
     from app.kafka.admin import ReplicationError, check_replication, ensure_topics
     from app.kafka.first_start_log import explain_coordinator_startup
     from app.kafka.reconnect_log import throttle_reconnect_logs
+    from app.keys.sealing import SecretKeyError
+    from app.keys.secret_check import check_secret_key
     from app.redact import install_log_redaction
     from app.worker import build_worker  # here: built from the final settings
 
@@ -32,7 +34,8 @@ def worker(args: argparse.Namespace) -> int:
     throttle_reconnect_logs()
     try:
         asyncio.run(check_replication(settings))
-    except ReplicationError as exc:
+        asyncio.run(check_secret_key(settings))
+    except (ReplicationError, SecretKeyError) as exc:
         raise UsageError(str(exc)) from None
     # Why before Faust: it declares only the topics it consumes, not those it produces to.
     created = asyncio.run(ensure_topics(settings))
@@ -59,11 +62,37 @@ def run(args: argparse.Namespace) -> int:
     os.environ["OCRSTREAM_BROKER"] = broker.bootstrap
     # A broker of its own means a first try on this machine: serve the sample images too.
     os.environ.setdefault("OCRSTREAM_SERVE_SAMPLES", "true")
+    if settings.secret_key is None and not settings.secret_key_file:
+        key_file = local_secret_key(cache)
+        os.environ["OCRSTREAM_SECRET_KEY_FILE"] = str(key_file)
+        log.info("secrets are sealed with the key in %s (OCRSTREAM_SECRET_KEY_FILE)", key_file)
     get_settings.cache_clear()
     try:
         return worker(args)
     finally:
         broker.stop()
+
+
+def local_secret_key(cache: Path) -> Path:
+    """Return the file of the local broker's operator key, made (readable by owner) if absent."""
+    from app.keys.sealing import new_secret_key
+
+    path = cache / "secret-key"
+    if not path.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        # Why os.open: the file is created readable by its owner only, never for a moment more.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            out.write(new_secret_key() + "\n")
+    return path
+
+
+def secret_key(args: argparse.Namespace) -> int:
+    """Print a new operator key for OCRSTREAM_SECRET_KEY."""
+    from app.keys.sealing import new_secret_key
+
+    print(new_secret_key())
+    return 0
 
 
 def _stop_on_sigterm() -> None:

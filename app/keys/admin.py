@@ -17,8 +17,9 @@ from aiokafka import AIOKafkaProducer
 
 from app.keys.apikeys import hash_key, mint_key, new_key_id
 from app.keys.changelog import read_keys
-from app.keys.commands import apply_command, check_targets, set_webhooks_command
+from app.keys.commands import apply_command, check_targets, needs_new_secret
 from app.keys.keywords import merge_keywords, normalize_keyword
+from app.keys.sealing import SecretBox, box_for
 from app.settings import Settings
 from app.webhooks.signing import new_secret
 from models.keys import (
@@ -33,6 +34,7 @@ from models.keys import (
     RevokeKey,
     SetChannels,
     SetTelegram,
+    SetWebhooks,
     TelegramSubscription,
     WebhookFormat,
 )
@@ -67,6 +69,7 @@ class KeyAdmin:
         self._lookup = lookup
         self._wait_s = wait_s
         self._poll_s = poll_s
+        self._box: SecretBox | None = None
 
     async def get(self, key_id: str) -> KeyRecord:
         """Return a key's record; raise UnknownKeyError when there is none."""
@@ -106,29 +109,52 @@ class KeyAdmin:
         Raises pydantic's ValidationError for URLs that are not http(s), or too many.
         """
         current = await self.get(key_id)
-        command = set_webhooks_command(current, urls, rotate_secret)
-        secret = command.secret
+        plain = new_secret() if needs_new_secret(current, urls, rotate_secret) else None
+        command = SetWebhooks(key_id=key_id, urls=tuple(urls), secret=self._sealed(plain, key_id))
         change = await self._apply(
             command,
             current,
-            lambda r: r.webhooks == command.urls and (secret is None or r.webhook_secret == secret),
+            lambda r: r.webhooks == command.urls and self._holds(r, plain),
         )
-        return Change(command, change.record, webhook_secret=secret)
+        return Change(command, change.record, webhook_secret=plain)
 
     async def add_webhook(self, key_id: str, url: str, fmt: WebhookFormat) -> Change:
         """Add one webhook URL (or change its format); the secret is in the answer if minted."""
         current = await self.get(key_id)
         # Why mint only for a key without one: its other webhooks keep their secret.
         offered = None if current.webhook_secret else new_secret()
-        command = AddWebhook(key_id=key_id, url=url, format=fmt, secret=offered)
+        command = AddWebhook(
+            key_id=key_id, url=url, format=fmt, secret=self._sealed(offered, key_id)
+        )
         change = await self._apply(
             command,
             current,
             lambda r: url in r.webhooks and r.webhook_formats.get(url, "json") == fmt,
         )
         # Two first webhooks added at once: only the one whose secret was kept shows it.
-        minted = change.record is not None and change.record.webhook_secret == offered
+        minted = (
+            offered is not None
+            and change.record is not None
+            and self._holds(change.record, offered)
+        )
         return Change(command, change.record, webhook_secret=offered if minted else None)
+
+    def _sealed(self, plain: str | None, key_id: str) -> str | None:
+        """Return a minted secret sealed for the control topic (None stays None)."""
+        if plain is None:
+            return None
+        # Why built here, not at start: commands that mint no secret need no operator key.
+        if self._box is None:
+            self._box = box_for(self._settings)
+        return self._box.seal(plain, key_id)
+
+    def _holds(self, record: KeyRecord, plain: str | None) -> bool:
+        """Tell whether the record signs with ``plain`` (always, when none was minted)."""
+        if plain is None:
+            return True
+        if self._box is None or not record.webhook_secret:
+            return False
+        return self._box.open(record.webhook_secret, record.key_id) == plain
 
     async def remove_webhook(self, key_id: str, url: str) -> Change:
         """Remove one webhook URL of a key."""

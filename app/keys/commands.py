@@ -9,7 +9,6 @@ from yarl import URL
 from app.fetch import FetchError, check_url, limits_from
 from app.keys.keywords import merge_keywords, remove_keywords
 from app.settings import Settings
-from app.webhooks.signing import new_secret
 from models.keys import (
     MAX_WEBHOOKS_PER_KEY,
     AddKeywords,
@@ -26,7 +25,6 @@ from models.keys import (
     SetTelegram,
     SetWebhooks,
     TelegramSubscription,
-    WebhookFormat,
     topic_name_problem,
 )
 
@@ -172,21 +170,7 @@ def check_targets(settings: Settings, command: ControlCommand) -> None:
         check_webhooks(settings, (command.url,))
 
 
-def set_webhooks_command(
-    current: KeyRecord,
-    urls: list[str],
-    rotate: bool,
-    formats: dict[str, WebhookFormat] | None = None,
-) -> SetWebhooks:
-    """Return the command that sets ``urls``, minting a secret when one is needed or asked for.
-
-    Raises pydantic's ValidationError for URLs that are not http(s) or too many.
-    """
+def needs_new_secret(current: KeyRecord, urls: list[str], rotate: bool) -> bool:
+    """Tell whether setting ``urls`` mints a signing secret: asked for, or the key has none."""
     # Why mint on the first URL: a key that never had webhooks has nothing to sign with.
-    mint = rotate or (bool(urls) and not current.webhook_secret)
-    return SetWebhooks(
-        key_id=current.key_id,
-        urls=tuple(urls),
-        secret=new_secret() if mint else None,
-        formats=formats,
-    )
+    return rotate or (bool(urls) and not current.webhook_secret)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.kafka.outbox import Outgoing
+from app.keys.sealing import SecretBox, open_secret
 from app.webhooks.formats import discord_body, slack_body, telegram_text
 from app.webhooks.signing import ATTEMPT_HEADER, DELIVERY_HEADER, SIGNATURE_HEADER, sign
 from models.events import EVENT_ID_HEADER
@@ -39,9 +40,16 @@ class NotDeliverable(Exception):
 
 
 def request_for(
-    job: WebhookJob, key: KeyRecord | None, attempt: int, telegram: TelegramBot | None
+    job: WebhookJob,
+    key: KeyRecord | None,
+    attempt: int,
+    telegram: TelegramBot | None,
+    box: SecretBox | None,
 ) -> DeliveryRequest:
-    """Return the POST for one attempt of ``job``; raise NotDeliverable when it is moot."""
+    """Return the POST for one attempt of ``job``; raise NotDeliverable when it is moot.
+
+    ``box`` opens the key's sealed signing secret (SecretKeyError when it cannot).
+    """
     if key is None or key.revoked:
         raise NotDeliverable("the key is revoked")
     if job.chat_id is not None:
@@ -56,7 +64,8 @@ def request_for(
     fmt = key.webhook_formats.get(job.url, "json")
     if fmt == "json":
         body = _dumps(job.event)
-        headers[SIGNATURE_HEADER] = sign(key.webhook_secret, int(time.time()), body)
+        secret = open_secret(box, key.webhook_secret, key.key_id)
+        headers[SIGNATURE_HEADER] = sign(secret, int(time.time()), body)
     else:
         # Discord and Slack verify no signature; their bodies are what they render.
         body = _dumps(discord_body(job.event) if fmt == "discord" else slack_body(job.event))

@@ -27,6 +27,7 @@ from app.fetch import limits_from
 from app.kafka.consumers import consume_until_stopped
 from app.kafka.outbox import Outgoing
 from app.keys.replica import KeysReplica
+from app.keys.sealing import SecretKeyError, box_for
 from app.metrics import metrics
 from app.pipeline.dead_letters import DeadLetters
 from app.pipeline.records import RecordRefused, decode_record
@@ -93,6 +94,10 @@ class WebhookDelivery(Service):
         self._slots = FairSlots(self._settings.webhook_concurrency)
         self._limits = limits_from(settings)
         self._committed: dict[TopicPartition, int] = {}
+        # Why only when set: the worker refuses to start without it; tests of the service
+        # alone may give records whose secret is in clear.
+        has_key = settings.secret_key is not None or bool(settings.secret_key_file)
+        self._box = box_for(settings) if has_key else None
         token = settings.telegram_bot_token
         self._bot = (
             TelegramBot(settings.telegram_api_url, token.get_secret_value()) if token else None
@@ -229,10 +234,15 @@ class WebhookDelivery(Service):
                 try:
                     # Why build it for every attempt: a revoke, a removed URL, a rotated secret
                     # or an inactive chat applies to deliveries already waiting.
-                    request = request_for(job, self._keys.get(job.key_id), attempt_no, self._bot)
+                    key = self._keys.get(job.key_id)
+                    request = request_for(job, key, attempt_no, self._bot, self._box)
                 except NotDeliverable:
                     metrics.webhook_deliveries.labels(outcome="skipped").inc()
                     return None
+                except SecretKeyError as exc:
+                    log.error("webhooks: key %s: %s", job.key_id, exc)
+                    reason = f"the signing secret cannot be opened: {exc}"
+                    return self._dead_letter(record, job.destination, reason, attempt_no)
                 if job.chat_id is not None:
                     await self._telegram_pace.wait_turn(job.chat_id)
                 attempt = await self._post(request, job.key_id)

@@ -103,3 +103,15 @@ def test_the_cluster_profile_has_three_replicating_brokers_and_workers_that_use_
     assert (settings.topic_replicas, settings.min_insync_replicas) == (3, 2)
     # The single-node services carry no profile: `docker compose up` starts them alone.
     assert "profiles" not in services["kafka"] and "profiles" not in services["worker"]
+
+
+def test_every_worker_gets_the_operator_key_from_a_secret_file() -> None:
+    compose = _compose()
+    secret = compose["secrets"]["ocrstream_secret_key"]
+    assert secret["file"] == "./secret-key"
+    assert "secret-key" in (REPO / ".gitignore").read_text().split()
+    for name in ("worker", "cluster-worker"):
+        worker = compose["services"][name]
+        assert worker["secrets"] == ["ocrstream_secret_key"]
+        path = worker["environment"]["OCRSTREAM_SECRET_KEY_FILE"]
+        assert path == "/run/secrets/ocrstream_secret_key"

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from app.keys.sealing import SecretBox, SecretKeyError, new_secret_key
 from app.webhooks.destinations import (
     NotDeliverable,
     TelegramBot,
@@ -18,6 +19,7 @@ from models.keys import KeyRecord, TelegramSubscription
 from models.webhooks import WebhookJob
 
 SECRET = "whsec_" + "k" * 40
+BOX = SecretBox.from_setting(new_secret_key())
 BOT = TelegramBot("http://bot-api.internal:8081/", "42:secret-token")
 EVENT = {"source": "x", "mid": "1", "sid": "2", "link": "", "text": "gm $PEPE", "images": []}
 # A subscription its chat confirmed (a pending one is never sent to: tested below).
@@ -33,7 +35,7 @@ def _key(**changes: object) -> KeyRecord:
         created_at=0,
         webhooks=("https://a.example/json", "https://d.example/discord"),
         webhook_formats={"https://d.example/discord": "discord"},
-        webhook_secret=SECRET,
+        webhook_secret=BOX.seal(SECRET, "abcd1234"),
         telegram=SUBSCRIPTION,
     )
     return record.model_copy(update=changes)
@@ -46,16 +48,31 @@ def _job(**fields: object) -> WebhookJob:
 
 
 def test_json_is_signed_and_discord_is_its_own_body_unsigned() -> None:
-    signed = request_for(_job(url="https://a.example/json"), _key(), 2, BOT)
+    signed = request_for(_job(url="https://a.example/json"), _key(), 2, BOT, BOX)
     assert json.loads(signed.body) == EVENT and signed.check_target
     assert verify(SECRET, signed.headers[SIGNATURE_HEADER], signed.body)
-    discord = request_for(_job(url="https://d.example/discord"), _key(), 1, BOT)
+    discord = request_for(_job(url="https://d.example/discord"), _key(), 1, BOT, BOX)
     assert SIGNATURE_HEADER not in discord.headers
     assert json.loads(discord.body)["embeds"][0]["description"] == "gm $PEPE"
 
 
+def test_the_secret_opens_only_with_the_operators_key_and_for_its_own_key() -> None:
+    job = _job(url="https://a.example/json")
+    with pytest.raises(SecretKeyError, match="does not hold"):
+        request_for(job, _key(), 1, BOT, SecretBox.from_setting(new_secret_key()))
+    with pytest.raises(SecretKeyError, match="OCRSTREAM_SECRET_KEY is not set"):
+        request_for(job, _key(), 1, BOT, None)
+    # Another key's sealed secret, copied into this key's record, does not open.
+    borrowed = _key(webhook_secret=BOX.seal("whsec_" + "z" * 40, "otherkey"))
+    with pytest.raises(SecretKeyError, match="does not open"):
+        request_for(job, borrowed, 1, BOT, BOX)
+    # A record written before sealing existed still signs (until its next change seals it).
+    legacy = request_for(job, _key(webhook_secret=SECRET), 1, BOT, BOX)
+    assert verify(SECRET, legacy.headers[SIGNATURE_HEADER], legacy.body)
+
+
 def test_telegram_goes_to_the_operators_bot_and_names_no_token() -> None:
-    request = request_for(_job(subscription_id="sub1", chat_id="-1001"), _key(), 1, BOT)
+    request = request_for(_job(subscription_id="sub1", chat_id="-1001"), _key(), 1, BOT, BOX)
     assert request.url == "http://bot-api.internal:8081/bot42:secret-token/sendMessage"
     assert not request.check_target  # the operator's address, not a key holder's
     body = json.loads(request.body)
@@ -87,7 +104,7 @@ def test_a_job_the_key_no_longer_wants_is_not_sent(
     job: WebhookJob, key: KeyRecord | None, why: str
 ) -> None:
     with pytest.raises(NotDeliverable, match=why):
-        request_for(job, key, 1, BOT)
+        request_for(job, key, 1, BOT, BOX)
 
 
 class Clock:
