@@ -33,6 +33,7 @@ types: setup
 ## Regenerate what the docs take from the code (the settings table of docs/settings.md).
 docs: setup
 	$(PY) -c "from pathlib import Path; from app.settings import with_settings_table as w; p = Path('docs/settings.md'); p.write_text(w(p.read_text()))"
+	$(PY) -c "from pathlib import Path; from app.kafka.acls import with_acl_commands as w; p = Path('docs/operations.md'); p.write_text(w(p.read_text()))"
 
 ## The dashboard's screenshots in docs/img/, taken by its test against a real worker.
 screenshots: setup

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 import faust
 from mode import ServiceT
 
+from app.kafka.security import faust_credentials
 from app.settings import get_settings
 
 
@@ -62,8 +63,10 @@ app = OcrstreamApp(
     # Why: a worker killed without warning holds its partitions until this runs out.
     broker_session_timeout=settings.session_timeout_s,
     # Why shorter than Faust's 2.8 s: after a crash, what was finished since the last commit is
-    # done again (kill -9: 618 repeats at 2.8 s, 80 at 0.25 s; bench/guarantees.py). Each
+    # done again (3 kills: 552 repeats at 2.8 s, 306 at 0.5 s; bench/guarantees.py). Each
     # interval costs one commit and, every two, one log-end-offset request.
     broker_commit_interval=settings.commit_interval_s,
     broker_heartbeat_interval=settings.heartbeat_interval_s,
+    # TLS and SASL, the same as every other client of the project (app/kafka/security.py).
+    broker_credentials=faust_credentials(settings),
 )

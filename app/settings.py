@@ -198,6 +198,51 @@ class Settings(BaseSettings):
         ),
     )
 
+    # Kafka security: the names of librdkafka's and the Java client's properties
+    # (`security.protocol` is OCRSTREAM_KAFKA_SECURITY_PROTOCOL, and so on).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT",
+        description=(
+            "How every Kafka client of the project connects (`security.protocol`): `SASL_SSL` "
+            "for managed Kafka (Confluent Cloud, MSK, Aiven...), `SSL` for TLS (with a client "
+            "certificate: mutual TLS)."
+        ),
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        default=None,
+        description="`sasl.mechanism`; required with SASL_SSL and SASL_PLAINTEXT.",
+    )
+    kafka_sasl_username: str = Field(default="", description="`sasl.username`.")
+    kafka_sasl_password: SecretStr | None = Field(
+        default=None, description="`sasl.password` (never logged or shown)."
+    )
+    kafka_sasl_password_file: str = Field(
+        default="", description="A file holding `sasl.password` instead (a mounted secret)."
+    )
+    kafka_ssl_ca_location: str = Field(
+        default="",
+        description=(
+            "`ssl.ca.location`: a PEM file of the CA certificates to trust. Empty: the system's."
+        ),
+    )
+    kafka_ssl_certificate_location: str = Field(
+        default="",
+        description="`ssl.certificate.location`: the client's PEM certificate (mutual TLS).",
+    )
+    kafka_ssl_key_location: str = Field(
+        default="", description="`ssl.key.location`: the client's PEM private key (mutual TLS)."
+    )
+    kafka_ssl_key_password: SecretStr | None = Field(
+        default=None, description="`ssl.key.password`, when the private key is encrypted."
+    )
+    kafka_ssl_endpoint_identification_algorithm: Literal["https", "none"] = Field(
+        default="https",
+        description=(
+            "`ssl.endpoint.identification.algorithm`: `https` checks that the broker's "
+            "certificate names the host connected to; `none` turns that off (not advised)."
+        ),
+    )
+
     secret_key: SecretStr | None = Field(
         default=None,
         description=(
@@ -632,6 +677,23 @@ class Settings(BaseSettings):
     def cors_origin_set(self) -> frozenset[str]:
         """Return the allowed origins, lowercased (``*`` stands for any)."""
         return frozenset(o.strip().lower() for o in self.cors_origins.split(",") if o.strip())
+
+    @model_validator(mode="after")
+    def _kafka_credentials_complete(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL_"):
+            has_password = self.kafka_sasl_password is not None or self.kafka_sasl_password_file
+            if not (self.kafka_sasl_mechanism and self.kafka_sasl_username and has_password):
+                raise ValueError(
+                    f"OCRSTREAM_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                    "OCRSTREAM_KAFKA_SASL_MECHANISM (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512), "
+                    "OCRSTREAM_KAFKA_SASL_USERNAME and OCRSTREAM_KAFKA_SASL_PASSWORD (or _FILE)"
+                )
+        if bool(self.kafka_ssl_certificate_location) != bool(self.kafka_ssl_key_location):
+            raise ValueError(
+                "OCRSTREAM_KAFKA_SSL_CERTIFICATE_LOCATION and OCRSTREAM_KAFKA_SSL_KEY_LOCATION "
+                "go together (the client's certificate and its key)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _operator_pages_apart(self) -> Settings:

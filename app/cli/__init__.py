@@ -47,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     kafka.add_argument(
         "--brokers", type=int, default=1, help="a cluster of N nodes (ports chosen free)"
     )
+    kafka.add_argument(
+        "--secure",
+        action="store_true",
+        help="SASL_SSL and mutual TLS with a throwaway CA, SCRAM users and ACLs; prints the "
+        "worker's settings",
+    )
     kafka.set_defaults(func=_lazy("run", "kafka"))
 
     sub.add_parser(

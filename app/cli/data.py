@@ -24,6 +24,7 @@ from app.cli.errors import UsageError
 from app.cli.progress import LineProgress
 from app.kafka.admin import ready_partitions
 from app.kafka.consumers import stop_consumer
+from app.kafka.security import connection
 from app.pipeline.posts import parse_post
 from app.pipeline.records import RecordRefused
 from app.samples import NAMES as SAMPLE_NAMES
@@ -94,7 +95,7 @@ class _producer:
     """An acks=all producer, started and stopped with ``async with``."""
 
     def __init__(self, settings: Settings) -> None:
-        self._producer = AIOKafkaProducer(bootstrap_servers=settings.broker, acks="all")
+        self._producer = AIOKafkaProducer(**connection(settings), acks="all")
 
     async def __aenter__(self) -> AIOKafkaProducer:
         await self._producer.start()
@@ -194,9 +195,7 @@ async def _tail(settings: Settings, topic: str, args: argparse.Namespace) -> int
     partitions = await _partitions(settings, topic, args.timeout if waits else 0.0)
     if not partitions:
         raise UsageError(f"no topic {topic!r} on {settings.broker} (yet?)")
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.broker, group_id=None, enable_auto_commit=False
-    )
+    consumer = AIOKafkaConsumer(**connection(settings), group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
         assigned = [TopicPartition(topic, p) for p in partitions]
@@ -223,7 +222,7 @@ async def _partitions(settings: Settings, topic: str, wait_s: float | None) -> l
     """
     deadline = None if wait_s is None else time.monotonic() + wait_s
     said = False
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.broker)
+    admin = AIOKafkaAdminClient(**connection(settings))
     await admin.start()
     try:
         while not (partitions := await ready_partitions(admin, topic)):

@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from app.cli.errors import UsageError
 from app.settings import get_settings
@@ -21,9 +22,13 @@ def worker(args: argparse.Namespace) -> int:
     settings = get_settings()
     if not settings.broker:
         raise UsageError("OCRSTREAM_BROKER is not set (or use `ocrstream run`)")
+    from aiokafka.errors import TopicAuthorizationFailedError
+
+    from app.kafka.access import AccessError, check_access
     from app.kafka.admin import ReplicationError, check_replication, ensure_topics
     from app.kafka.first_start_log import explain_coordinator_startup
     from app.kafka.reconnect_log import throttle_reconnect_logs
+    from app.kafka.security import KafkaSecurityError
     from app.keys.sealing import SecretKeyError
     from app.keys.secret_check import check_secret_key
     from app.redact import install_log_redaction
@@ -33,12 +38,18 @@ def worker(args: argparse.Namespace) -> int:
     explain_coordinator_startup()
     throttle_reconnect_logs()
     try:
+        asyncio.run(check_access(settings))
         asyncio.run(check_replication(settings))
         asyncio.run(check_secret_key(settings))
-    except (ReplicationError, SecretKeyError) as exc:
+        # Why before Faust: it declares only the topics it consumes, not those it produces to.
+        created = asyncio.run(ensure_topics(settings))
+    except (AccessError, KafkaSecurityError, ReplicationError, SecretKeyError) as exc:
         raise UsageError(str(exc)) from None
-    # Why before Faust: it declares only the topics it consumes, not those it produces to.
-    created = asyncio.run(ensure_topics(settings))
+    except TopicAuthorizationFailedError as exc:
+        raise UsageError(
+            f"the Kafka principal of this worker may not create its topics ({exc}): grant it "
+            'Create on them, or create them first (docs/operations.md, "Production Kafka")'
+        ) from None
     if created:
         log.info("created topics: %s", ", ".join(created))
     app, agents = build_worker()
@@ -111,36 +122,75 @@ def _stop_on_sigterm() -> None:
 def kafka(args: argparse.Namespace) -> int:
     """Run a local Kafka in the foreground: one node, or a cluster with ``--brokers N``."""
     from app.kafka.local import DEFAULT_CACHE, LocalKafka, LocalKafkaCluster
+    from app.kafka.secure_local import secure_material
 
     _stop_on_sigterm()
     settings = get_settings()
     cache = Path(settings.local_kafka_dir) if settings.local_kafka_dir else DEFAULT_CACHE
+    # Why apart: a secured node's storage is formatted with its SCRAM users.
+    home = cache / "secure" if args.secure else cache
+    material = secure_material((args.data or home) / "tls") if args.secure else None
+    broker: LocalKafka | LocalKafkaCluster
     if args.brokers > 1:
-        cluster = LocalKafkaCluster(
-            args.data or cache / f"cluster-{args.brokers}", args.brokers, cache_dir=cache
+        broker = LocalKafkaCluster(
+            args.data or home / f"cluster-{args.brokers}",
+            args.brokers,
+            cache_dir=cache,
+            secure=material,
         )
-        cluster.start()
         replicas = min(3, args.brokers)
-        print(
-            f"Kafka cluster of {args.brokers} ready on {cluster.bootstrap}; Ctrl-C stops it\n"
-            f"  workers: OCRSTREAM_BROKER={cluster.bootstrap} OCRSTREAM_TOPIC_REPLICAS="
-            f"{replicas} OCRSTREAM_MIN_INSYNC_REPLICAS={min(2, replicas)}",
-            flush=True,
+        ready = (
+            f"Kafka cluster of {args.brokers} ready on {broker.bootstrap}; Ctrl-C stops it\n"
+            f"  workers: OCRSTREAM_TOPIC_REPLICAS={replicas} "
+            f"OCRSTREAM_MIN_INSYNC_REPLICAS={min(2, replicas)}"
         )
-        try:
-            cluster.node(1).wait()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            cluster.stop()
-        return 0
-    broker = LocalKafka(args.data or cache / "data", port=args.port, cache_dir=cache)
+        node = broker.node(1)
+    else:
+        broker = LocalKafka(
+            args.data or home / "data", port=args.port, cache_dir=cache, secure=material
+        )
+        ready = f"Kafka ready on {broker.bootstrap}; Ctrl-C stops it"
+        node = broker
     broker.start()
-    print(f"Kafka ready on {broker.bootstrap}; Ctrl-C stops it", flush=True)
     try:
-        broker.wait()
+        if material is not None:
+            ready += "\n" + _secured(broker, material, settings, cache)
+        elif args.brokers > 1:
+            ready += f" OCRSTREAM_BROKER={broker.bootstrap}"
+        print(ready, flush=True)
+        node.wait()
     except KeyboardInterrupt:
         pass
     finally:
         broker.stop()
     return 0
+
+
+def _secured(broker: Any, material: Any, settings: Any, cache: Path) -> str:
+    """Grant the worker user its ACLs; return the settings to connect with, as lines to print."""
+    from app.kafka.acls import grant, worker_acls
+    from app.kafka.local import ensure_jars
+    from app.kafka.secure_local import WORKER_USER
+
+    admin_properties = material.admin_properties(broker.bootstrap)
+    rules = worker_acls(settings)
+    grant(ensure_jars(cache), broker.bootstrap, admin_properties, f"User:{WORKER_USER}", rules)
+    scram = " ".join(f"{k}={v}" for k, v in material.worker_environment(broker.bootstrap).items())
+    mtls = " ".join(
+        f"{k}={v}"
+        for k, v in {
+            "OCRSTREAM_BROKER": broker.tls_bootstrap,
+            "OCRSTREAM_KAFKA_SECURITY_PROTOCOL": "SSL",
+            "OCRSTREAM_KAFKA_SSL_CA_LOCATION": material.ca,
+            "OCRSTREAM_KAFKA_SSL_CERTIFICATE_LOCATION": material.client_certificate,
+            "OCRSTREAM_KAFKA_SSL_KEY_LOCATION": material.client_key,
+        }.items()
+    )
+    return (
+        f"  secured: SASL_SSL (SCRAM-SHA-256/512, PLAIN) and mutual TLS, ACLs enforced; user "
+        f"{WORKER_USER} holds the {len(rules)} ACLs of a worker with app id {settings.app_id} "
+        f"(docs/operations.md)\n"
+        f"  worker (SCRAM): {scram}\n"
+        f"  worker (mutual TLS): {mtls}\n"
+        f"  Kafka's tools as the admin: --command-config {admin_properties}"
+    )

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import for_code
 
+from app.kafka.security import connection
 from app.settings import Settings
+
+TOPIC_ALREADY_EXISTS = 36
 
 
 async def ensure_topics(settings: Settings) -> list[str]:
@@ -28,7 +33,7 @@ async def check_replication(settings: Settings) -> int:
     Why before anything is created: Kafka refuses a topic whose replication factor exceeds the
     brokers, but Faust would log that and go on with some of its topics missing.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.broker)
+    admin = AIOKafkaAdminClient(**connection(settings))
     await admin.start()
     try:
         cluster = await admin.describe_cluster()
@@ -51,7 +56,7 @@ async def check_replication(settings: Settings) -> int:
 
 async def create_topics(settings: Settings, wanted: dict[str, int]) -> list[str]:
     """Create those of ``wanted`` (name -> partitions) that do not exist; return them."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.broker)
+    admin = AIOKafkaAdminClient(**connection(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -66,11 +71,24 @@ async def create_topics(settings: Settings, wanted: dict[str, int]) -> list[str]
             if name not in existing
         ]
         if missing:
-            await admin.create_topics(missing)
+            answer = await admin.create_topics(missing)
+            _raise_refusal(answer.topic_errors)
             await _wait_for_leaders(admin, [topic.name for topic in missing])
         return [topic.name for topic in missing]
     finally:
         await admin.close()
+
+
+def _raise_refusal(topic_errors: list[tuple[Any, ...]]) -> None:
+    """Raise Kafka's error for the first topic it refused to create (one made meanwhile is fine).
+
+    Why: without this a refusal (no Create ACL, a bad config) surfaced only as topics that
+    never got leaders, 30 s later.
+    """
+    for name, code, *rest in topic_errors:
+        if code not in (0, TOPIC_ALREADY_EXISTS):
+            message = rest[0] if rest and rest[0] else ""
+            raise for_code(code)(f"creating topic {name}: {message}".rstrip(": "))
 
 
 async def _wait_for_leaders(

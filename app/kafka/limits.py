@@ -19,6 +19,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from mode import Service
 
+from app.kafka.security import connection
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class TopicLimits(Service):
 
     async def on_start(self) -> None:
         """Open the admin client and read the broker's default record limit."""
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=self._settings.broker)
+        self._admin = AIOKafkaAdminClient(**connection(self._settings))
         await self._admin.start()
         try:
             brokers = (await self._admin.describe_cluster())["brokers"]

@@ -6,6 +6,7 @@ cached outside the repository; the broker runs as a child ``java`` process on lo
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 import signal
@@ -14,6 +15,8 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
+
+from app.kafka.secure_local import SecureMaterial, broker_properties, scram_format_arguments
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +58,16 @@ def port_is_free(port: int) -> bool:
 
 def ensure_jars(cache_dir: Path) -> Path:
     """Return the directory of the broker's jars, fetching them with Maven the first time."""
-    jars = cache_dir / f"jars-{KAFKA_VERSION}"
+    # Why the pom's hash in the name: a cache fetched for another list of jars is not this one.
+    pom_hash = hashlib.sha256(POM.read_bytes()).hexdigest()[:8]
+    jars = cache_dir / f"jars-{KAFKA_VERSION}-{pom_hash}"
     marker = jars / ".complete"
     if marker.exists():
         return jars
     if shutil.which("mvn") is None:
         raise LocalKafkaError("Maven (mvn) is needed to fetch the Kafka broker; install it")
     log.info("fetching Apache Kafka %s jars from Maven Central into %s", KAFKA_VERSION, jars)
-    tmp = cache_dir / f"jars-{KAFKA_VERSION}.partial"
+    tmp = cache_dir / f"jars-{KAFKA_VERSION}-{pom_hash}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     command = [
         "mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
@@ -109,8 +114,12 @@ class LocalKafka:
         replication: int = 1,
         cluster_id: str = "",
         broker_config: dict[str, str] | None = None,
+        secure: SecureMaterial | None = None,
     ) -> None:
         self.data_dir = data_dir
+        # Set: clients need SASL_SSL or a client certificate, and ACLs (app/kafka/secure_local.py).
+        self.secure = secure
+        self.tls_port = free_port() if secure is not None else 0
         # Server properties over the defaults below (e.g. a small message.max.bytes in tests).
         self.broker_config = dict(broker_config or {})
         self.port = port or free_port()
@@ -127,6 +136,11 @@ class LocalKafka:
     def bootstrap(self) -> str:
         """Return ``host:port`` for clients."""
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def tls_bootstrap(self) -> str:
+        """Return ``host:port`` of the mutual-TLS listener of a secured broker."""
+        return f"127.0.0.1:{self.tls_port}"
 
     @property
     def log_file(self) -> Path:
@@ -165,8 +179,12 @@ class LocalKafka:
             # Why: a single test node has no one to wait for before the first rebalance.
             "group.initial.rebalance.delay.ms": "0",
             "num.partitions": "1",
-            **self.broker_config,
         }
+        if self.secure is not None:
+            lines.update(
+                broker_properties(self.secure, self.port, self.controller_port, self.tls_port)
+            )
+        lines.update(self.broker_config)
         config.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
         return config
 
@@ -189,6 +207,8 @@ class LocalKafka:
         if not (self.data_dir / "logs" / "meta.properties").exists():
             fmt = self._java(jars, "kafka.tools.StorageTool", "format", "-t", self.cluster_id,
                              "-c", str(config))  # fmt: skip
+            if self.secure is not None:
+                fmt += scram_format_arguments(self.secure)
             done = subprocess.run(fmt, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 raise LocalKafkaError(f"formatting Kafka storage failed:\n{done.stdout[-2000:]}")
@@ -282,7 +302,13 @@ class LocalKafkaCluster:
     and ``min.insync.replicas`` 2.
     """
 
-    def __init__(self, data_dir: Path, brokers: int = 3, cache_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        brokers: int = 3,
+        cache_dir: Path | None = None,
+        secure: SecureMaterial | None = None,
+    ) -> None:
         if brokers < 1:
             raise ValueError("a cluster needs at least one broker")
         controller_ports = [free_port() for _ in range(brokers)]
@@ -297,6 +323,7 @@ class LocalKafkaCluster:
                 voters=voters,
                 replication=min(3, brokers),
                 cluster_id=cluster_id,
+                secure=secure,
             )
             for i, port in enumerate(controller_ports)
         ]
@@ -305,6 +332,11 @@ class LocalKafkaCluster:
     def bootstrap(self) -> str:
         """Return every node's ``host:port``, comma-separated, for clients."""
         return ",".join(node.bootstrap for node in self.nodes)
+
+    @property
+    def tls_bootstrap(self) -> str:
+        """Return every node's mutual-TLS listener (a secured cluster), comma-separated."""
+        return ",".join(node.tls_bootstrap for node in self.nodes)
 
     def node(self, node_id: int) -> LocalKafka:
         """Return the node with this id (1-based, as Kafka numbers them)."""

@@ -43,6 +43,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from mode import Service
 
 from app.kafka.limits import TopicLimits, oversize, too_large
+from app.kafka.security import connection
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ class Outbox(Service):
 
     async def _new_producer(self) -> AIOKafkaProducer:
         producer = AIOKafkaProducer(
-            bootstrap_servers=self._settings.broker,
+            **connection(self._settings),
             acks="all",
             # Why: a retry after a lost answer (a leader killed mid-request) must not write a
             # record twice; the broker drops the repeat by its sequence number.

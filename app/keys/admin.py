@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 
+from app.kafka.security import connection
 from app.keys.apikeys import hash_key, mint_key, new_key_id
 from app.keys.changelog import read_keys
 from app.keys.commands import apply_command, check_targets, needs_new_secret
@@ -248,7 +249,7 @@ def admin_over_kafka(settings: Settings, wait_s: float = 15.0, poll_s: float = 0
 
 async def send_with_own_producer(settings: Settings, command: ControlCommand) -> None:
     """Publish one control command and wait until the broker has it (for the command line)."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.broker, acks="all")
+    producer = AIOKafkaProducer(**connection(settings), acks="all")
     await producer.start()
     try:
         await producer.send_and_wait(

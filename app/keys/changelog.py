@@ -14,6 +14,7 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from app.kafka.consumers import stop_consumer
+from app.kafka.security import connection
 from app.settings import Settings
 from models.keys import KeyRecord
 
@@ -84,9 +85,7 @@ async def read_changelog(
 
 async def read_keys(settings: Settings) -> dict[str, KeyRecord]:
     """Return every key record, read once from the changelog (for the command line)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.broker, enable_auto_commit=False, group_id=None
-    )
+    consumer = AIOKafkaConsumer(**connection(settings), enable_auto_commit=False, group_id=None)
     records: dict[str, KeyRecord] = {}
 
     def apply(key_id: str, record: KeyRecord | None) -> None:

@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer
 from mode import Service
 
 from app.kafka.consumers import consume_until_stopped
+from app.kafka.security import connection
 from app.keys.changelog import read_changelog
 from app.settings import Settings
 from models.keys import KeyRecord
@@ -47,7 +48,7 @@ class KeysReplica(Service):
         await consume_until_stopped(
             lambda: self.should_stop,
             lambda: AIOKafkaConsumer(
-                bootstrap_servers=self._settings.broker, group_id=None, enable_auto_commit=False
+                **connection(self._settings), group_id=None, enable_auto_commit=False
             ),
             lambda consumer: read_changelog(
                 consumer,

@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer
 from mode import Service
 
 from app.kafka.consumers import consume_until_stopped
+from app.kafka.security import connection
 from app.keys.replica import KeysReplica
 from app.live.feed import BoundedFeed, Closed, LiveEvent
 from app.metrics import metrics
@@ -147,7 +148,7 @@ class LiveHub(Service):
             lambda: AIOKafkaConsumer(
                 # Why no group: every worker reads every partition (and new ones as they come).
                 self._settings.candidates_topic,
-                bootstrap_servers=self._settings.broker,
+                **connection(self._settings),
                 group_id=None,
                 enable_auto_commit=False,
                 auto_offset_reset="latest",

@@ -26,6 +26,7 @@ from mode import Service
 from app.fetch import limits_from
 from app.kafka.consumers import consume_until_stopped
 from app.kafka.outbox import Outgoing
+from app.kafka.security import connection
 from app.keys.replica import KeysReplica
 from app.keys.sealing import SecretKeyError, box_for
 from app.metrics import metrics
@@ -404,7 +405,7 @@ class WebhookDelivery(Service):
 
 def _consumer_for(settings: Settings) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
-        bootstrap_servers=settings.broker,
+        **connection(settings),
         group_id=f"{settings.app_id}-webhooks",
         enable_auto_commit=False,
         auto_offset_reset="earliest",

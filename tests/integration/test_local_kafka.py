@@ -8,6 +8,7 @@ of a worker took 3.3-7.1 s and printed a traceback from each OCR process.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -17,13 +18,17 @@ from pathlib import Path
 
 import pytest
 
+from app.kafka.access import check_access
 from app.kafka.local import LocalKafka, free_port
+from app.settings import Settings
 from tests.support import REPO, settings_env, unique_settings
 
 pytestmark = pytest.mark.integration
 
 
-def _start(data: Path, brokers: int) -> subprocess.Popen[str]:
+def _start(
+    data: Path, brokers: int, *options: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     """Start ``ocrstream kafka`` and wait for its ready line."""
     command = [
         sys.executable,
@@ -38,9 +43,9 @@ def _start(data: Path, brokers: int) -> subprocess.Popen[str]:
     if brokers > 1:
         command += ["--brokers", str(brokers)]
     process = subprocess.Popen(
-        command,
+        [*command, *options],
         cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**(env or os.environ), "PYTHONPATH": str(REPO)},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -127,3 +132,30 @@ def test_ctrl_c_stops_the_worker_quietly_within_two_seconds(
     # Before: 3.3-7.1 s, a banner of -INT- and a KeyboardInterrupt traceback per OCR process.
     assert worker.returncode == 0 and took < 2.0, log[-3000:]
     assert "Traceback" not in log and "KeyboardInterrupt" not in log and "-INT-" not in log
+
+
+def test_a_secured_broker_prints_settings_that_a_worker_can_use_as_they_are(
+    tmp_path: Path, kafka: LocalKafka
+) -> None:
+    settings = unique_settings(kafka)  # only for an app id and topic names of its own
+    process = _start(tmp_path, 1, "--secure", env=settings_env(settings))
+    try:
+        assert process.stdout is not None
+        printed = {}
+        for line in process.stdout:
+            if line.strip().startswith(("worker (SCRAM):", "worker (mutual TLS):")):
+                how, _, pairs = line.strip().partition(": ")
+                printed[how] = dict(pair.split("=", 1) for pair in pairs.split())
+            if "--command-config" in line:
+                break
+        for env in printed.values():
+            fields = {k.removeprefix("OCRSTREAM_").lower(): v for k, v in env.items()}
+            secured = Settings.model_validate(settings.model_dump() | fields)
+            asyncio.run(check_access(secured))  # the credentials work, and the ACLs suffice
+        assert set(printed) == {"worker (SCRAM)", "worker (mutual TLS)"}
+        assert printed["worker (SCRAM)"]["OCRSTREAM_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
+        if process.stdout is not None:
+            process.stdout.close()
