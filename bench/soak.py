@@ -109,9 +109,17 @@ def make_posts(n: int, base: str, tag: str, images: list[str]) -> list[bytes]:
     return posts
 
 
-async def produce_fast(bootstrap: str, topic: str, values: list[bytes], rate: float = 0) -> None:
+Broker = str | dict[str, Any]
+"""``host:port,...``, or an aiokafka client's connection arguments (a secured broker)."""
+
+
+def _connect(broker: Broker) -> dict[str, Any]:
+    return {"bootstrap_servers": broker} if isinstance(broker, str) else broker
+
+
+async def produce_fast(bootstrap: Broker, topic: str, values: list[bytes], rate: float = 0) -> None:
     """Produce values (at ``rate`` per second, or as fast as possible) and wait for acks."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks=1)
+    producer = AIOKafkaProducer(**_connect(bootstrap), linger_ms=5, acks=1)
     await producer.start()
     try:
         started = time.monotonic()
@@ -131,11 +139,11 @@ async def produce_fast(bootstrap: str, topic: str, values: list[bytes], rate: fl
 
 
 async def read_until(
-    bootstrap: str, topic: str, want: int, timeout_s: float
+    bootstrap: Broker, topic: str, want: int, timeout_s: float
 ) -> list[tuple[int, dict[str, Any]]]:
     """Read (broker timestamp ms, JSON value) from a topic until ``want`` records arrived."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
+        topic, **_connect(bootstrap), group_id=None, auto_offset_reset="earliest",
         max_partition_fetch_bytes=4 << 20,
     )  # fmt: skip
     await consumer.start()
@@ -152,12 +160,12 @@ async def read_until(
     return records
 
 
-async def relay(bootstrap: str, source: str, target: str, count: int) -> float:
+async def relay(bootstrap: Broker, source: str, target: str, count: int) -> float:
     """Copy ``count`` records from source to target with bare aiokafka; return records/s."""
     consumer = AIOKafkaConsumer(
-        source, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+        source, **_connect(bootstrap), group_id=None, auto_offset_reset="earliest"
     )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks=1)
+    producer = AIOKafkaProducer(**_connect(bootstrap), linger_ms=5, acks=1)
     await consumer.start()
     await producer.start()
     copied = 0

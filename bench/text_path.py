@@ -1,12 +1,16 @@
 """The text path: text-only posts through one worker, against a bare relay of the same records.
 
-    .venv/bin/python bench/text_path.py [--posts 40000] [--write docs/benchmarks.md]
+    .venv/bin/python bench/text_path.py [--posts 40000] [--secure] [--write docs/benchmarks.md]
 
 One broker, three API keys (one without keywords, two with), and in the same run:
 
 1. a bare aiokafka relay over the same records (consume, produce each, no work): the ceiling;
 2. a worker draining the same number of posts produced at once;
 3. its latency at half its drain rate: produce → firehose channel, broker timestamps.
+
+With ``--secure``, a second broker that takes only SASL_SSL and checks ACLs (``ocrstream kafka
+--secure``) runs the same worker as the least-privileged user (SCRAM-SHA-512 over TLS), in the
+same run: the cost of TLS and SASL against the plaintext worker.
 
 (The design of one record at a time through Faust's producer, measured here against batches
 until issue 23, was removed with exactly-once: 2.7-3.4x slower; docs/benchmarks.md keeps it.)
@@ -25,9 +29,14 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from app.kafka.local import LocalKafka  # noqa: E402
+from pydantic import SecretStr  # noqa: E402
+
+from app.kafka.acls import grant, worker_acls  # noqa: E402
+from app.kafka.local import LocalKafka, ensure_jars  # noqa: E402
+from app.kafka.secure_local import ADMIN_USER, WORKER_USER, secure_material  # noqa: E402
+from app.kafka.security import connection  # noqa: E402
 from bench.ocr_bench import show  # noqa: E402
-from bench.soak import add_keys, cuts, produce_fast, read_until, relay  # noqa: E402
+from bench.soak import Broker, add_keys, cuts, produce_fast, read_until, relay  # noqa: E402
 from tests.support import Worker, post, unique_settings  # noqa: E402
 
 WORDS = ["gm", "wagmi", "chart", "launch", "presale", "airdrop", "moon", "frens", "ser", "dyor"]
@@ -41,42 +50,46 @@ def text_posts(n: int, tag: str) -> list[bytes]:
     ]
 
 
-async def drain(broker: LocalKafka, tmp: Path, n_posts: int) -> dict[str, Any]:
-    """Start a worker, produce n posts at once, and time it to the last firehose delivery."""
-    settings = unique_settings(broker)
+async def drain(
+    broker: LocalKafka, tmp: Path, n_posts: int, settings: Any, bench_client: Broker
+) -> dict[str, Any]:
+    """Start a worker, produce n posts at once, and time it to the last firehose delivery.
+
+    ``bench_client`` is how this script's own producer and readers connect.
+    """
     worker = Worker(settings, tmp)
     worker.start()
     try:
         firehose = await add_keys(settings)
         print(f"worker: producing {n_posts} posts ...", flush=True)
         started = time.time() * 1000
-        await produce_fast(broker.bootstrap, settings.posts_topic, text_posts(n_posts, "s"))
-        deliveries = await read_until(broker.bootstrap, firehose, n_posts, timeout_s=1800)
+        await produce_fast(bench_client, settings.posts_topic, text_posts(n_posts, "s"))
+        deliveries = await read_until(bench_client, firehose, n_posts, timeout_s=1800)
         drain_s = (max(t for t, _ in deliveries) - started) / 1000
         figures: dict[str, Any] = {"posts_per_s": n_posts / drain_s, "drain_s": drain_s}
         print(f"  {figures['posts_per_s']:.0f} posts/s", flush=True)
-        figures.update(await paced(broker, settings, firehose, n_posts // 4, drain_s))
+        figures.update(await paced(bench_client, settings, firehose, n_posts // 4, drain_s))
         return figures
     finally:
         worker.stop()
 
 
 async def paced(
-    broker: LocalKafka, settings: Any, firehose: str, n: int, drain_s: float
+    bench_client: Broker, settings: Any, firehose: str, n: int, drain_s: float
 ) -> dict[str, Any]:
     """Produce n posts at half the drain rate; return the post → channel latency."""
     rate = 0.5 * 4 * n / drain_s
     print(f"  latency: {n} posts at {rate:.0f}/s ...", flush=True)
-    await produce_fast(broker.bootstrap, settings.posts_topic, text_posts(n, "p"), rate=rate)
-    everything = await read_until(broker.bootstrap, firehose, 5 * n, timeout_s=600)
-    posted = await read_until(broker.bootstrap, settings.posts_topic, 5 * n, timeout_s=120)
+    await produce_fast(bench_client, settings.posts_topic, text_posts(n, "p"), rate=rate)
+    everything = await read_until(bench_client, firehose, 5 * n, timeout_s=600)
+    posted = await read_until(bench_client, settings.posts_topic, 5 * n, timeout_s=120)
     produced_at = {value["mid"]: t for t, value in posted}
     latency = [t - produced_at[v["mid"]] for t, v in everything if v["mid"][0] == "p"]
     return {"paced_rate": rate, "latency_ms": cuts(latency)}
 
 
-async def run(n_posts: int) -> dict[str, Any]:
-    """Run the relay and both workers on one broker; return the figures."""
+async def run(n_posts: int, secure: bool) -> dict[str, Any]:
+    """Run the relay and the worker on one broker (and on a secured one); return the figures."""
     with tempfile.TemporaryDirectory() as tmp:
         broker = LocalKafka(Path(tmp) / "kafka")
         broker.start()
@@ -87,44 +100,97 @@ async def run(n_posts: int) -> dict[str, Any]:
             relay_rate = await relay(
                 broker.bootstrap, settings.posts_topic, f"relay-{settings.app_id}", n_posts
             )
-            worker = await drain(broker, Path(tmp), n_posts)
+            worker = await drain(broker, Path(tmp), n_posts, settings, broker.bootstrap)
         finally:
             broker.stop()
-    return {"posts": n_posts, "relay_per_s": relay_rate, "worker": worker}
+        figures = {"posts": n_posts, "relay_per_s": relay_rate, "worker": worker}
+        if secure:
+            print("secured broker (SASL_SSL, SCRAM-SHA-512, ACLs) ...", flush=True)
+            figures["secure"] = await secured_drain(Path(tmp), n_posts)
+    return figures
+
+
+async def secured_drain(tmp: Path, n_posts: int) -> dict[str, Any]:
+    """Run the worker as the least-privileged user on a secured broker; return its figures."""
+    material = secure_material(tmp / "tls")
+    broker = LocalKafka(tmp / "secure-kafka", secure=material)
+    broker.start()
+    try:
+        settings = unique_settings(
+            broker,
+            **{
+                k.removeprefix("OCRSTREAM_").lower(): v
+                for k, v in material.worker_environment(broker.bootstrap).items()
+            },
+        )
+        grant(
+            ensure_jars(broker.cache_dir),
+            broker.bootstrap,
+            material.admin_properties(broker.bootstrap),
+            f"User:{WORKER_USER}",
+            worker_acls(settings),
+        )
+        # This script reads the channels and the posts' timestamps as the admin.
+        admin = settings.model_copy(
+            update={
+                "kafka_sasl_username": ADMIN_USER,
+                "kafka_sasl_password": SecretStr(material.passwords[ADMIN_USER]),
+            }
+        )
+        return await drain(broker, tmp, n_posts, settings, connection(admin))
+    finally:
+        broker.stop()
 
 
 def report(f: dict[str, Any]) -> str:
     """Return the markdown section for docs/benchmarks.md."""
     relay_rate, new = f["relay_per_s"], f["worker"]
     lat = new["latency_ms"]
-    return "\n".join(
-        [
-            f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: one worker, 3 API "
-            f"keys (one without keywords), {f['posts']:,} text-only posts produced at once; "
-            "each post is read twice (posts, candidates) and delivered to the firehose key.",
+    rows = [
+        f"| bare aiokafka relay (consume, produce each, no work) | {relay_rate:.0f} | 1.00× |",
+        f"| worker | {new['posts_per_s']:.0f} | {new['posts_per_s'] / relay_rate:.2f}× |",
+    ]
+    lines = [
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: one worker, 3 API "
+        f"keys (one without keywords), {f['posts']:,} text-only posts produced at once; "
+        "each post is read twice (posts, candidates) and delivered to the firehose key.",
+        "",
+        f"Command: `.venv/bin/python bench/text_path.py --posts {f['posts']}"
+        + (" --secure" if "secure" in f else "")
+        + " --write docs/benchmarks.md`",
+        "",
+        "| run | posts/s | × bare relay |",
+        "|---|---|---|",
+        *rows,
+        "",
+        f"Latency at a steady {new['paced_rate']:.0f} posts/s (half the drain "
+        f"rate), post produced → firehose channel (broker timestamps): p50 "
+        f"{lat['p50']:.0f} ms, p95 {lat['p95']:.0f} ms, p99 {lat['p99']:.0f} ms.",
+    ]
+    if "secure" in f:
+        sec = f["secure"]
+        slat = sec["latency_ms"]
+        cost = 1 - sec["posts_per_s"] / new["posts_per_s"]
+        lines += [
             "",
-            f"Command: `.venv/bin/python bench/text_path.py --posts {f['posts']} "
-            "--write docs/benchmarks.md`",
-            "",
-            "| run | posts/s | × bare relay |",
-            "|---|---|---|",
-            f"| bare aiokafka relay (consume, produce each, no work) | {relay_rate:.0f} | 1.00× |",
-            f"| worker | {new['posts_per_s']:.0f} | {new['posts_per_s'] / relay_rate:.2f}× |",
-            "",
-            f"Latency at a steady {new['paced_rate']:.0f} posts/s (half the drain "
-            f"rate), post produced → firehose channel (broker timestamps): p50 "
-            f"{lat['p50']:.0f} ms, p95 {lat['p95']:.0f} ms, p99 {lat['p99']:.0f} ms.",
+            "On a secured broker in the same run (`ocrstream kafka --secure`: SASL_SSL, "
+            "SCRAM-SHA-512, TLS 1.3, the StandardAuthorizer), the worker as the "
+            f"least-privileged user: {sec['posts_per_s']:.0f} posts/s, "
+            f"{sec['posts_per_s'] / new['posts_per_s']:.2f}× the plaintext worker (TLS and "
+            f"SASL cost {cost:.0%}); latency at {sec['paced_rate']:.0f} posts/s: p50 "
+            f"{slat['p50']:.0f} ms, p95 {slat['p95']:.0f} ms, p99 {slat['p99']:.0f} ms.",
         ]
-    )
+    return "\n".join(lines)
 
 
 def main() -> int:
     """Run the benchmark and print (optionally write) the results."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--posts", type=int, default=40_000)
+    parser.add_argument("--secure", action="store_true", help="also on a secured broker")
     parser.add_argument("--write", type=Path)
     args = parser.parse_args()
-    section = report(asyncio.run(run(args.posts)))
+    section = report(asyncio.run(run(args.posts, args.secure)))
     show(section, args.write, "The text path")
     return 0
 

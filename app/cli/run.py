@@ -151,8 +151,9 @@ def kafka(args: argparse.Namespace) -> int:
         )
         ready = f"Kafka ready on {broker.bootstrap}; Ctrl-C stops it"
         node = broker
-    broker.start()
+    # Why start inside: a Ctrl-C while it starts must stop what was started, as later.
     try:
+        broker.start()
         if material is not None:
             ready += "\n" + _secured(broker, material, settings, cache)
         elif args.brokers > 1:

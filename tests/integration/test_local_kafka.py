@@ -9,6 +9,7 @@ of a worker took 3.3-7.1 s and printed a traceback from each OCR process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -93,12 +94,20 @@ def test_every_broker_jvm_ends_with_the_command(
 ) -> None:
     process = _start(tmp_path, brokers)
     jvms = _jvms(tmp_path)
-    assert len(jvms) == brokers, jvms
-    process.send_signal(how)
-    took = _gone_within(jvms, 30)
-    process.wait(30)
-    assert process.stdout is not None
-    process.stdout.close()
+    try:
+        assert len(jvms) == brokers, jvms
+        process.send_signal(how)
+        took = _gone_within(jvms, 30)
+        process.wait(30)
+    finally:
+        # Why: a failure must not leave JVMs or the pipe behind for the tests after it.
+        for pid in _jvms(tmp_path):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if process.poll() is None:
+            process.kill()
+        assert process.stdout is not None
+        process.stdout.close()
     print(f"\n{brokers} broker(s), {how.name}: every JVM gone {took:.1f} s later")
 
 
