@@ -88,11 +88,16 @@ async def paced(
     return {"paced_rate": rate, "latency_ms": cuts(latency)}
 
 
-async def run(n_posts: int, secure: bool) -> dict[str, Any]:
-    """Run the relay and the worker on one broker (and on a secured one); return the figures."""
+async def run(n_posts: int, secure: bool, rounds: int) -> dict[str, Any]:
+    """Run the relay, then the worker ``rounds`` times (alternating with the secured broker).
+
+    Why alternate, both brokers up throughout: on a noisy 2-core machine whichever runs first
+    or on a fresher broker can win by 30%, so neither may always go first.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         broker = LocalKafka(Path(tmp) / "kafka")
         broker.start()
+        secured = _SecuredBroker(Path(tmp)) if secure else None
         try:
             settings = unique_settings(broker)
             print("bare relay ...", flush=True)
@@ -100,22 +105,42 @@ async def run(n_posts: int, secure: bool) -> dict[str, Any]:
             relay_rate = await relay(
                 broker.bootstrap, settings.posts_topic, f"relay-{settings.app_id}", n_posts
             )
-            worker = await drain(broker, Path(tmp), n_posts, settings, broker.bootstrap)
+            plain: list[dict[str, Any]] = []
+            tls: list[dict[str, Any]] = []
+            for round_no in range(rounds):
+                runs: list[tuple[str, Any]] = [("plaintext", None)]
+                if secured is not None:
+                    runs.insert(round_no % 2, ("secured", secured))
+                for name, on in runs:
+                    print(f"round {round_no + 1}, {name} ...", flush=True)
+                    if on is None:
+                        # Topics of its own: the relay's posts are not the worker's.
+                        own = unique_settings(broker)
+                        plain.append(await drain(broker, Path(tmp), n_posts, own, broker.bootstrap))
+                    else:
+                        tls.append(await on.drain(n_posts))
         finally:
             broker.stop()
-        figures = {"posts": n_posts, "relay_per_s": relay_rate, "worker": worker}
-        if secure:
-            print("secured broker (SASL_SSL, SCRAM-SHA-512, ACLs) ...", flush=True)
-            figures["secure"] = await secured_drain(Path(tmp), n_posts)
+            if secured is not None:
+                secured.stop()
+    figures: dict[str, Any] = {"posts": n_posts, "relay_per_s": relay_rate, "worker": plain}
+    if tls:
+        figures["secure"] = tls
     return figures
 
 
-async def secured_drain(tmp: Path, n_posts: int) -> dict[str, Any]:
-    """Run the worker as the least-privileged user on a secured broker; return its figures."""
-    material = secure_material(tmp / "tls")
-    broker = LocalKafka(tmp / "secure-kafka", secure=material)
-    broker.start()
-    try:
+class _SecuredBroker:
+    """A broker that takes only SASL_SSL and checks ACLs, and workers as its least user."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.material = secure_material(tmp / "tls")
+        self.broker = LocalKafka(tmp / "secure-kafka", secure=self.material)
+        self.broker.start()
+
+    async def drain(self, n_posts: int) -> dict[str, Any]:
+        """Run a worker with topics of its own and only its ACLs; return its figures."""
+        material, broker = self.material, self.broker
         settings = unique_settings(
             broker,
             **{
@@ -137,47 +162,55 @@ async def secured_drain(tmp: Path, n_posts: int) -> dict[str, Any]:
                 "kafka_sasl_password": SecretStr(material.passwords[ADMIN_USER]),
             }
         )
-        return await drain(broker, tmp, n_posts, settings, connection(admin))
-    finally:
-        broker.stop()
+        return await drain(broker, self.tmp, n_posts, settings, connection(admin))
+
+    def stop(self) -> None:
+        """Stop the broker."""
+        self.broker.stop()
 
 
 def report(f: dict[str, Any]) -> str:
     """Return the markdown section for docs/benchmarks.md."""
-    relay_rate, new = f["relay_per_s"], f["worker"]
-    lat = new["latency_ms"]
+    relay_rate, runs = f["relay_per_s"], f["worker"]
+    best = max(runs, key=lambda r: r["posts_per_s"])
+    lat = best["latency_ms"]
+    rates = ", ".join(f"{r['posts_per_s']:.0f}" for r in runs)
     rows = [
         f"| bare aiokafka relay (consume, produce each, no work) | {relay_rate:.0f} | 1.00× |",
-        f"| worker | {new['posts_per_s']:.0f} | {new['posts_per_s'] / relay_rate:.2f}× |",
+        f"| worker (best of {len(runs)}: {rates}) | {best['posts_per_s']:.0f} | "
+        f"{best['posts_per_s'] / relay_rate:.2f}× |",
     ]
+    command = f"`.venv/bin/python bench/text_path.py --posts {f['posts']}"
+    if "secure" in f:
+        command += f" --secure --rounds {len(runs)}"
     lines = [
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: one worker, 3 API "
         f"keys (one without keywords), {f['posts']:,} text-only posts produced at once; "
         "each post is read twice (posts, candidates) and delivered to the firehose key.",
         "",
-        f"Command: `.venv/bin/python bench/text_path.py --posts {f['posts']}"
-        + (" --secure" if "secure" in f else "")
-        + " --write docs/benchmarks.md`",
+        f"Command: {command} --write docs/benchmarks.md`",
         "",
         "| run | posts/s | × bare relay |",
         "|---|---|---|",
         *rows,
         "",
-        f"Latency at a steady {new['paced_rate']:.0f} posts/s (half the drain "
+        f"Latency at a steady {best['paced_rate']:.0f} posts/s (half the drain "
         f"rate), post produced → firehose channel (broker timestamps): p50 "
         f"{lat['p50']:.0f} ms, p95 {lat['p95']:.0f} ms, p99 {lat['p99']:.0f} ms.",
     ]
     if "secure" in f:
-        sec = f["secure"]
-        slat = sec["latency_ms"]
-        cost = 1 - sec["posts_per_s"] / new["posts_per_s"]
+        secured = f["secure"]
+        top = max(secured, key=lambda r: r["posts_per_s"])
+        slat = top["latency_ms"]
+        srates = ", ".join(f"{r['posts_per_s']:.0f}" for r in secured)
+        ratio = top["posts_per_s"] / best["posts_per_s"]
         lines += [
             "",
-            "On a secured broker in the same run (`ocrstream kafka --secure`: SASL_SSL, "
-            "SCRAM-SHA-512, TLS 1.3, the StandardAuthorizer), the worker as the "
-            f"least-privileged user: {sec['posts_per_s']:.0f} posts/s, "
-            f"{sec['posts_per_s'] / new['posts_per_s']:.2f}× the plaintext worker (TLS and "
-            f"SASL cost {cost:.0%}); latency at {sec['paced_rate']:.0f} posts/s: p50 "
+            "On a secured broker in the same run, the rounds alternating which goes first "
+            "(`ocrstream kafka --secure`: SASL_SSL with SCRAM-SHA-512, the StandardAuthorizer), "
+            f"the worker as the least-privileged user: best of {len(secured)} "
+            f"{top['posts_per_s']:.0f} posts/s ({srates}), {ratio:.2f}× the plaintext "
+            f"worker's best; latency at {top['paced_rate']:.0f} posts/s: p50 "
             f"{slat['p50']:.0f} ms, p95 {slat['p95']:.0f} ms, p99 {slat['p99']:.0f} ms.",
         ]
     return "\n".join(lines)
@@ -188,10 +221,12 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--posts", type=int, default=40_000)
     parser.add_argument("--secure", action="store_true", help="also on a secured broker")
+    parser.add_argument("--rounds", type=int, default=1, help="runs of each worker")
     parser.add_argument("--write", type=Path)
     args = parser.parse_args()
-    section = report(asyncio.run(run(args.posts, args.secure)))
-    show(section, args.write, "The text path")
+    section = report(asyncio.run(run(args.posts, args.secure, args.rounds)))
+    title = "The text path, plaintext and on a secured broker" if args.secure else "The text path"
+    show(section, args.write, title)
     return 0
 
 
