@@ -14,7 +14,9 @@ COPY agents ./agents
 COPY models ./models
 RUN pip install --no-cache-dir .
 
-RUN useradd --create-home ocrstream
+# /secure: the `secure` profile's volume, which takes this owner when new (uid 1000, as the
+# apache/kafka image's appuser, who reads the files the setup writes there, mode 600).
+RUN useradd --create-home ocrstream && mkdir /secure && chown ocrstream /secure
 USER ocrstream
 EXPOSE 6066
 CMD ["ocrstream", "worker"]

@@ -59,6 +59,14 @@ def _parser() -> argparse.ArgumentParser:
         "secret-key", help="print a new operator key (OCRSTREAM_SECRET_KEY) that seals secrets"
     ).set_defaults(func=_lazy("run", "secret_key"))
 
+    files = sub.add_parser(
+        "kafka-files",
+        help="write a secured broker's files for a container (docker-compose.yml, secure)",
+    )
+    files.add_argument("directory", type=Path)
+    files.add_argument("--host", required=True, help="the broker's name in the network")
+    files.set_defaults(func=_lazy("run", "kafka_files"))
+
     keys = sub.add_parser("keys", help="create, list and revoke API keys")
     keys_sub = keys.add_subparsers(required=True, metavar="ACTION")
     create = keys_sub.add_parser("create", help="create a key and print it (shown only once)")

@@ -98,6 +98,15 @@ def local_secret_key(cache: Path) -> Path:
     return path
 
 
+def kafka_files(args: argparse.Namespace) -> int:
+    """Write the files of a secured broker in a container (docker-compose.yml, `secure`)."""
+    from app.kafka.secure_compose import write_container_files
+
+    for path in write_container_files(args.directory, args.host, get_settings()):
+        print(path)
+    return 0
+
+
 def secret_key(args: argparse.Namespace) -> int:
     """Print a new operator key for OCRSTREAM_SECRET_KEY."""
     from app.keys.sealing import new_secret_key

@@ -65,7 +65,7 @@ class SecureMaterial:
             "ssl.truststore.type": "PEM",
             "ssl.truststore.location": str(self.ca),
         }
-        _write_private(path, "".join(f"{k}={v}\n" for k, v in lines.items()))
+        write_private(path, "".join(f"{k}={v}\n" for k, v in lines.items()))
         return path
 
     def worker_environment(
@@ -82,23 +82,31 @@ class SecureMaterial:
         }
 
 
-def secure_material(directory: Path) -> SecureMaterial:
-    """Return the material in ``directory``, made the first time (CA, certificates, users)."""
+def secure_material(directory: Path, hosts: tuple[str, ...] = ()) -> SecureMaterial:
+    """Return the material in ``directory``, made the first time (CA, certificates, users).
+
+    The broker's certificate names 127.0.0.1 and localhost, and ``hosts`` (a container's name).
+    """
     passwords_file = directory / "passwords.json"
     if passwords_file.exists():
         return SecureMaterial(directory, json.loads(passwords_file.read_text()))
     directory.mkdir(parents=True, exist_ok=True)
     passwords = {user: secrets.token_urlsafe(24) for user in (ADMIN_USER, WORKER_USER)}
     material = SecureMaterial(directory, passwords)
-    _make_certificates(material)
+    _make_certificates(material, hosts)
     for user, password in passwords.items():
-        _write_private(material.password_file(user), password + "\n")
-    _write_private(passwords_file, json.dumps(passwords))
+        write_private(material.password_file(user), password + "\n")
+    write_private(passwords_file, json.dumps(passwords))
     return material
 
 
 def broker_properties(
-    material: SecureMaterial, port: int, controller_port: int, tls_port: int
+    material: SecureMaterial,
+    port: int,
+    controller_port: int,
+    tls_port: int,
+    host: str = "127.0.0.1",
+    bind: str = "127.0.0.1",
 ) -> dict[str, str]:
     """Return the server properties of a node that clients reach only with credentials.
 
@@ -112,9 +120,9 @@ def broker_properties(
     scram = _jaas("scram", ADMIN_USER, admin_password)
     admin_plain = _jaas("plain", ADMIN_USER, admin_password)[:-1]
     return {
-        "listeners": f"SASL_SSL://127.0.0.1:{port},SSL://127.0.0.1:{tls_port},"
-        f"CONTROLLER://127.0.0.1:{controller_port}",
-        "advertised.listeners": f"SASL_SSL://127.0.0.1:{port},SSL://127.0.0.1:{tls_port}",
+        "listeners": f"SASL_SSL://{bind}:{port},SSL://{bind}:{tls_port},"
+        f"CONTROLLER://{bind}:{controller_port}",
+        "advertised.listeners": f"SASL_SSL://{host}:{port},SSL://{host}:{tls_port}",
         "listener.security.protocol.map": "SASL_SSL:SASL_SSL,SSL:SSL,CONTROLLER:SASL_PLAINTEXT",
         "inter.broker.listener.name": "SASL_SSL",
         "sasl.enabled.mechanisms": ",".join((*SCRAM_MECHANISMS, "PLAIN")),
@@ -158,7 +166,7 @@ def _jaas(kind: str, user: str, password: str) -> str:
     return f'{module} required username="{user}" password="{password}";'
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
     """Write a file readable by its owner only, from its creation on."""
     path.unlink(missing_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -166,7 +174,7 @@ def _write_private(path: Path, text: str) -> None:
         out.write(text)
 
 
-def _make_certificates(material: SecureMaterial) -> None:
+def _make_certificates(material: SecureMaterial, hosts: tuple[str, ...]) -> None:
     """Make a CA, the broker's certificate (127.0.0.1, localhost) and the worker's."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -213,7 +221,7 @@ def _make_certificates(material: SecureMaterial) -> None:
     )
 
     def issued(
-        common_name: str, usages: list[x509.ObjectIdentifier], hosts: bool
+        common_name: str, usages: list[x509.ObjectIdentifier], for_server: bool
     ) -> tuple[bytes, bytes]:
         key = ec.generate_private_key(ec.SECP256R1())
         builder = (
@@ -226,10 +234,11 @@ def _make_certificates(material: SecureMaterial) -> None:
             .not_valid_after(now + datetime.timedelta(days=825))
             .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         )
-        if hosts:
+        if for_server:
             names: list[x509.GeneralName] = [
                 x509.DNSName("localhost"),
                 x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                *(x509.DNSName(host) for host in hosts),
             ]
             builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
         cert = builder.sign(ca_key, hashes.SHA256())
@@ -239,8 +248,10 @@ def _make_certificates(material: SecureMaterial) -> None:
     material.ca.write_bytes(ca_pem)
     # Why client auth too: a broker is also the client of the others (and of itself).
     server_usages = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-    server_key, server_cert = issued("127.0.0.1", server_usages, hosts=True)
-    _write_private(material.server, (server_key + server_cert + ca_pem).decode())
-    client_key, client_cert = issued(WORKER_USER, [ExtendedKeyUsageOID.CLIENT_AUTH], hosts=False)
+    server_key, server_cert = issued("127.0.0.1", server_usages, for_server=True)
+    write_private(material.server, (server_key + server_cert + ca_pem).decode())
+    client_key, client_cert = issued(
+        WORKER_USER, [ExtendedKeyUsageOID.CLIENT_AUTH], for_server=False
+    )
     material.client_certificate.write_bytes(client_cert)
-    _write_private(material.client_key, client_key.decode())
+    write_private(material.client_key, client_key.decode())

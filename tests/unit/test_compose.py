@@ -7,7 +7,9 @@ from typing import Any
 
 import yaml
 
+from app.kafka.acls import worker_acls
 from app.kafka.local import KAFKA_VERSION
+from app.kafka.secure_compose import write_container_files
 from app.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -110,8 +112,46 @@ def test_every_worker_gets_the_operator_key_from_a_secret_file() -> None:
     secret = compose["secrets"]["ocrstream_secret_key"]
     assert secret["file"] == "./secret-key"
     assert "secret-key" in (REPO / ".gitignore").read_text().split()
-    for name in ("worker", "cluster-worker"):
+    for name in ("worker", "cluster-worker", "secure-worker"):
         worker = compose["services"][name]
         assert worker["secrets"] == ["ocrstream_secret_key"]
         path = worker["environment"]["OCRSTREAM_SECRET_KEY_FILE"]
         assert path == "/run/secrets/ocrstream_secret_key"
+
+
+def test_the_secure_profile_runs_the_files_the_code_writes(tmp_path: Path) -> None:
+    services = _compose()["services"]
+    names = ("secure-setup", "kafka-secure", "secure-acls", "secure-worker")
+    assert all(services[name]["profiles"] == ["secure"] for name in names)
+    setup, kafka, acls, worker = (services[name] for name in names)
+    host = setup["command"][setup["command"].index("--host") + 1]
+    mount = setup["command"][2]
+    assert setup["command"][:2] == ["ocrstream", "kafka-files"] and host == "kafka-secure"
+    assert kafka["depends_on"]["secure-setup"]["condition"] == "service_completed_successfully"
+    assert acls["depends_on"]["kafka-secure"]["condition"] == "service_healthy"
+    assert worker["depends_on"]["secure-acls"]["condition"] == "service_completed_successfully"
+    assert all(f"secure-kafka:{mount}" in services[n]["volumes"][0] for n in names)
+    # What the containers run is what the code writes (here into a directory of the test's).
+    written = write_container_files(tmp_path, host, Settings())
+    assert {p.name for p in written} >= {"server.properties", "start-kafka.sh", "grant-acls.sh"}
+    assert kafka["command"] == ["/bin/sh", f"{mount}/start-kafka.sh"]
+    assert acls["command"] == ["/bin/sh", f"{mount}/grant-acls.sh"]
+    assert (tmp_path / "start-kafka.sh").read_text().count("--add-scram") == 4
+    grants = (tmp_path / "grant-acls.sh").read_text()
+    assert grants.count("kafka-acls.sh --bootstrap-server kafka-secure:9093") == len(
+        worker_acls(Settings())
+    )
+    server = (tmp_path / "server.properties").read_text()
+    assert f"advertised.listeners=SASL_SSL://{host}:9093" in server
+    assert "allow.everyone.if.no.acl.found=false" in server
+    # The worker connects as the least-privileged user with the files of the volume.
+    env = worker["environment"]
+    settings = Settings.model_validate(
+        {k.removeprefix("OCRSTREAM_").lower(): v for k, v in env.items()}
+    )
+    assert settings.broker == f"{host}:9093" and settings.kafka_security_protocol == "SASL_SSL"
+    assert settings.kafka_sasl_password_file == f"{mount}/tls/ocrstream.password"
+    assert settings.kafka_ssl_ca_location == f"{mount}/tls/ca.pem"
+    assert "kafka-broker-api-versions.sh --bootstrap-server kafka-secure:9093" in " ".join(
+        kafka["healthcheck"]["test"]
+    )
