@@ -31,8 +31,8 @@ sys.path.insert(0, str(REPO))
 
 from pydantic import SecretStr  # noqa: E402
 
-from app.kafka.acls import grant, worker_acls  # noqa: E402
-from app.kafka.local import LocalKafka, ensure_jars  # noqa: E402
+from app.kafka.acls import worker_acls  # noqa: E402
+from app.kafka.local import LocalKafka  # noqa: E402
 from app.kafka.secure_local import ADMIN_USER, WORKER_USER, secure_material  # noqa: E402
 from app.kafka.security import connection  # noqa: E402
 from bench.ocr_bench import show  # noqa: E402
@@ -148,13 +148,7 @@ class _SecuredBroker:
                 for k, v in material.worker_environment(broker.bootstrap).items()
             },
         )
-        grant(
-            ensure_jars(broker.cache_dir),
-            broker.bootstrap,
-            material.admin_properties(broker.bootstrap),
-            f"User:{WORKER_USER}",
-            worker_acls(settings),
-        )
+        broker.grant_acls(f"User:{WORKER_USER}", worker_acls(settings))
         # This script reads the channels and the posts' timestamps as the admin.
         admin = settings.model_copy(
             update={

@@ -12,11 +12,14 @@ import asyncio
 import contextlib
 import json
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
 
 from aiohttp import web
+
+from app.webhooks.signing import DELIVERY_HEADER
 
 # https://discord.com/developers/docs/resources/message#embed-object-embed-limits
 _DISCORD_EMBED_LIMITS = {"title": 256, "description": 4096}
@@ -291,3 +294,36 @@ def standin_app(
     app.router.add_post("/services/{a}/{b}/{c}", slack.handle)
     app.router.add_post("/bot{token}/{method}", telegram.handle)
     return app
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver whose endpoints answer 200, fail, stall or refuse."""
+
+    base: str = ""
+    # path -> deliveries accepted (2xx), in arrival order: (delivery id, headers, body, time)
+    accepted: dict[str, list[tuple[str, dict[str, str], bytes, float]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    attempts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    stalled: bool = True
+
+    async def handle(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        body = await request.read()
+        delivery = request.headers.get(DELIVERY_HEADER, "")
+        self.attempts[name] += 1
+        if name == "flaky" and self.attempts[f"flaky:{delivery}"] < 1:
+            self.attempts[f"flaky:{delivery}"] += 1
+            return web.Response(status=503, headers={"Retry-After": "0"})
+        if name == "stall" and self.stalled:
+            await asyncio.sleep(30)  # far past the worker's webhook timeout: it gives up first
+            return web.Response(status=504)
+        if name == "gone":
+            return web.Response(status=500)
+        if name == "teapot":
+            return web.Response(status=400)
+        if name == "slow":
+            await asyncio.sleep(0.02)
+        self.accepted[name].append((delivery, dict(request.headers), body, time.monotonic()))
+        return web.Response(status=204)

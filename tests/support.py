@@ -115,6 +115,21 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def run_cli(
+    settings: Settings, *args: str, timeout_s: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m app ARGS`` with ``settings`` as its environment; return what it did."""
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        cwd=REPO,
+        env=settings_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+
+
 @dataclass
 class Worker:
     """A real ``python -m app worker`` process."""

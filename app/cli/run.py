@@ -178,13 +178,14 @@ def kafka(args: argparse.Namespace) -> int:
 
 def _secured(broker: Any, material: Any, settings: Any, cache: Path) -> str:
     """Grant the worker user its ACLs; return the settings to connect with, as lines to print."""
-    from app.kafka.acls import grant, worker_acls
-    from app.kafka.local import ensure_jars
+    from app.kafka.acls import worker_acls
+    from app.kafka.local import LocalKafkaCluster
     from app.kafka.secure_local import WORKER_USER
 
     admin_properties = material.admin_properties(broker.bootstrap)
     rules = worker_acls(settings)
-    grant(ensure_jars(cache), broker.bootstrap, admin_properties, f"User:{WORKER_USER}", rules)
+    node = broker.node(1) if isinstance(broker, LocalKafkaCluster) else broker
+    node.grant_acls(f"User:{WORKER_USER}", rules)
     scram = " ".join(f"{k}={v}" for k, v in material.worker_environment(broker.bootstrap).items())
     mtls = " ".join(
         f"{k}={v}"

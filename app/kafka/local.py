@@ -16,6 +16,7 @@ import time
 import uuid
 from pathlib import Path
 
+from app.kafka.acls import Acl, grant
 from app.kafka.secure_local import SecureMaterial, broker_properties, scram_format_arguments
 
 log = logging.getLogger(__name__)
@@ -141,6 +142,13 @@ class LocalKafka:
     def tls_bootstrap(self) -> str:
         """Return ``host:port`` of the mutual-TLS listener of a secured broker."""
         return f"127.0.0.1:{self.tls_port}"
+
+    def grant_acls(self, principal: str, rules: list[Acl]) -> None:
+        """Grant ``rules`` to ``principal`` on this secured broker, as its admin."""
+        if self.secure is None:
+            raise LocalKafkaError("ACLs need a secured broker (secure=...)")
+        admin_properties = self.secure.admin_properties(self.bootstrap)
+        grant(ensure_jars(self.cache_dir), self.bootstrap, admin_properties, principal, rules)
 
     @property
     def log_file(self) -> Path:

@@ -13,6 +13,7 @@ from PIL import Image
 from app.kafka.local import LocalKafka, LocalKafkaCluster
 from app.settings import Settings
 from tests.conftest import DATA
+from tests.standins import Receiver
 from tests.support import Worker, serve_on_loopback
 from tests.variants import jpeg
 
@@ -66,6 +67,17 @@ async def image_host() -> AsyncIterator[str]:
     app.router.add_get("/page.html", _html_page)
     runner, base = await serve_on_loopback(app)
     yield f"{base}/img"
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    state = Receiver()
+    app = web.Application()
+    app.router.add_post("/hook/{name}", state.handle)
+    runner, base = await serve_on_loopback(app, shutdown_timeout_s=0.5)
+    state.base = f"{base}/hook"
+    yield state
     await runner.cleanup()
 
 

@@ -10,34 +10,27 @@ with only the new key, or none, refuses to start with a sentence.
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import urllib.request
-from collections import defaultdict
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from aiokafka import AIOKafkaConsumer
 
 from app.kafka.consumers import stop_consumer
 from app.kafka.local import LocalKafka
 from app.keys.changelog import read_keys
 from app.keys.sealing import is_sealed, new_secret_key
-from app.settings import Settings
 from app.webhooks.signing import SIGNATURE_HEADER, new_secret, verify
 from models.keys import AddWebhook
+from tests.standins import Receiver
 from tests.support import (
-    REPO,
     TEST_SECRET_KEY,
     admin_request,
     operator_url,
     post,
     produce,
-    serve_on_loopback,
-    settings_env,
+    run_cli,
     unique_settings,
     wait_for,
 )
@@ -45,30 +38,6 @@ from tests.support import (
 pytestmark = pytest.mark.integration
 
 ADMIN = "secrets-admin"
-
-
-class Hooks:
-    """A webhook receiver: what each path got, with its signature header."""
-
-    def __init__(self) -> None:
-        self.base = ""
-        self.got: dict[str, list[tuple[str, bytes]]] = defaultdict(list)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        self.got[request.match_info["name"]].append((request.headers[SIGNATURE_HEADER], body))
-        return web.Response(status=204)
-
-
-@pytest.fixture
-async def hooks() -> AsyncIterator[Hooks]:
-    state = Hooks()
-    app = web.Application()
-    app.router.add_post("/hook/{name}", state.handle)
-    runner, base = await serve_on_loopback(app, shutdown_timeout_s=0.5)
-    state.base = f"{base}/hook"
-    yield state
-    await runner.cleanup()
 
 
 async def _topic_bytes(bootstrap: str, topics: list[str]) -> bytes:
@@ -95,30 +64,19 @@ def _get(url: str) -> str:
         return text
 
 
-def _refused(settings: Settings) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "app", "worker"],
-        cwd=REPO,
-        env=settings_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-async def _delivered(hooks: Hooks, name: str, count: int, secret: str) -> None:
+async def _delivered(hooks: Receiver, name: str, count: int, secret: str) -> None:
     async def arrived() -> bool:
-        return len(hooks.got[name]) >= count
+        return len(hooks.accepted[name]) >= count
 
     await wait_for(arrived, timeout_s=60)
-    for signature, body in hooks.got[name]:
-        assert verify(secret, signature, body), name
+    for _, headers, body, _ in hooks.accepted[name]:
+        assert verify(secret, headers[SIGNATURE_HEADER], body), name
 
 
 async def test_no_secret_reaches_kafka_and_a_rotated_key_still_signs(
-    kafka: LocalKafka, start_worker: Any, hooks: Hooks
+    kafka: LocalKafka, start_worker: Any, receiver: Receiver
 ) -> None:
+    hooks = receiver
     settings = unique_settings(kafka, admin_key=ADMIN)
     worker = start_worker(settings)
     async with aiohttp.ClientSession(base_url=f"http://127.0.0.1:{settings.web_port}") as http:
@@ -187,7 +145,7 @@ async def test_no_secret_reaches_kafka_and_a_rotated_key_still_signs(
         ({"secret_key": new_key}, "does not open the webhook signing secrets of 2 key(s)"),
         ({"secret_key": None}, "OCRSTREAM_SECRET_KEY is not set"),
     ):
-        refused = await asyncio.to_thread(_refused, settings.model_copy(update=missing))
+        refused = await asyncio.to_thread(run_cli, settings.model_copy(update=missing), "worker")
         assert refused.returncode == 2, refused.stderr[-2000:]
         assert said in refused.stderr and "Traceback" not in refused.stderr
         assert new_key not in refused.stderr and TEST_SECRET_KEY not in refused.stderr

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,18 +20,17 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import SecretStr
 
 from app.kafka.access import check_credentials
-from app.kafka.acls import grant, worker_acls
+from app.kafka.acls import worker_acls
 from app.kafka.consumers import stop_consumer
-from app.kafka.local import LocalKafka, ensure_jars
+from app.kafka.local import LocalKafka
 from app.kafka.secure_local import ADMIN_USER, WORKER_USER, SecureMaterial, secure_material
 from app.kafka.security import connection
 from app.settings import Settings
 from tests.support import (
-    REPO,
     admin_request,
     operator_url,
     post,
-    settings_env,
+    run_cli,
     unique_settings,
 )
 
@@ -97,14 +95,7 @@ def _as_admin(settings: Settings, broker: LocalKafka) -> Settings:
 
 
 def _grant(broker: LocalKafka, settings: Settings) -> None:
-    material = _material(broker)
-    grant(
-        ensure_jars(broker.cache_dir),
-        broker.bootstrap,
-        material.admin_properties(broker.bootstrap),
-        f"User:{WORKER_USER}",
-        worker_acls(settings),
-    )
+    broker.grant_acls(f"User:{WORKER_USER}", worker_acls(settings))
 
 
 async def _read(settings: Settings, topic: str, count: int, timeout_s: float = 90) -> list[Any]:
@@ -124,18 +115,9 @@ async def _read(settings: Settings, topic: str, count: int, timeout_s: float = 9
 
 
 def _worker_refused(settings: Settings) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "app", "worker"],
-        cwd=REPO,
-        env=settings_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    return run_cli(settings, "worker")
 
 
-@pytest.mark.parametrize("how", ["SCRAM-SHA-512", "mtls"])
 async def test_an_image_post_reaches_a_keys_channel_on_a_secured_broker_with_only_the_acls(
     secure_kafka: LocalKafka, start_worker: Any, image_host: str, how: str
 ) -> None:
@@ -166,6 +148,19 @@ async def test_an_image_post_reaches_a_keys_channel_on_a_secured_broker_with_onl
     for page in ("/status/", "/metrics"):
         async with aiohttp.ClientSession() as http, http.get(operator_url(settings) + page) as r:
             assert r.status == 200 and password not in await r.text()
+    if how == "mtls":
+        return
+    # The command line connects the same way, as the same user and its ACLs.
+    listed = await asyncio.to_thread(run_cli, settings, "keys", "list")
+    assert listed.returncode == 0 and key["key_id"] in listed.stdout, listed.stderr[-2000:]
+    posted = await asyncio.to_thread(run_cli, settings, "post", "--text", "gm from the CLI")
+    assert posted.returncode == 0, posted.stderr[-2000:]
+    tailed = await asyncio.to_thread(
+        run_cli, settings, "tail", settings.ocr_result_topic, "--last", "1", "--timeout", "20"
+    )
+    assert (
+        tailed.returncode == 0 and "DKwfFc2KA3i22DmxzLQzqi9weodLJXDxCtDpYaS9QJqc" in tailed.stdout
+    )
 
 
 async def test_a_wrong_password_or_a_missing_acl_stops_the_worker_with_a_sentence(
@@ -191,15 +186,7 @@ async def test_a_wrong_password_or_a_missing_acl_stops_the_worker_with_a_sentenc
     # Every ACL but the group's: the worker names the group and what to grant.
     settings = _as_worker(secure_kafka)
     no_group = [acl for acl in worker_acls(settings) if acl.resource != "group"]
-    material = _material(secure_kafka)
-    await asyncio.to_thread(
-        grant,
-        ensure_jars(secure_kafka.cache_dir),
-        secure_kafka.bootstrap,
-        material.admin_properties(secure_kafka.bootstrap),
-        f"User:{WORKER_USER}",
-        no_group,
-    )
+    await asyncio.to_thread(secure_kafka.grant_acls, f"User:{WORKER_USER}", no_group)
     refused = await asyncio.to_thread(_worker_refused, settings)
     assert refused.returncode == 2, refused.stderr[-3000:]
     assert f"may not join the consumer group {settings.app_id}: grant it Read" in refused.stderr

@@ -10,23 +10,20 @@ import asyncio
 import json
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from app.kafka.local import LocalKafka
-from app.webhooks.signing import DELIVERY_HEADER, SIGNATURE_HEADER, verify
+from app.webhooks.signing import SIGNATURE_HEADER, verify
 from models.webhooks import endpoint_id
+from tests.standins import Receiver
 from tests.support import (
     admin_request,
     consume,
     post,
     produce,
-    serve_on_loopback,
     unique_settings,
     wait_for,
 )
@@ -35,50 +32,6 @@ pytestmark = pytest.mark.integration
 
 ADMIN = "test-admin-secret"
 POSTS = 12
-
-
-@dataclass
-class Receiver:
-    """A webhook receiver whose endpoints answer 200, fail, stall or refuse."""
-
-    base: str = ""
-    # path -> deliveries accepted (2xx), in arrival order: (delivery id, headers, body, time)
-    accepted: dict[str, list[tuple[str, dict[str, str], bytes, float]]] = field(
-        default_factory=lambda: defaultdict(list)
-    )
-    attempts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    stalled: bool = True
-
-    async def handle(self, request: web.Request) -> web.Response:
-        name = request.match_info["name"]
-        body = await request.read()
-        delivery = request.headers.get(DELIVERY_HEADER, "")
-        self.attempts[name] += 1
-        if name == "flaky" and self.attempts[f"flaky:{delivery}"] < 1:
-            self.attempts[f"flaky:{delivery}"] += 1
-            return web.Response(status=503, headers={"Retry-After": "0"})
-        if name == "stall" and self.stalled:
-            await asyncio.sleep(30)  # far past the worker's webhook timeout: it gives up first
-            return web.Response(status=504)
-        if name == "gone":
-            return web.Response(status=500)
-        if name == "teapot":
-            return web.Response(status=400)
-        if name == "slow":
-            await asyncio.sleep(0.02)
-        self.accepted[name].append((delivery, dict(request.headers), body, time.monotonic()))
-        return web.Response(status=204)
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    state = Receiver()
-    app = web.Application()
-    app.router.add_post("/hook/{name}", state.handle)
-    runner, base = await serve_on_loopback(app, shutdown_timeout_s=0.5)
-    state.base = f"{base}/hook"
-    yield state
-    await runner.cleanup()
 
 
 async def _endpoint_order(bootstrap: str, topic: str, jobs: int) -> dict[str, list[str]]:
