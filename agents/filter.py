@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +18,7 @@ from app.pipeline.delivery import delivery_for
 from app.pipeline.publish import publish
 from app.services import dead_letters, outbox
 from app.services import keys as keys_replica
-from models.events import EVENT_ID_HEADER
+from models.events import EVENT_ID_HEADER, event_json
 from models.keys import KeyRecord
 from models.webhooks import WebhookJob
 
@@ -95,13 +94,13 @@ async def _plan(
     headers = [(EVENT_ID_HEADER, candidate.event_id.encode())]
     channel_key = event.key if candidate.key is None else candidate.key.encode()
     # Why: the event is the same for every key without keywords; it is serialised once.
-    plain = _dumps(candidate.event)
+    plain = event_json(candidate.event)
     for key in keys_replica.active():
         delivery = delivery_for(key, candidate)
         if delivery is None:
             metrics.deliveries.labels(outcome="filtered").inc()
             continue
-        body = plain if delivery is candidate.event else _dumps(delivery)
+        body = plain if delivery is candidate.event else event_json(delivery)
         if delivery is not candidate.event and delivery.get("source") == "ocr_result":
             activity.matched(candidate.event_id, delivery["keyword_matches"])
         for name in key.channels:
@@ -191,7 +190,3 @@ def _job_record(job: WebhookJob) -> Outgoing:
     return Outgoing(
         settings.webhooks_topic, job.endpoint_id.encode(), job.model_dump_json().encode()
     )
-
-
-def _dumps(event: dict[str, Any]) -> bytes:
-    return json.dumps(event, separators=(",", ":")).encode()

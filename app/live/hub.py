@@ -11,7 +11,6 @@ someone is connected and starts at the end of the topic: a stream is live, not a
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections import defaultdict, deque
@@ -31,7 +30,7 @@ from app.pipeline.candidates import read_candidates
 from app.pipeline.delivery import delivery_for
 from app.pipeline.records import RecordRefused
 from app.settings import Settings
-from models.events import Candidate
+from models.events import Candidate, event_json
 from models.keys import KeyRecord
 
 log = logging.getLogger(__name__)
@@ -226,7 +225,7 @@ class LiveHub(Service):
                 delivery = delivery_for(key, candidate)
             if delivery is None:
                 continue
-            event = LiveEvent(event_id, json.dumps(delivery, separators=(",", ":")).encode())
+            event = LiveEvent(event_id, event_json(delivery))
             recent = self._recent.get(key_id)
             if recent is None:
                 recent = self._recent[key_id] = deque(maxlen=self._settings.stream_resume_events)

@@ -7,16 +7,14 @@ secret or a changed format applies to deliveries already waiting. Pure.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from app.kafka.outbox import Outgoing
 from app.keys.sealing import SecretBox, open_secret
 from app.webhooks.formats import discord_body, slack_body, telegram_text
 from app.webhooks.signing import ATTEMPT_HEADER, DELIVERY_HEADER, SIGNATURE_HEADER, sign
-from models.events import EVENT_ID_HEADER
+from models.events import EVENT_ID_HEADER, event_json
 from models.keys import KeyRecord
 from models.webhooks import WebhookJob
 
@@ -63,12 +61,12 @@ def request_for(
     }
     fmt = key.webhook_formats.get(job.url, "json")
     if fmt == "json":
-        body = _dumps(job.event)
+        body = event_json(job.event)
         secret = open_secret(box, key.webhook_secret, key.key_id)
         headers[SIGNATURE_HEADER] = sign(secret, int(time.time()), body)
     else:
         # Discord and Slack verify no signature; their bodies are what they render.
-        body = _dumps(discord_body(job.event) if fmt == "discord" else slack_body(job.event))
+        body = event_json(discord_body(job.event) if fmt == "discord" else slack_body(job.event))
     return DeliveryRequest(job.url, body, headers, shown_as=job.url)
 
 
@@ -99,16 +97,12 @@ def _telegram_request(
     }
     return DeliveryRequest(
         f"{telegram.api_url.rstrip('/')}/bot{telegram.token}/sendMessage",
-        _dumps(body),
+        event_json(body),
         {"Content-Type": "application/json"},
         shown_as=job.destination,
         check_target=False,
         secrets=(telegram.token,),
     )
-
-
-def _dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
 
 
 def channel_record_for(job: WebhookJob, key: KeyRecord | None) -> Outgoing:
@@ -120,6 +114,6 @@ def channel_record_for(job: WebhookJob, key: KeyRecord | None) -> Outgoing:
     return Outgoing(
         job.channel,
         job.channel_key.encode() if job.channel_key is not None else None,
-        _dumps(job.event),
+        event_json(job.event),
         [(EVENT_ID_HEADER, job.event_id.encode())],
     )

@@ -25,7 +25,7 @@ from app.pipeline.candidates import bundle_bytes, bundles
 from app.pipeline.posts import parse_post, plan_post
 from app.pipeline.records import RecordRefused
 from models.dead_letter import DeadLetter
-from models.events import Candidate
+from models.events import Candidate, event_json
 from models.posts import MAX_IMAGE_URL_CHARS
 from models.webhooks import WebhookJob
 
@@ -86,7 +86,7 @@ def test_everything_a_valid_post_and_its_images_lead_to_fits_kafkas_default_limi
     for value, _ in bundles([plan.candidate], bundle_bytes(DEFAULT_LIMIT)):
         assert _fits(value)
     delivered = {**plan.candidate.event, "keyword_matches": ["k" * 100] * 100}
-    assert _fits(json.dumps(delivered, separators=(",", ":")).encode())
+    assert _fits(event_json(delivered))
     webhook = WebhookJob(
         key_id="a" * 32, url="https://h/" + "p" * 1990, event_id="e", event=delivered
     )
@@ -145,3 +145,15 @@ def test_a_dead_letter_fits_its_topic_whatever_it_holds(
     value = letter.cut_to(limit - 1024)
     assert len(value) <= limit - 1024
     assert DeadLetter.model_validate_json(value).record_bytes == DeadLetter.size_of(raw)
+
+
+def test_a_post_of_emoji_written_as_utf8_stays_within_the_limit_when_delivered() -> None:
+    # Found by the property above: 100,000 emoji are 400 KB as a producer writes them, and
+    # were a 1.2 MB delivery once ASCII-escaped (12 bytes each); now 400 KB again.
+    raw = json.dumps(
+        {"source": "x", "mid": "1", "sid": "1", "link": "", "text": "😀" * MAX_TEXT},
+        ensure_ascii=False,
+    ).encode()
+    plan = plan_post(parse_post(raw, MAX_TEXT), MAX_IMAGES)
+    delivered = event_json({**plan.candidate.event, "keyword_matches": ["k" * 100] * 100})
+    assert _fits(delivered) and len(delivered) < 420_000
