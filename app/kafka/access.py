@@ -9,6 +9,7 @@ from __future__ import annotations
 import ssl
 
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.client import AIOKafkaClient
 from aiokafka.conn import create_conn
 from aiokafka.errors import (
     GroupAuthorizationFailedError,
@@ -16,6 +17,7 @@ from aiokafka.errors import (
     SaslAuthenticationFailed,
     UnsupportedSaslMechanismError,
 )
+from aiokafka.protocol.metadata import MetadataRequest
 
 from app.kafka.acls import worker_acls
 from app.kafka.security import client_security, connection
@@ -32,10 +34,10 @@ class AccessError(RuntimeError):
 async def check_access(settings: Settings) -> None:
     """Raise AccessError when the credentials fail or a topic or group ACL is missing."""
     await check_credentials(settings)
+    await _check_topics(settings)
     admin = AIOKafkaAdminClient(**connection(settings))
     await admin.start()
     try:
-        await _check_topics(admin, settings)
         await _check_group(admin, settings)
     finally:
         await admin.close()
@@ -75,15 +77,31 @@ async def check_credentials(settings: Settings) -> None:
     conn.close()
 
 
-async def _check_topics(admin: AIOKafkaAdminClient, settings: Settings) -> None:
-    names = list(settings.pipeline_topics())
-    described = await admin.describe_topics(names)
-    refused = sorted(t["topic"] for t in described if t["error_code"] == TOPIC_AUTHORIZATION_FAILED)
+async def _check_topics(settings: Settings) -> None:
+    errors = await topic_errors(settings, list(settings.pipeline_topics()))
+    refused = sorted(name for name, code in errors.items() if code == TOPIC_AUTHORIZATION_FAILED)
     if refused:
         raise AccessError(
             f"the Kafka principal of this worker may not use the topic(s) {', '.join(refused)}: "
             f"grant it {_topic_rule(settings, refused[0])} ({OPERATIONS_DOC} lists every ACL)"
         )
+
+
+async def topic_errors(settings: Settings, names: list[str]) -> dict[str, int]:
+    """Return each topic's metadata error code (0, unknown, not authorized), creating none.
+
+    Why not the admin client's describe_topics: its metadata request lets the broker create a
+    missing topic with the broker's defaults (one partition, no compaction) before
+    ensure_topics could create it as the pipeline needs it.
+    """
+    client = AIOKafkaClient(**connection(settings))
+    await client.bootstrap()
+    try:
+        request = MetadataRequest(names, allow_auto_topic_creation=False)
+        response = await client.send(client.get_random_node(), request)
+    finally:
+        await client.close()
+    return {topic["topic"]: topic["error_code"] for topic in response.to_object()["topics"]}
 
 
 async def _check_group(admin: AIOKafkaAdminClient, settings: Settings) -> None:

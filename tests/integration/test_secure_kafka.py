@@ -17,10 +17,12 @@ from typing import Any
 import aiohttp
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import SecretStr
 
-from app.kafka.access import check_credentials
+from app.kafka.access import check_access, check_credentials, topic_errors
 from app.kafka.acls import worker_acls
+from app.kafka.admin import ensure_topics
 from app.kafka.consumers import stop_consumer
 from app.kafka.local import LocalKafka
 from app.kafka.secure_local import ADMIN_USER, WORKER_USER, SecureMaterial, secure_material
@@ -37,6 +39,7 @@ from tests.support import (
 pytestmark = pytest.mark.integration
 
 ADMIN = "secure-admin"
+UNKNOWN_TOPIC_OR_PARTITION = 3
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +121,7 @@ def _worker_refused(settings: Settings) -> subprocess.CompletedProcess[str]:
     return run_cli(settings, "worker")
 
 
+@pytest.mark.parametrize("how", ["SCRAM-SHA-512", "mtls"])
 async def test_an_image_post_reaches_a_keys_channel_on_a_secured_broker_with_only_the_acls(
     secure_kafka: LocalKafka, start_worker: Any, image_host: str, how: str
 ) -> None:
@@ -137,6 +141,14 @@ async def test_an_image_post_reaches_a_keys_channel_on_a_secured_broker_with_onl
         await producer.stop()
     channel = settings.channel_topic(key["key_id"])
     events = await _read(admin, channel, count=2)
+    # The worker created its topics as it needs them (not the broker, with its defaults).
+    admin_client = AIOKafkaAdminClient(**connection(admin))
+    await admin_client.start()
+    try:
+        posts = await admin_client.describe_topics([settings.posts_topic])
+    finally:
+        await admin_client.close()
+    assert len(posts[0]["partitions"]) == settings.topic_partitions
     result = next(e for e in events if e["source"] == "ocr_result")
     assert result["buy_ca"] == [
         {"network": "solana", "address": "DKwfFc2KA3i22DmxzLQzqi9weodLJXDxCtDpYaS9QJqc"}
@@ -195,3 +207,21 @@ async def test_a_wrong_password_or_a_missing_acl_stops_the_worker_with_a_sentenc
     refused = await asyncio.to_thread(_worker_refused, bare)
     assert refused.returncode == 2 and "may not use the topic(s)" in refused.stderr
     assert bare.posts_topic in refused.stderr and "Traceback" not in refused.stderr
+
+
+async def test_the_access_check_creates_no_topic(kafka: LocalKafka) -> None:
+    # Before: it described the pipeline's topics with a metadata request that let the broker
+    # create them with its defaults (one partition; a changelog without compaction), so the
+    # worker then found them "existing" and never created them as it needs them.
+    settings = unique_settings(kafka, topic_partitions=3)
+    await check_access(settings)
+    errors = await topic_errors(settings, list(settings.pipeline_topics()))
+    assert set(errors.values()) == {UNKNOWN_TOPIC_OR_PARTITION}, errors
+    await ensure_topics(settings)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([settings.posts_topic])
+    finally:
+        await admin.close()
+    assert len(described[0]["partitions"]) == 3
