@@ -27,6 +27,10 @@ from tests.support import REPO, settings_env, unique_settings
 pytestmark = pytest.mark.integration
 
 
+def _sigint_as_from_a_terminal() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(
     data: Path, brokers: int, *options: str, env: dict[str, str] | None = None
 ) -> subprocess.Popen[str]:
@@ -45,6 +49,9 @@ def _start(
         command += ["--brokers", str(brokers)]
     process = subprocess.Popen(
         [*command, *options],
+        # As from a terminal: a shell without job control starts background commands (a CI
+        # script's `&`) with SIGINT ignored, and Python keeps an ignored SIGINT ignored.
+        preexec_fn=_sigint_as_from_a_terminal,
         cwd=REPO,
         env={**(env or os.environ), "PYTHONPATH": str(REPO)},
         stdout=subprocess.PIPE,
@@ -106,6 +113,7 @@ def test_every_broker_jvm_ends_with_the_command(
                 os.kill(pid, signal.SIGKILL)
         if process.poll() is None:
             process.kill()
+            process.wait(30)
         assert process.stdout is not None
         process.stdout.close()
     print(f"\n{brokers} broker(s), {how.name}: every JVM gone {took:.1f} s later")
