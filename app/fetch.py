@@ -179,6 +179,25 @@ class PublicOnlyResolver(AbstractResolver):
         await self._inner.close()
 
 
+async def check_resolves(url: URL, limits: FetchLimits, timeout_s: float = 5.0) -> None:
+    """Refuse (FetchRefusedError) a URL whose host resolves to a non-public address, or not at all.
+
+    Why besides the check at each connection: a webhook registered with such a host would be
+    accepted, then every delivery dead-lettered; refused at registration, the key holder knows.
+    """
+    check_url(url, limits)
+    if limits.allow_private or url.host is None:
+        return
+    resolver = resolver_for(limits)
+    try:
+        async with asyncio.timeout(timeout_s):
+            await resolver.resolve(url.host, url.port or 0)
+    except (OSError, TimeoutError):
+        raise FetchRefusedError(f"{url.host} does not resolve") from None
+    finally:
+        await resolver.close()
+
+
 def resolver_for(limits: FetchLimits) -> AbstractResolver:
     """Return the resolver outbound connections use: public addresses only, unless allowed."""
     if limits.allow_private:

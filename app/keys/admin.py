@@ -18,7 +18,12 @@ from aiokafka import AIOKafkaProducer
 from app.kafka.security import connection
 from app.keys.apikeys import hash_key, mint_key, new_key_id
 from app.keys.changelog import read_keys
-from app.keys.commands import apply_command, check_targets, needs_new_secret
+from app.keys.commands import (
+    apply_command,
+    check_targets,
+    check_webhook_hosts,
+    needs_new_secret,
+)
 from app.keys.keywords import merge_keywords, normalize_keyword
 from app.keys.sealing import SecretBox, box_for
 from app.settings import Settings
@@ -112,6 +117,7 @@ class KeyAdmin:
         current = await self.get(key_id)
         plain = new_secret() if needs_new_secret(current, urls, rotate_secret) else None
         command = SetWebhooks(key_id=key_id, urls=tuple(urls), secret=self._sealed(plain, key_id))
+        await check_webhook_hosts(self._settings, command.urls)  # after the URLs' validation
         change = await self._apply(
             command,
             current,
@@ -127,6 +133,7 @@ class KeyAdmin:
         command = AddWebhook(
             key_id=key_id, url=url, format=fmt, secret=self._sealed(offered, key_id)
         )
+        await check_webhook_hosts(self._settings, (command.url,))  # after the URL's validation
         change = await self._apply(
             command,
             current,

@@ -6,7 +6,7 @@ import hmac
 
 from yarl import URL
 
-from app.fetch import FetchError, check_url, limits_from
+from app.fetch import FetchError, check_resolves, check_url, limits_from
 from app.keys.keywords import merge_keywords, remove_keywords
 from app.settings import Settings
 from models.keys import (
@@ -154,6 +154,23 @@ def check_webhooks(settings: Settings, urls: tuple[str, ...]) -> None:
             check_url(URL(url), limits)
         except (FetchError, ValueError) as exc:
             raise ControlError(f"webhook {url[:100]!r} refused: {exc}") from None
+
+
+async def check_webhook_hosts(settings: Settings, urls: tuple[str, ...]) -> None:
+    """Refuse webhook URLs whose host resolves to a non-public address (ControlError).
+
+    Done where a webhook is registered (KeyAdmin); the control agent keeps the literal check
+    alone, as a name may resolve otherwise later, and each delivery checks again anyway.
+    """
+    limits = limits_from(settings)
+    for url in urls:
+        try:
+            await check_resolves(URL(url), limits)
+        except (FetchError, ValueError) as exc:
+            raise ControlError(
+                f"webhook {url[:100]!r} refused: {exc} (a network allowed for images and "
+                "webhooks goes in OCRSTREAM_FETCH_ALLOWED_NETWORKS)"
+            ) from None
 
 
 def check_targets(settings: Settings, command: ControlCommand) -> None:

@@ -17,6 +17,7 @@ from aiohttp import web
 from app.keys.admin import KeyAdmin
 from app.keys.commands import apply_command
 from app.keys.replica import KeysReplica
+from app.keys.sealing import new_secret_key
 from app.settings import Settings
 from app.web import context
 from app.web.ratelimit import RateLimiter
@@ -25,7 +26,9 @@ from models.keys import ControlCommand, KeyRecord
 from tests.support import serve_on_loopback
 
 ADMIN = "unit-admin"
-SETTINGS = Settings(broker="127.0.0.1:9", admin_key=ADMIN, rate_limit_burst=50)
+SETTINGS = Settings(
+    broker="127.0.0.1:9", admin_key=ADMIN, rate_limit_burst=50, secret_key=new_secret_key()
+)
 
 
 def _handlers_app(settings: Settings) -> web.Application:
@@ -200,3 +203,33 @@ def test_the_setting_takes_only_origins() -> None:
         "http://a.example:3000",
         "*",
     }
+
+
+async def test_a_webhook_whose_host_resolves_to_loopback_is_refused_when_registered(
+    api: aiohttp.ClientSession,
+) -> None:
+    # Before: 201 and a secret, then every delivery dead-lettered ("resolves to a non-public
+    # address"). Now refused at once, naming the setting that would allow it.
+    key = {"x-api-key": (await _new_key(api))["api_key"]}
+    status, answer = await _call(api, "POST", "/webhooks", key, url="http://localhost:8801/hook")
+    assert status == 409, answer
+    assert "localhost resolves to a non-public address" in answer["error"]
+    assert "OCRSTREAM_FETCH_ALLOWED_NETWORKS" in answer["error"]
+    status, answer = await _call(api, "POST", "/webhooks", key, url="http://127.0.0.1:8801/h")
+    assert status == 409 and "not a public address" in answer["error"]
+    status, listed = await _call(api, "GET", "/webhooks", key)
+    assert status == 200 and listed["data"]["webhooks"] == []
+
+
+async def test_an_allowed_network_lets_a_named_internal_webhook_register() -> None:
+    settings = SETTINGS.model_copy(update={"fetch_allowed_networks": "127.0.0.0/8"})
+    runner, base = await serve_on_loopback(_handlers_app(settings))
+    try:
+        async with aiohttp.ClientSession(base_url=base) as api:
+            key = {"x-api-key": (await _new_key(api))["api_key"]}
+            url = "http://localhost:8801/hook"
+            status, answer = await _call(api, "POST", "/webhooks", key, url=url)
+            assert status == 201, answer
+            assert answer["data"]["webhook_secret"].startswith("whsec_")
+    finally:
+        await runner.cleanup()
