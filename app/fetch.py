@@ -156,6 +156,10 @@ def is_fetchable_address(address: str, allowed_networks: tuple[Network, ...] = (
     return any(ip in network for network in allowed_networks)
 
 
+# Why in the message: the operator may mean it (an internal image host), and this says how.
+_ALLOW_HINT = " (OCRSTREAM_FETCH_ALLOWED_NETWORKS can allow its network)"
+
+
 class PublicOnlyResolver(AbstractResolver):
     """Resolve names and refuse any that lead to a non-public address (checked per connect)."""
 
@@ -171,7 +175,7 @@ class PublicOnlyResolver(AbstractResolver):
         for result in results:
             if not is_fetchable_address(result["host"], self._allowed):
                 # Why refuse all: a name with one internal address is a rebinding attempt.
-                raise FetchRefusedError(f"{host} resolves to a non-public address")
+                raise FetchRefusedError(f"{host} resolves to a non-public address{_ALLOW_HINT}")
         return results
 
     async def close(self) -> None:
@@ -232,7 +236,7 @@ def check_url(url: URL, limits: FetchLimits) -> None:
         return  # a name: the resolver checks what it resolves to
     # Why here: aiohttp skips the resolver for literal IPs.
     if not is_fetchable_address(url.host, limits.allowed_networks):
-        raise FetchRefusedError(f"{url.host} is not a public address")
+        raise FetchRefusedError(f"{url.host} is not a public address{_ALLOW_HINT}")
 
 
 class HostSlots:

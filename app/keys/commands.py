@@ -167,10 +167,7 @@ async def check_webhook_hosts(settings: Settings, urls: tuple[str, ...]) -> None
         try:
             await check_resolves(URL(url), limits)
         except (FetchError, ValueError) as exc:
-            raise ControlError(
-                f"webhook {url[:100]!r} refused: {exc} (a network allowed for images and "
-                "webhooks goes in OCRSTREAM_FETCH_ALLOWED_NETWORKS)"
-            ) from None
+            raise ControlError(f"webhook {url[:100]!r} refused: {exc}") from None
 
 
 def check_targets(settings: Settings, command: ControlCommand) -> None:

@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,30 @@ def test_the_readme_tour_runs_as_written(kafka: LocalKafka, start_worker: Any) -
     with urllib.request.urlopen(sample_url(settings, "pepe.png"), timeout=10) as response:
         assert response.headers["Content-Type"] == "image/png"
         assert response.read() == sample_bytes("pepe.png")  # a browser sees what was read
+    # POST /ocr reads the same sample URL as the pipeline does (before: 422, "127.0.0.1 is not
+    # a public address"); another loopback URL stays refused, naming the setting.
+    api_key = re.search(r"osk_\S+", outputs[0])
+    assert api_key, outputs[0]
+    base = f"http://127.0.0.1:{settings.web_port}"
+    status, answer = _post_json(
+        f"{base}/ocr", {"imageUrl": sample_url(settings, "pepe.png")}, api_key[0]
+    )
+    assert status == 200 and "$PEPE presale live" in answer["data"]["text"], answer
+    status, answer = _post_json(f"{base}/ocr", {"imageUrl": f"{base}/openapi.json"}, api_key[0])
+    assert status == 422 and "OCRSTREAM_FETCH_ALLOWED_NETWORKS" in answer["error"], answer
+
+
+def _post_json(url: str, body: dict[str, Any], api_key: str) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "x-api-key": api_key},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read())
 
 
 async def test_a_file_of_posts_is_sent_and_each_refused_line_named(
