@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -46,17 +47,65 @@ def _settings() -> Settings:
 
 
 def with_defaults(fields: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
-    """Return a post with what was not given filled in: source x, a fresh mid, link, time."""
+    """Return a post with what was not given filled in: source x, a fresh mid, link, time.
+
+    The link is made where the post's ids name it: X from sid and mid, Telegram from a public
+    channel's username and the message number. Elsewhere (Discord, a private Telegram chat) it
+    must be given: ``missing_link`` says so.
+    """
     post = dict(fields)
     post.setdefault("source", "x")
     post.setdefault("sid", "ocrstream-cli")
     post.setdefault("mid", str(time.time_ns()))
-    if post.get("source") == "x" and isinstance(post.get("sid"), str):
-        post.setdefault("link", f"https://x.com/{post['sid']}/status/{post['mid']}")
+    link = _link_of(post)
+    if link is not None:
+        post.setdefault("link", link)
     post.setdefault("text", "")
     post.setdefault("images", [])
     post.setdefault("timestamp", (now or datetime.now(UTC)).isoformat())
     return post
+
+
+# A public Telegram username: 5 to 32 of letters, digits and underscores, starting with a letter.
+_TELEGRAM_USERNAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{4,31}")
+
+
+def _link_of(post: dict[str, Any]) -> str | None:
+    source, sid, mid = post.get("source"), post.get("sid"), post.get("mid")
+    if not isinstance(sid, str) or not isinstance(mid, str):
+        return None
+    if source == "x":
+        return f"https://x.com/{sid}/status/{mid}"
+    if source == "telegram" and _TELEGRAM_USERNAME.fullmatch(sid) and mid.isdigit():
+        return f"https://t.me/{sid}/{mid}"
+    return None
+
+
+def missing_link(post: dict[str, Any]) -> str | None:
+    """Say why a post without a link is refused (a delivery's link could not be made), or None."""
+    if post.get("link"):
+        return None
+    where = (
+        "https://discord.com/channels/GUILD/CHANNEL/MESSAGE"
+        if post.get("source") == "discord"
+        else "https://t.me/CHANNEL/NUMBER, made for you when sid is a public channel's "
+        "username and mid the message number"
+    )
+    return f"a {post.get('source')} post needs its link (the message's URL: {where})"
+
+
+def json_problem(error: json.JSONDecodeError) -> str:
+    """Say in a user's words what is wrong with a line that is not JSON."""
+    at = f"column {error.colno}"
+    if error.msg.startswith("Invalid control character"):
+        if error.doc[error.pos : error.pos + 1] in ("\n", "\r", ""):
+            return f"not JSON: a string is not closed before the end of the line ({at})"
+        return f"not JSON: a raw tab or control character in a string ({at}); write it as \\t"
+    if error.msg.startswith("Unterminated string"):
+        return f"not JSON: the string that starts at {at} is not closed"
+    if error.msg.startswith("Expecting value") and error.pos == 0:
+        return "not JSON: each line must be one JSON object, {...}"
+    return f"not JSON: {error.msg.lower()} ({at})"
 
 
 def post(args: argparse.Namespace) -> int:
@@ -79,6 +128,9 @@ def post(args: argparse.Namespace) -> int:
         parse_post(raw, settings.max_post_text_chars)  # the worker's own check, said here
     except RecordRefused as exc:
         raise UsageError(str(exc)) from None
+    no_link = missing_link(record)
+    if no_link is not None:
+        raise UsageError(f"{no_link}: give it with --link")
 
     async def send() -> None:
         async with _producer(settings) as producer:
@@ -116,17 +168,22 @@ def read_posts(lines: IO[str], max_text_chars: int) -> Iterator[tuple[int, bytes
             continue
         try:
             fields = json.loads(line)
-        except ValueError as exc:
-            yield number, f"not JSON: {exc}", size
+        except json.JSONDecodeError as exc:
+            yield number, json_problem(exc), size
             continue
         if not isinstance(fields, dict):
             yield number, f"not a JSON object but {type(fields).__name__}", size
             continue
-        raw = json.dumps(with_defaults(fields)).encode()
+        post = with_defaults(fields)
+        raw = json.dumps(post).encode()
         try:
             parse_post(raw, max_text_chars)
         except RecordRefused as exc:
             yield number, str(exc), size
+            continue
+        no_link = missing_link(post)
+        if no_link is not None:
+            yield number, no_link, size
             continue
         yield number, raw, size
 

@@ -147,3 +147,32 @@ def test_reconnect_errors_to_a_dead_broker_are_one_line_per_broker_per_interval(
         "Unable connect to node with id 1: [Errno 111] refused (and 29 more like it in the last "
         "10 s)"
     )
+
+
+def test_a_telegram_or_discord_line_gets_its_link_or_is_refused_saying_why() -> None:
+    # Before: their link was "", and their Telegram messages had none.
+    lines = io.StringIO(
+        "\n".join(
+            [
+                '{"source": "telegram", "sid": "durov", "mid": "42", "text": "gm"}',
+                '{"source": "telegram", "sid": "-1001234", "mid": "42", "text": "gm"}',
+                '{"source": "discord", "sid": "55", "mid": "66", "text": "gm"}',
+                '{"source": "discord", "sid": "55", "mid": "66", "text": "gm", '
+                '"link": "https://discord.com/channels/1/55/66"}',
+            ]
+        )
+    )
+    out = {number: why for number, why, _ in read_posts(lines, max_text_chars=4000)}
+    assert isinstance(out[1], bytes) and json.loads(out[1])["link"] == "https://t.me/durov/42"
+    assert isinstance(out[2], str) and "telegram post needs its link" in out[2]
+    assert isinstance(out[3], str) and "https://discord.com/channels/GUILD" in out[3]
+    assert isinstance(out[4], bytes)
+
+
+def test_a_line_that_is_not_json_is_explained_in_a_users_words() -> None:
+    # Before: "Invalid control character at: line 1 column 62" for an unclosed string.
+    lines = io.StringIO('{"text": "gm, an unclosed string}\n{"text": "a\tb"}\nhello\n')
+    out = [why for _, why, _ in read_posts(lines, max_text_chars=4000)]
+    assert out[0] == "not JSON: a string is not closed before the end of the line (column 34)"
+    assert isinstance(out[1], str) and "raw tab" in out[1] and "\\t" in out[1]
+    assert out[2] == "not JSON: each line must be one JSON object, {...}"
