@@ -86,25 +86,14 @@ def run(args: argparse.Namespace) -> int:
 
 def local_secret_key(cache: Path) -> Path:
     """Return the file of the local broker's operator key, made (readable by owner) if absent."""
+    from app.kafka.secure_local import write_private
     from app.keys.sealing import new_secret_key
 
     path = cache / "secret-key"
     if not path.exists():
         cache.mkdir(parents=True, exist_ok=True)
-        # Why os.open: the file is created readable by its owner only, never for a moment more.
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as out:
-            out.write(new_secret_key() + "\n")
+        write_private(path, new_secret_key() + "\n")
     return path
-
-
-def kafka_files(args: argparse.Namespace) -> int:
-    """Write the files of a secured broker in a container (docker-compose.yml, `secure`)."""
-    from app.kafka.secure_compose import write_container_files
-
-    for path in write_container_files(args.directory, args.host, get_settings()):
-        print(path)
-    return 0
 
 
 def secret_key(args: argparse.Namespace) -> int:
