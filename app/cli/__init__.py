@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from app.cli.errors import UsageError
+from app.kafka.reconnect_log import throttle_reconnect_logs
 
 log = logging.getLogger("ocrstream")
 
@@ -19,6 +20,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(levelname)s] %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.WARNING)  # its INFO is noise in the CLI
+    # Why every command: a `tail -f` printed ~40 "Unable connect" lines a second while the
+    # broker was down; one per broker per 10 s, as the worker logs them.
+    throttle_reconnect_logs()
     try:
         result: int = args.func(args)
         return result
@@ -138,12 +142,12 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("topic", nargs="?", help="e.g. ocr_result, ocr_error, ocrstream-dead-letter")
     tail.add_argument("--key", metavar="KEY_ID", help="read this key's channel topic instead")
     tail.add_argument("--from-beginning", action="store_true", help="every event kept")
-    tail.add_argument("--last", type=int, default=10, help="start about this many events back")
+    tail.add_argument("--last", type=int, default=10, help="the last N events, in time order")
     tail.add_argument("-f", "--follow", action="store_true", help="keep printing new events")
     tail.add_argument("--count", type=int, default=None, help="stop after this many (waits)")
     tail.add_argument("--timeout", type=float, default=None, help="give up after seconds")
     tail.add_argument("--json", action="store_true", help="print each event as it is (JSON)")
-    tail.set_defaults(func=_lazy("data", "tail"))
+    tail.set_defaults(func=_lazy("tail", "tail"))
 
     ocr = sub.add_parser("ocr", help="OCR image files or URLs and print the text")
     ocr.add_argument("--json", action="store_true", help="one JSON object per image per line")

@@ -1,8 +1,7 @@
-"""``ocrstream post`` and ``ocrstream tail``: put posts on Kafka, read what comes out.
+"""``ocrstream post``: put posts on Kafka as users produce them, one from flags or many from a file.
 
-So a newcomer needs no Kafka tools: posts go to the posts topic as users produce them (one
-from flags, or many from a JSON-lines file), and any topic (``ocr_result``, ``ocr_error``, the
-dead letters, a key's channel) can be read back, one line per event.
+So a newcomer needs no Kafka tools to feed the worker; ``ocrstream tail`` (app/cli/tail.py)
+reads back what comes out.
 """
 
 from __future__ import annotations
@@ -18,13 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaProducer
 
 from app.cli.errors import UsageError
 from app.cli.progress import LineProgress
-from app.kafka.admin import ready_partitions
-from app.kafka.consumers import stop_consumer
 from app.kafka.security import connection
 from app.pipeline.posts import parse_post
 from app.pipeline.records import RecordRefused
@@ -39,7 +35,8 @@ T = TypeVar("T")
 _SEND_WINDOW = 500
 
 
-def _settings() -> Settings:
+def broker_settings() -> Settings:
+    """Return the settings, refusing a command that needs Kafka when no broker is set."""
     settings = get_settings()
     if not settings.broker:
         raise UsageError("OCRSTREAM_BROKER is not set: which Kafka? (e.g. localhost:9092)")
@@ -110,7 +107,7 @@ def json_problem(error: json.JSONDecodeError) -> str:
 
 def post(args: argparse.Namespace) -> int:
     """Produce one post (from flags) or many (``--file``, JSON lines) to the posts topic."""
-    settings = _settings()
+    settings = broker_settings()
     if args.file is not None:
         if args.text or args.image or args.sample:
             raise UsageError("--file takes the posts from the file: no --text, --image, --sample")
@@ -236,129 +233,3 @@ async def _acked(pending: list[asyncio.Future[Any]]) -> int:
     done = len(pending)
     pending.clear()
     return done
-
-
-def tail(args: argparse.Namespace) -> int:
-    """Print events of a topic (or a key's channel), one line each; see ``--follow``."""
-    settings = _settings()
-    if (args.topic is None) == (args.key is None):
-        raise UsageError("name a topic, or a key with --key (its channel topic)")
-    topic = args.topic or settings.channel_topic(args.key)
-    return asyncio.run(_tail(settings, topic, args))
-
-
-async def _tail(settings: Settings, topic: str, args: argparse.Namespace) -> int:
-    waits = bool(args.follow or args.count)
-    partitions = await _partitions(settings, topic, args.timeout if waits else 0.0)
-    if not partitions:
-        raise UsageError(f"no topic {topic!r} on {settings.broker} (yet?)")
-    consumer = AIOKafkaConsumer(**connection(settings), group_id=None, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        assigned = [TopicPartition(topic, p) for p in partitions]
-        consumer.assign(assigned)
-        ends = await consumer.end_offsets(assigned)
-        begins = await consumer.beginning_offsets(assigned)
-        # Like tail(1), about the last --last events, spread over the partitions; or all.
-        each = -(-args.last // len(assigned)) if args.last > 0 else 0
-        for tp in assigned:
-            consumer.seek(
-                tp, begins[tp] if args.from_beginning else max(begins[tp], ends[tp] - each)
-            )
-        # Without --follow or --count: what is there now, then stop.
-        return await _print_events(consumer, args, None if waits else ends)
-    finally:
-        await stop_consumer(consumer)
-
-
-async def _partitions(settings: Settings, topic: str, wait_s: float | None) -> list[int]:
-    """Return the topic's partitions, waiting up to ``wait_s`` (None: ever) for it to exist.
-
-    Why wait: a key's channel topic is created by its first delivery, which a ``--count`` or
-    ``--follow`` tail started right after the key is waiting for.
-    """
-    deadline = None if wait_s is None else time.monotonic() + wait_s
-    said = False
-    admin = AIOKafkaAdminClient(**connection(settings))
-    await admin.start()
-    try:
-        while not (partitions := await ready_partitions(admin, topic)):
-            if deadline is not None and time.monotonic() >= deadline:
-                return []
-            if not said:
-                print(f"waiting for topic {topic!r} (created by its first event)", file=sys.stderr)
-                said = True
-            await asyncio.sleep(0.5)
-    finally:
-        await admin.close()
-    return partitions
-
-
-async def _print_events(
-    consumer: AIOKafkaConsumer, args: argparse.Namespace, ends: dict[TopicPartition, int] | None
-) -> int:
-    shown = 0
-    deadline = time.monotonic() + args.timeout if args.timeout else None
-    while args.count is None or shown < args.count:
-        if ends is not None and await _reached(consumer, ends):
-            return 0
-        if deadline is not None and time.monotonic() > deadline:
-            print(f"no more events within {args.timeout:g} s", file=sys.stderr)
-            return 1
-        batch = await consumer.getmany(timeout_ms=500)
-        for messages in batch.values():
-            for message in messages:
-                print(event_line(message.timestamp, message.value, args.json), flush=True)
-                shown += 1
-                if args.count is not None and shown >= args.count:
-                    return 0
-    return 0
-
-
-async def _reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
-    """Return whether every partition was read up to the end it had when the tail began."""
-    for tp, end in ends.items():
-        if await consumer.position(tp) < end:
-            return False
-    return True
-
-
-def event_line(timestamp_ms: int, value: bytes | None, as_json: bool) -> str:
-    """Return one event as a line: its JSON, or time, source, post, addresses, keywords, text."""
-    if value is None:
-        return "(null record)"
-    if as_json:
-        return value.decode(errors="replace")
-    try:
-        event: Any = json.loads(value)
-    except ValueError:
-        return value[:200].decode(errors="replace")
-    if not isinstance(event, dict):
-        return value[:200].decode(errors="replace")
-    at = datetime.fromtimestamp(timestamp_ms / 1000, UTC).strftime("%H:%M:%S")
-    source = str(event.get("source", "?"))
-    ref = event.get("ref") or event
-    post_id = f"{ref.get('source', '?')}:{ref.get('mid', '?')}" if isinstance(ref, dict) else "?"
-    parts = [at, f"{source:<11}", post_id]
-    addresses = [
-        f"{ca.get('network')}:{ca.get('address')}" for ca in _list(event.get("buy_ca"), dict)
-    ]
-    if addresses:
-        parts.append("CA " + " ".join(addresses))
-    keywords = _list(event.get("keyword_matches"), str)
-    if keywords:
-        parts.append("keywords " + ",".join(keywords))
-    if source == "ocr_error":
-        text = f"{event.get('error')}: {event.get('reason')}"
-    elif source == "dead_letter":
-        text = f"{event.get('stage')}: {event.get('reason')}"
-    else:
-        text = str(event.get("text") or "")
-    text = text.replace("\n", " ⏎ ")
-    parts.append(text[:80] + ("…" if len(text) > 80 else ""))
-    return "  ".join(parts)
-
-
-def _list(value: object, kind: type[T]) -> list[T]:
-    """Return the items of ``kind`` in ``value`` if it is a list (a topic may hold any record)."""
-    return [item for item in value if isinstance(item, kind)] if isinstance(value, list) else []

@@ -6,12 +6,15 @@ import json
 import re
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from app.kafka.admin import ensure_topics
 from app.kafka.local import LocalKafka
@@ -183,6 +186,46 @@ async def test_a_file_of_posts_is_sent_and_each_refused_line_named(
     assert sorted(mids) == sorted([f"f{i}" for i in range(1200)] + ["f0"])
     missing = _cli(env, "tail", "no-such-topic-here", "--timeout", "5")
     assert missing.returncode == 2 and "no topic 'no-such-topic-here'" in missing.stderr
+
+
+async def test_tail_gives_exactly_the_last_n_merged_over_partitions_in_time_order(
+    kafka: LocalKafka,
+) -> None:
+    settings = unique_settings(kafka)
+    topic = f"{settings.posts_topic}-tail"
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 3, 1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap)
+    await producer.start()
+    try:
+        # Written partition by partition, so offsets and times disagree: record i is at
+        # second i, on partition i % 3.
+        start_ms = int(time.time() * 1000) - 60_000
+        for partition in range(3):
+            for i in range(partition, 30, 3):
+                value = json.dumps({"i": i}).encode()
+                await producer.send_and_wait(
+                    topic, value, partition=partition, timestamp_ms=start_ms + i * 1000
+                )
+    finally:
+        await producer.stop()
+    env = settings_env(settings)
+
+    def order(*args: str) -> list[int]:
+        done = _cli(env, "tail", topic, "--json", *args)
+        assert done.returncode == 0, done.stderr
+        return [json.loads(line)["i"] for line in done.stdout.splitlines()]
+
+    # Before: 12 for "the last 10" and 8 for --last 5, partition by partition.
+    assert order() == list(range(20, 30))
+    assert order("--last", "5") == list(range(25, 30))
+    assert order("--last", "1") == [29]
+    assert order("--from-beginning") == list(range(30))
+    assert order("--from-beginning", "--count", "4") == [0, 1, 2, 3]
 
 
 def test_the_worker_refuses_more_replicas_than_the_cluster_has_brokers(

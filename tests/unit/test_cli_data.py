@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.cli.data import event_line, read_posts, with_defaults
+from app.cli.data import read_posts, with_defaults
+from app.cli.tail import event_line
 from app.kafka.first_start_log import CoordinatorStartupFilter
 from app.kafka.reconnect_log import ReconnectLogThrottle
 from app.samples import NAMES, local_sample, sample_bytes, sample_url
@@ -70,6 +71,23 @@ def test_an_event_line_shows_time_post_addresses_keywords_and_text() -> None:
     assert event_line(0, json.dumps(error).encode(), False).endswith("timeout: slow")
     assert event_line(0, b'{"a": 1}', as_json=True) == '{"a": 1}'
     assert event_line(0, None, False) == "(null record)"
+
+
+def test_a_dead_letter_line_names_its_post_or_where_its_record_was() -> None:
+    # Before: "dead_letter:?" in the post column.
+    post = json.dumps({"source": "x", "mid": "9", "text": "gm"})
+    job = json.dumps({"image_url": "https://a/b.png", "ref": {"source": "telegram", "mid": 7}})
+    letters: list[tuple[dict[str, object], str]] = [
+        ({"record": post}, "x:9"),
+        ({"record": job}, "telegram:7"),
+        ({"record": post[:10], "topic": "posts", "partition": 2, "offset": 41}, "posts[2]@41"),
+        ({"record": "", "topic": "posts"}, "posts"),
+    ]
+    for fields, column in letters:
+        letter = {"source": "dead_letter", "stage": "posts", "reason": "bad", **fields}
+        line = event_line(0, json.dumps(letter).encode(), as_json=False)
+        assert line.split("  ")[2] == column, line
+        assert line.endswith("posts: bad")
 
 
 @given(st.binary(max_size=300) | st.builds(lambda v: json.dumps(v).encode(), st.recursive(
