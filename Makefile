@@ -19,8 +19,10 @@ setup: $(VENV)/.installed
 run: setup
 	$(PY) -m app run
 
-## Lint, type-check and run every test (integration tests start their own Kafka).
+## Lint, type-check and run every test (integration tests start their own Kafka; Chromium runs
+## the browser tests, installed here and never by `make run`).
 test: setup lint types
+	scripts/ensure-system-deps --tests
 	$(PY) -m pytest
 
 lint: setup

@@ -69,6 +69,35 @@ def test_every_link_between_documents_leads_somewhere() -> None:
     assert not broken
 
 
+def test_every_path_the_documents_name_exists() -> None:
+    # Before: docs/development.md named `bench/make_images.py`, which never existed.
+    top = "app|agents|models|tests|bench|docs|scripts|kafka|\\.ci"
+    missing = []
+    for document in [ROOT / "README.md", *DOCS.rglob("*.md")]:
+        for named in re.findall(rf"`((?:{top})/[^`\s]*)`", document.read_text()):
+            path = named.split(":")[0]  # `app/fetch.py:42` names a line of a file
+            if any(mark in path for mark in "*<{") or (ROOT / path).exists():
+                continue  # a pattern or a placeholder, not a path
+            missing.append(f"{document.relative_to(ROOT)} -> {named}")
+    assert not missing
+
+
+def test_make_run_installs_what_running_needs_and_only_make_test_chromium() -> None:
+    def planned(target: str) -> str:
+        # A virtualenv that is not there: make plans the whole setup too.
+        done = subprocess.run(
+            ["make", "-n", target, "VENV=/nonexistent/venv"],
+            cwd=ROOT, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        return done.stdout
+
+    run, test = planned("run"), planned("test")
+    assert "scripts/ensure-system-deps\n" in run and "--tests" not in run
+    assert "scripts/ensure-system-deps --tests" in test
+    script = (ROOT / "scripts" / "ensure-system-deps").read_text()
+    assert 'if [ "${1:-}" = --tests ]; then\n  command -v chromium' in script
+
+
 def test_nothing_shipped_points_outside_the_repository() -> None:
     # A clone has only the repository: no path may lead to a sibling directory.
     files = subprocess.run(
