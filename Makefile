@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup run test lint types docs screenshots clean
+.PHONY: setup run test check lint types docs screenshots clean
 
 # A virtualenv with the project and its dev tools; redone when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -24,6 +24,10 @@ run: setup
 test: setup lint types
 	scripts/ensure-system-deps --tests
 	$(PY) -m pytest
+
+## Day-to-day: lint, types and the tests that need neither Kafka nor the OCR engine (~1 min).
+check: setup lint types
+	$(PY) -m pytest -q -m "not integration and not cluster and not ocr"
 
 lint: setup
 	$(PY) -m ruff check .

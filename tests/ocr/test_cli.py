@@ -6,8 +6,13 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import DATA
 from tests.support import REPO
+
+# The real OCR engine: seconds per test (`make check` leaves these out).
+pytestmark = pytest.mark.ocr
 
 
 def test_json_output_is_one_object_per_image_and_errors_are_reported() -> None:

@@ -7,8 +7,10 @@ import io
 import os
 import signal
 import struct
+import time
 import zlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +23,9 @@ from app.ocr.engine import EngineConfig, OcrEngine, bf16_native
 from app.ocr.images import BadDimensionsError, ImageError, ImageLimits, decode_image
 from app.ocr.pool import OcrPool, OcrPoolError
 from tests.conftest import DATA
+
+# The real OCR engine: seconds per test (`make check` leaves these out).
+pytestmark = pytest.mark.ocr
 
 NETWORK = {"evm": "evm", "sol": "solana"}
 LIMITS = ImageLimits(max_pixels=40_000_000)
@@ -74,15 +79,26 @@ async def pool() -> AsyncIterator[OcrPool]:
     ocr_pool.close()
 
 
-async def test_pool_reports_bad_images_and_survives_a_killed_worker(pool: OcrPool) -> None:
+def _hold_until_killed(started: str) -> None:
+    """In the OCR process: say the job started, then hold it until the test kills us."""
+    Path(started).touch()
+    time.sleep(300)
+
+
+async def test_pool_reports_bad_images_and_survives_a_killed_worker(
+    pool: OcrPool, tmp_path: Path
+) -> None:
     with pytest.raises(ImageError):
         await pool.ocr(b"<html>not an image</html>")
 
-    # Kill the OCR process for real while it works; the pool must replace it.
+    # Kill the OCR process for real while it holds a job; the pool must replace it. Why a job
+    # that says it started and then holds: a sleep before the kill raced a ~128 ms read.
     executor: Any = pool._executor
     pid = next(iter(executor._processes))
-    pending = asyncio.ensure_future(pool.ocr((DATA / "s19_tweet.png").read_bytes()))
-    await asyncio.sleep(0.2)
+    started = tmp_path / "started"
+    pending = asyncio.ensure_future(pool._run(_hold_until_killed, str(started)))
+    while not started.exists():
+        await asyncio.sleep(0.01)
     os.kill(pid, signal.SIGKILL)
     with pytest.raises(OcrPoolError):
         await pending

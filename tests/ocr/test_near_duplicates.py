@@ -31,6 +31,9 @@ from tests.variants import (
     with_address,
 )
 
+# The real OCR engine: seconds per test (`make check` leaves these out).
+pytestmark = pytest.mark.ocr
+
 
 async def _runtime(**overrides: object) -> OcrRuntime:
     runtime = OcrRuntime(Settings(ocr_processes=1, **overrides))  # type: ignore[arg-type]

@@ -15,6 +15,9 @@ from app.ocr.images import ImageLimits
 from app.ocr.qr import decode_qr, describe, merged, qr_addresses
 from models.events import BuyCa
 
+# The real OCR engine: seconds per test (`make check` leaves these out).
+pytestmark = pytest.mark.ocr
+
 EVM = "0x979097B35B88A0c32751f9732d5d37c609B3f1Ad"
 SOL = "DezXAZ8z7PnrnRJjz3wXBoRgixCa6xjnB7YaB1pPB263"
 LIMITS = ImageLimits(max_pixels=40_000_000, max_side=16_384)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -100,3 +101,17 @@ def test_models_and_pure_modules_load_without_faust() -> None:
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
     )
     assert json.loads(loaded.stdout) == []
+
+
+def test_each_test_says_what_it_needs_by_its_marker() -> None:
+    # `make check` selects by marker: a test of the real engine or broker left unmarked would
+    # make the day-to-day run slow (or fail without a broker).
+    tests = Path(__file__).resolve().parents[1]
+    marks = {"ocr": "pytest.mark.ocr", "integration": "pytest.mark.integration"}
+    unmarked = [
+        str(path.relative_to(tests))
+        for folder, mark in marks.items()
+        for path in (tests / folder).glob("test_*.py")
+        if not re.search(rf"^pytestmark = \[?{re.escape(mark)}\b", path.read_text(), re.M)
+    ]
+    assert not unmarked
