@@ -33,7 +33,8 @@ from bench.kafka_throughput import DATA, serve_images  # noqa: E402
 from bench.ocr_bench import show  # noqa: E402
 from bench.soak import add_keys, produce_fast  # noqa: E402
 from bench.text_path import text_posts  # noqa: E402
-from tests.support import Worker, event_ids, on_other_ports, post, unique_settings  # noqa: E402
+from harness.records import event_ids, post  # noqa: E402
+from harness.workers import Worker, on_other_ports, unique_settings  # noqa: E402
 
 
 async def read_ids(

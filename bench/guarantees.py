@@ -32,8 +32,9 @@ from app.kafka.consumers import stop_consumer  # noqa: E402
 from app.kafka.local import LocalKafka  # noqa: E402
 from bench.kafka_throughput import serve_images  # noqa: E402
 from bench.ocr_bench import show  # noqa: E402
+from harness.records import post, produce  # noqa: E402
+from harness.workers import Worker, unique_settings  # noqa: E402
 from models.events import EVENT_ID_HEADER  # noqa: E402
-from tests.support import Worker, post, produce, unique_settings  # noqa: E402
 
 # Why a default in the repository: a clone must run the benchmarks; --image-dir takes any
 # directory of images with a manifest.json of the same shape (e.g. the full 40-image dev set).

@@ -32,7 +32,7 @@ from app.ocr.addresses import extract_addresses  # noqa: E402
 from app.ocr.engine import EngineConfig, OcrEngine  # noqa: E402
 from app.ocr.images import ImageLimits, decode_image  # noqa: E402
 from bench.ocr_bench import image_set_arguments, show  # noqa: E402
-from tests.variants import random_address  # noqa: E402
+from harness.variants import random_address  # noqa: E402
 
 LIMITS = ImageLimits(max_pixels=50_000_000)
 WORDS = "gm presale live fair launch no team tokens buy now moon chart airdrop ser".split()

@@ -32,7 +32,9 @@ from app.kafka.consumers import stop_consumer  # noqa: E402
 from app.kafka.local import LocalKafka  # noqa: E402
 from app.settings import Settings, engine_config  # noqa: E402
 from bench.ocr_bench import RUNNER, run_json, show  # noqa: E402
-from tests.support import Worker, post, produce, serve_on_loopback, unique_settings  # noqa: E402
+from harness.loopback import serve_on_loopback  # noqa: E402
+from harness.records import post, produce  # noqa: E402
+from harness.workers import Worker, unique_settings  # noqa: E402
 
 # Why a default in the repository: a clone must run the benchmarks; --image-dir takes any
 # directory of images with a manifest.json of the same shape (e.g. the full 40-image dev set).

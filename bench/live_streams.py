@@ -36,7 +36,8 @@ sys.path.insert(0, str(REPO))
 
 from app.kafka.local import LocalKafka  # noqa: E402
 from bench.ocr_bench import show  # noqa: E402
-from tests.support import Worker, post, unique_settings  # noqa: E402
+from harness.records import post  # noqa: E402
+from harness.workers import Worker, unique_settings  # noqa: E402
 
 ADMIN = "bench-admin"
 FILLER = "x" * 4000

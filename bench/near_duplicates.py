@@ -51,7 +51,7 @@ from app.ocr.similar import (  # noqa: E402
     reusable,
 )
 from bench.ocr_bench import image_set_arguments, show  # noqa: E402
-from tests.variants import COPIES, attacks, random_address, resized, with_address  # noqa: E402
+from harness.variants import COPIES, attacks, random_address, resized, with_address  # noqa: E402
 
 LIMITS = ImageLimits(max_pixels=50_000_000)
 FONT_FRACTIONS = (0.012, 0.015, 0.02, 0.03)

@@ -43,7 +43,8 @@ from app.keys.admin import admin_over_kafka  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from bench.kafka_throughput import serve_images  # noqa: E402
 from bench.ocr_bench import show  # noqa: E402
-from tests.support import Worker, post, unique_settings  # noqa: E402
+from harness.records import post  # noqa: E402
+from harness.workers import Worker, unique_settings  # noqa: E402
 
 # Why a default in the repository: a clone must run the benchmarks; --image-dir takes any
 # directory of images with a manifest.json of the same shape (e.g. the full 40-image dev set).

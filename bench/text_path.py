@@ -37,7 +37,8 @@ from app.kafka.secure_local import ADMIN_USER, WORKER_USER, secure_material  # n
 from app.kafka.security import connection  # noqa: E402
 from bench.ocr_bench import show  # noqa: E402
 from bench.soak import Broker, add_keys, cuts, produce_fast, read_until, relay  # noqa: E402
-from tests.support import Worker, post, unique_settings  # noqa: E402
+from harness.records import post  # noqa: E402
+from harness.workers import Worker, unique_settings  # noqa: E402
 
 WORDS = ["gm", "wagmi", "chart", "launch", "presale", "airdrop", "moon", "frens", "ser", "dyor"]
 

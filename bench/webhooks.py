@@ -44,7 +44,9 @@ sys.path.insert(0, str(REPO))
 
 from app.kafka.local import LocalKafka  # noqa: E402
 from bench.ocr_bench import show  # noqa: E402
-from tests.support import Worker, post, serve_on_loopback, unique_settings  # noqa: E402
+from harness.loopback import serve_on_loopback  # noqa: E402
+from harness.records import post  # noqa: E402
+from harness.workers import Worker, unique_settings  # noqa: E402
 
 ADMIN = "bench-admin"
 

@@ -12,10 +12,11 @@ from PIL import Image
 
 from app.kafka.local import LocalKafka, LocalKafkaCluster
 from app.settings import Settings
+from harness.loopback import serve_on_loopback
+from harness.standins import Receiver
+from harness.variants import jpeg
+from harness.workers import Worker
 from tests.conftest import DATA
-from tests.standins import Receiver
-from tests.support import Worker, serve_on_loopback
-from tests.variants import jpeg
 
 
 @pytest.fixture(scope="session")

@@ -33,21 +33,13 @@ from hypothesis import HealthCheck, given, settings
 from PIL import Image
 
 from app.kafka.local import LocalKafka, free_port
+from harness.loopback import serve_on_loopback
+from harness.records import post, produce
+from harness.workers import Worker, unique_settings
 from models.keys import KeyRecord
 from tests.conftest import DATA
 from tests.strategies import request_bodies
-from tests.support import (
-    Seen,
-    Worker,
-    another_picture,
-    collect,
-    dripping_image,
-    post,
-    produce,
-    serve_on_loopback,
-    unique_settings,
-    wait_until,
-)
+from tests.support import Seen, another_picture, collect, dripping_image, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,11 @@ from PIL import Image
 
 from app.kafka.consumers import stop_consumer
 from app.kafka.local import LocalKafka
+from harness.loopback import serve_on_loopback
+from harness.records import post, produce
+from harness.workers import unique_settings
 from tests.conftest import DATA
-from tests.support import dripping_image, post, produce, serve_on_loopback, unique_settings
+from tests.support import dripping_image
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from app.kafka.admin import ensure_topics
 from app.kafka.local import LocalKafka
 from app.samples import sample_bytes, sample_url
-from tests.support import REPO, settings_env, unique_settings
+from harness.workers import REPO, settings_env, unique_settings
 
 pytestmark = pytest.mark.integration
 

@@ -27,8 +27,9 @@ from app.kafka.consumers import stop_consumer
 from app.kafka.local import LocalKafkaCluster
 from app.keys.admin import admin_over_kafka
 from app.settings import Settings
+from harness.records import post
+from harness.workers import on_other_ports, unique_settings
 from models.events import EVENT_ID_HEADER
-from tests.support import on_other_ports, post, unique_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 

@@ -17,15 +17,11 @@ import pytest
 from aiohttp import web
 
 from app.kafka.local import LocalKafka
+from harness.loopback import serve_on_loopback
+from harness.records import consume, post, produce
+from harness.workers import unique_settings
 from tests.conftest import DATA
-from tests.support import (
-    consume,
-    dripping_image,
-    post,
-    produce,
-    serve_on_loopback,
-    unique_settings,
-)
+from tests.support import dripping_image
 
 pytestmark = pytest.mark.integration
 

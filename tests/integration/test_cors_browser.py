@@ -19,14 +19,9 @@ import pytest
 from aiohttp import web
 
 from app.kafka.local import LocalKafka, free_port
-from tests.support import (
-    admin_request,
-    chromium_command,
-    needs_chromium,
-    post,
-    produce,
-    unique_settings,
-)
+from harness.records import post, produce
+from harness.workers import unique_settings
+from tests.support import admin_request, chromium_command, needs_chromium
 
 pytestmark = [pytest.mark.integration, needs_chromium]
 

@@ -18,15 +18,9 @@ from PIL import Image
 
 from app.kafka.local import LocalKafka
 from app.keys.admin import admin_over_kafka
-from tests.support import (
-    chromium_command,
-    consume,
-    needs_chromium,
-    operator_url,
-    post,
-    produce,
-    unique_settings,
-)
+from harness.records import consume, post, produce
+from harness.workers import operator_url, unique_settings
+from tests.support import chromium_command, needs_chromium
 
 pytestmark = pytest.mark.integration
 

@@ -18,16 +18,11 @@ import pytest
 
 from app.kafka.local import LocalKafka
 from app.webhooks.signing import SIGNATURE_HEADER
-from tests.standins import DiscordWebhook, SlackWebhook, TelegramBotApi, standin_app
-from tests.support import (
-    admin_request,
-    consume,
-    post,
-    produce,
-    serve_on_loopback,
-    unique_settings,
-    wait_for,
-)
+from harness.loopback import serve_on_loopback
+from harness.records import consume, post, produce
+from harness.standins import DiscordWebhook, SlackWebhook, TelegramBotApi, standin_app
+from harness.workers import unique_settings
+from tests.support import admin_request, wait_for
 
 pytestmark = pytest.mark.integration
 

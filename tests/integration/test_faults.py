@@ -16,16 +16,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from app.kafka.local import LocalKafka
 from app.keys.admin import admin_over_kafka
-from tests.support import (
-    Worker,
-    consume,
-    event_ids,
-    on_other_ports,
-    post,
-    produce,
-    unique_settings,
-    wait_for,
-)
+from harness.records import consume, event_ids, post, produce
+from harness.workers import Worker, on_other_ports, unique_settings
+from tests.support import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -17,17 +17,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from app.kafka.local import LocalKafka
 from app.keys.apikeys import split_key
+from harness.records import consume, post, produce
+from harness.workers import Worker, operator_url, unique_settings
 from tests.conftest import DATA
-from tests.support import (
-    Worker,
-    altered,
-    another_picture,
-    consume,
-    operator_url,
-    post,
-    produce,
-    unique_settings,
-)
+from tests.support import altered, another_picture
 
 pytestmark = pytest.mark.integration
 

@@ -30,18 +30,12 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from app.kafka.consumers import stop_consumer
 from app.kafka.local import LocalKafka
 from app.settings import Settings
+from harness.loopback import serve_on_loopback
+from harness.records import post, produce
+from harness.workers import Worker, unique_settings
 from tests.conftest import DATA
 from tests.hostile import control_text, qr_grid_png
-from tests.support import (
-    Seen,
-    Worker,
-    collect,
-    post,
-    produce,
-    serve_on_loopback,
-    unique_settings,
-    wait_until,
-)
+from tests.support import Seen, collect, wait_until
 
 pytestmark = pytest.mark.integration
 

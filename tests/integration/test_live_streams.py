@@ -12,16 +12,9 @@ import aiohttp
 import pytest
 
 from app.kafka.local import LocalKafka
-from tests.support import (
-    Worker,
-    admin_request,
-    altered,
-    consume,
-    post,
-    produce,
-    unique_settings,
-    wait_for,
-)
+from harness.records import consume, post, produce
+from harness.workers import Worker, unique_settings
+from tests.support import admin_request, altered, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,7 @@ import pytest
 from app.kafka.access import check_access
 from app.kafka.local import LocalKafka, free_port
 from app.settings import Settings
-from tests.support import REPO, settings_env, unique_settings
+from harness.workers import REPO, settings_env, unique_settings
 
 pytestmark = pytest.mark.integration
 

@@ -21,8 +21,10 @@ import pytest
 from aiohttp import web
 
 from app.kafka.local import LocalKafka
-from tests.support import consume, post, produce, serve_on_loopback, unique_settings
-from tests.variants import Attack, attacks
+from harness.loopback import serve_on_loopback
+from harness.records import consume, post, produce
+from harness.variants import Attack, attacks
+from harness.workers import unique_settings
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,8 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from app.kafka.admin import create_topics
 from app.kafka.local import LocalKafka
 from app.kafka.outbox import Outbox, Outgoing
-from tests.support import consume, unique_settings
+from harness.records import consume
+from harness.workers import unique_settings
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from app.kafka.admin import create_topics
 from app.kafka.local import LocalKafka
-from tests.support import produce, unique_settings
+from harness.records import produce
+from harness.workers import unique_settings
 
 pytestmark = pytest.mark.integration
 

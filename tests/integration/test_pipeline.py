@@ -13,7 +13,8 @@ from app.kafka.local import LocalKafka
 from app.keys.admin import admin_over_kafka
 from app.keys.changelog import read_keys
 from app.settings import Settings
-from tests.support import consume, operator_url, post, produce, unique_settings
+from harness.records import consume, post, produce
+from harness.workers import operator_url, unique_settings
 
 pytestmark = pytest.mark.integration
 

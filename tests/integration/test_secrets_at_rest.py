@@ -22,18 +22,11 @@ from app.kafka.local import LocalKafka
 from app.keys.changelog import read_keys
 from app.keys.sealing import is_sealed, new_secret_key
 from app.webhooks.signing import SIGNATURE_HEADER, new_secret, verify
+from harness.records import post, produce
+from harness.standins import Receiver
+from harness.workers import TEST_SECRET_KEY, operator_url, run_cli, unique_settings
 from models.keys import AddWebhook
-from tests.standins import Receiver
-from tests.support import (
-    TEST_SECRET_KEY,
-    admin_request,
-    operator_url,
-    post,
-    produce,
-    run_cli,
-    unique_settings,
-    wait_for,
-)
+from tests.support import admin_request, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -28,13 +28,9 @@ from app.kafka.local import LocalKafka
 from app.kafka.secure_local import ADMIN_USER, WORKER_USER, SecureMaterial, secure_material
 from app.kafka.security import connection
 from app.settings import Settings
-from tests.support import (
-    admin_request,
-    operator_url,
-    post,
-    run_cli,
-    unique_settings,
-)
+from harness.records import post
+from harness.workers import operator_url, run_cli, unique_settings
+from tests.support import admin_request
 
 pytestmark = pytest.mark.integration
 

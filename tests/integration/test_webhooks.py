@@ -17,16 +17,11 @@ import pytest
 
 from app.kafka.local import LocalKafka
 from app.webhooks.signing import SIGNATURE_HEADER, verify
+from harness.records import consume, post, produce
+from harness.standins import Receiver
+from harness.workers import unique_settings
 from models.webhooks import endpoint_id
-from tests.standins import Receiver
-from tests.support import (
-    admin_request,
-    consume,
-    post,
-    produce,
-    unique_settings,
-    wait_for,
-)
+from tests.support import admin_request, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
+from harness.workers import REPO
 from tests.conftest import DATA
-from tests.support import REPO
 
 # The real OCR engine: seconds per test (`make check` leaves these out).
 pytestmark = pytest.mark.ocr

@@ -15,9 +15,7 @@ from app.ocr.images import ImageLimits
 from app.ocr.reading import reading_of
 from app.ocr.runtime import OcrRuntime
 from app.settings import Settings
-from tests.conftest import DATA
-from tests.support import REPO
-from tests.variants import (
+from harness.variants import (
     TEMPLATES,
     Attack,
     attack_address,
@@ -30,6 +28,8 @@ from tests.variants import (
     resized,
     with_address,
 )
+from harness.workers import REPO
+from tests.conftest import DATA
 
 # The real OCR engine: seconds per test (`make check` leaves these out).
 pytestmark = pytest.mark.ocr

@@ -23,7 +23,7 @@ from app.webhooks.formats import (
     slack_body,
     telegram_text,
 )
-from tests.standins import telegram_html_problem
+from harness.standins import telegram_html_problem
 from tests.strategies import json_values
 
 ADDRESS = "0x6982508145454Ce325dDbE47a25d4ec3d2311933"

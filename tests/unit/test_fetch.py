@@ -26,7 +26,7 @@ from app.fetch import (
     new_session,
     parse_networks,
 )
-from tests.support import serve_on_loopback
+from harness.loopback import serve_on_loopback
 
 CAP = 1000
 LIMITS = FetchLimits(

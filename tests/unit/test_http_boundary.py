@@ -15,9 +15,9 @@ from pydantic import BaseModel
 from app.metrics import metrics
 from app.web.errors import ApiError, error_middleware, parse_body
 from app.web.routes import count_responses
+from harness.loopback import serve_on_loopback
 from models.api import REQUESTS, KeywordsRequest, OcrRequest, SetChannelsRequest, SetWebhooksRequest
 from tests.strategies import request_bodies
-from tests.support import serve_on_loopback
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

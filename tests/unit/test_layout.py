@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support import REPO
+from harness.workers import REPO
 
 PACKAGES = ("app", "agents", "models")
 # Modules that hold rules and data, testable without Kafka: importing them must not import
@@ -115,3 +115,29 @@ def test_each_test_says_what_it_needs_by_its_marker() -> None:
         if not re.search(rf"^pytestmark = \[?{re.escape(mark)}\b", path.read_text(), re.M)
     ]
     assert not unmarked
+
+
+def test_benchmarks_and_the_harness_never_import_the_tests() -> None:
+    # What both need is in harness/; a benchmark importing tests/ pulled pytest into a bench.
+    # And the worker never imports either.
+    wrong = []
+    for folder, forbidden in [
+        ("bench", ("tests",)),
+        ("harness", ("tests", "bench")),
+        *((package, ("tests", "bench", "harness")) for package in PACKAGES),
+    ]:
+        for path in sorted((REPO / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = (
+                    [alias.name for alias in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module or ""]
+                    if isinstance(node, ast.ImportFrom)
+                    else []
+                )
+                wrong += [
+                    f"{path.relative_to(REPO)}: {name}"
+                    for name in names
+                    if name.split(".")[0] in forbidden
+                ]
+    assert not wrong

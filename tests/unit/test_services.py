@@ -34,12 +34,12 @@ from app.settings import Settings
 from app.web.ratelimit import RateLimiter
 from app.webhooks.service import WebhookDelivery
 from app.webhooks.signing import SIGNATURE_HEADER, verify
+from harness.loopback import serve_on_loopback
 from models.dead_letter import DeadLetter
 from models.events import Candidate
 from models.keys import AddKeywords, CreateKey, KeyRecord, RevokeKey, SetWebhooks
 from models.webhooks import WebhookJob
 from tests.strategies import json_values
-from tests.support import serve_on_loopback
 
 SETTINGS = Settings(
     broker="127.0.0.1:9",  # nothing listens: no test here may reach Kafka

@@ -28,7 +28,7 @@ from app.ocr.similar import (
     reusable,
     same_shape,
 )
-from tests.variants import (
+from harness.variants import (
     COPIES,
     TEMPLATES,
     Template,

@@ -22,8 +22,8 @@ from app.settings import Settings
 from app.web import context
 from app.web.ratelimit import RateLimiter
 from app.web.routes import install_routes
+from harness.loopback import serve_on_loopback
 from models.keys import ControlCommand, KeyRecord
-from tests.support import serve_on_loopback
 
 ADMIN = "unit-admin"
 SETTINGS = Settings(
