@@ -36,10 +36,9 @@ lint: setup
 types: setup
 	$(PY) -m mypy
 
-## Regenerate what the docs take from the code (the settings table of docs/settings.md).
+## Regenerate what the docs take from the code (docs/settings.md's tables, the ACLs of operations.md).
 docs: setup
-	$(PY) -c "from pathlib import Path; from app.settings import with_settings_table as w; p = Path('docs/settings.md'); p.write_text(w(p.read_text()))"
-	$(PY) -c "from pathlib import Path; from app.kafka.acls import with_acl_commands as w; p = Path('docs/operations.md'); p.write_text(w(p.read_text()))"
+	$(PY) -m app.cli.docs
 
 ## The dashboard's screenshots in docs/img/, taken by its test against a real worker.
 screenshots: setup

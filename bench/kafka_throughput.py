@@ -30,7 +30,8 @@ sys.path.insert(0, str(REPO))
 
 from app.kafka.consumers import stop_consumer  # noqa: E402
 from app.kafka.local import LocalKafka  # noqa: E402
-from app.settings import Settings, engine_config  # noqa: E402
+from app.ocr.config import engine_config  # noqa: E402
+from app.settings import Settings  # noqa: E402
 from bench.ocr_bench import RUNNER, run_json, show  # noqa: E402
 from harness.loopback import serve_on_loopback  # noqa: E402
 from harness.records import post, produce  # noqa: E402

@@ -10,10 +10,11 @@ import time
 from pathlib import Path
 
 from app.fetch import FetchError, fetch_image, limits_from, new_session
+from app.ocr.config import engine_config, image_limits
 from app.ocr.engine import OcrEngine
 from app.ocr.images import ImageError
 from app.ocr.reading import reading_of
-from app.settings import engine_config, get_settings, image_limits
+from app.settings import get_settings
 
 
 async def run_ocr(sources: list[str], as_json: bool) -> int:

@@ -14,11 +14,12 @@ from app.fetch import FetchLimits, HostSlots, fetch_image, limits_from, new_sess
 from app.metrics import metrics
 from app.ocr.admission import Lane, OcrAdmission
 from app.ocr.cache import OcrCache, content_key, url_key
+from app.ocr.config import engine_config, image_limits
 from app.ocr.engine import OcrOutput
 from app.ocr.pool import OcrPool
 from app.ocr.similar import NearDuplicateIndex, lines_that_matter
 from app.samples import local_sample
-from app.settings import Settings, engine_config, image_limits
+from app.settings import Settings
 
 log = logging.getLogger(__name__)
 

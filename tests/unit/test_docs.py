@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections import Counter
 from pathlib import Path
 from typing import Any, get_args
 
+from app.cli.docs import with_settings_table
 from app.fetch import FetchError
 from app.ocr.images import ImageError
 from app.ocr.pool import OcrPoolError
-from app.settings import Settings, with_settings_table
+from app.settings import CONCERNS, Settings
 from models.events import ErrorKind
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,6 +37,12 @@ def test_the_settings_table_is_generated_from_the_code() -> None:
     assert document == with_settings_table(document), "run `make docs`"
     listed = set(re.findall(r"^\| `OCRSTREAM_([A-Z0-9_]+)` \|", document, flags=re.MULTILINE))
     assert listed == {name.upper() for name in Settings.model_fields}
+
+
+def test_each_setting_belongs_to_exactly_one_concern() -> None:
+    owners = Counter(name for concern in CONCERNS for name in concern.model_fields)
+    assert set(owners) == set(Settings.model_fields)
+    assert max(owners.values()) == 1
 
 
 def test_the_documented_error_kinds_are_the_codes() -> None:

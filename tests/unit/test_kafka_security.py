@@ -10,7 +10,8 @@ import faust
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from app.kafka.acls import with_acl_commands, worker_acls
+from app.cli.docs import with_acl_commands
+from app.kafka.acls import worker_acls
 from app.kafka.secure_local import secure_material
 from app.kafka.security import (
     KafkaSecurityError,

@@ -1,0 +1,63 @@
+"""How the agents take records and bound what a post may ask for."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from app.settings.base import SettingsBase
+
+
+class PipelineSettings(SettingsBase):
+    """Batches, a post's bounds, and channel sends."""
+
+    batch_max_records: int = Field(
+        default=500,
+        ge=1,
+        description=(
+            "Records an agent takes at once from a topic (posts, candidates); their outputs are "
+            "produced together, and the batch is acknowledged once the broker has them."
+        ),
+    )
+    batch_wait_ms: float = Field(
+        default=5.0,
+        ge=0,
+        description=(
+            "Milliseconds an agent waits to fill a batch before it handles what it has (the "
+            "latency a quiet stream pays per hop)."
+        ),
+    )
+    max_images_per_post: int = Field(
+        default=16,
+        ge=1,
+        description=(
+            "Images of one post that are OCR'd; the rest are reported to the dead-letter topic."
+        ),
+    )
+    max_post_text_chars: int = Field(
+        default=100_000, ge=1, description="Posts with longer text go to the dead-letter topic."
+    )
+    channel_retry_attempts: int = Field(
+        default=10,
+        ge=1,
+        description=(
+            "Attempts for a channel delivery held back while the cluster moved a leader (sent "
+            "by the webhook lanes with their backoff, about 3 minutes in all) before it is "
+            "dead-lettered."
+        ),
+    )
+    channel_send_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description=(
+            "Seconds one send to a channel topic may take; past it (or on an error) the delivery "
+            "is dead-lettered and the channel skipped for a while."
+        ),
+    )
+    channel_retry_after_s: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "Seconds a channel whose send failed is skipped (its deliveries dead-lettered at once)"
+            " before it is tried again."
+        ),
+    )
