@@ -1,130 +1,23 @@
-"""OCR agent: fetch each image, OCR it off the loop, publish ``ocr_result``."""
+"""OCR agent: fetch each image, OCR it off the loop, publish ``ocr_result`` (or ``ocr_error``)."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from app import topics
-from app.activity import activity
-from app.faust_app import app, settings
-from app.fetch import FetchError
-from app.kafka.outbox import Outgoing
-from app.metrics import metrics
-from app.ocr.images import ImageError
-from app.ocr.pool import OcrPoolError
-from app.ocr.reading import reading_of
+from agents import AgentFun
 from app.pipeline.boundary import batch_boundary, record_boundary
-from app.pipeline.publish import publish
-from app.pipeline.records import decode_record
-from app.redact import redact_text, redact_url
-from app.services import dead_letters, outbox
-from app.services import ocr as runtime
-from models.events import (
-    EVENT_ID_HEADER,
-    Candidate,
-    ErrorKind,
-    ImageJob,
-    OcrError,
-    OcrResult,
-    ocr_event_id,
-)
-
-log = logging.getLogger(__name__)
-
-# The ocr_error kind of a failure no one foresaw while reading an image (a bug, not the image).
-INTERNAL_ERROR: ErrorKind = "internal_error"
+from app.pipeline.dead_letters import DeadLetters
+from app.pipeline.image_jobs import ImageJobs
 
 
-async def ocr_job(job: ImageJob, event_id: str = "") -> OcrResult:
-    """Fetch, OCR and extract addresses for one image job (and show it on the dashboard)."""
-    image: list[bytes] = []
-    output, _ = await runtime.ocr_url(job.image_url, fetched=image.append)
-    result = reading_of(output).result(job.image_url, job.ref)
-    activity.result(
-        event_id,
-        f"{job.ref.source}:{job.ref.mid}",
-        job.image_url,
-        result.text,
-        [f"{ca.network}:{ca.address}" for ca in result.buy_ca],
-        image[0] if image else None,
-    )
-    return result
+def ocr_agent(jobs: ImageJobs, dead_letters: DeadLetters) -> AgentFun:
+    """Return the agent that reads each image job (run ``OCRSTREAM_OCR_CONCURRENCY`` at once)."""
 
+    async def process_images(stream: Any) -> None:
+        """OCR each image job; an image that cannot be read yields an ``ocr_error`` event."""
+        async for event in stream.events():
+            async with batch_boundary(dead_letters, [event]):
+                async with record_boundary(dead_letters, "ocr", event):
+                    await jobs.handle(event)
 
-@app.agent(topics.images, concurrency=settings.ocr_concurrency)
-async def process_images(stream: Any) -> None:
-    """OCR each image job; an image that cannot be read yields an ``ocr_error`` event."""
-    async for event in stream.events():
-        async with batch_boundary(dead_letters, [event]):
-            async with record_boundary(dead_letters, "ocr", event):
-                job = decode_record(event.value, ImageJob, "image job")
-                with metrics.tracking(job.image_url, "fetch"):
-                    refused = await read_image(job, ocr_event_id(job.ref, job.image_url))
-                for record in refused:
-                    # Kafka would not take it (an ocr_error, or the candidate of a post whose
-                    # text is too long for the topic's limit): the reason is the outcome.
-                    reason = f"{record.topic} record not produced: {record.error}"
-                    await dead_letters.send("ocr", reason, event, record.value, job.image_url)
-
-
-async def read_image(job: ImageJob, event_id: str) -> list[Outgoing]:
-    """OCR one image job and publish its ``ocr_result`` (or its ``ocr_error``).
-
-    Returns the records Kafka refused, each with its error (for the caller's dead letters).
-    """
-    try:
-        result = await ocr_job(job, event_id)
-    except (FetchError, ImageError, OcrPoolError) as exc:
-        metrics.stage("publish error")
-        return await publish_error(job, exc.kind, str(exc), event_id)
-    except Exception as exc:
-        # Why here and not only in the boundary: every image must end in an ocr_result or an
-        # ocr_error, whatever failed while reading it.
-        log.exception("unexpected error reading image %s", redact_url(job.image_url))
-        metrics.stage("publish error")
-        reason = f"unexpected error reading the image: {type(exc).__name__}: {exc}"[:500]
-        return await publish_error(job, INTERNAL_ERROR, reason, event_id)
-    event = image_event(settings.ocr_result_topic, job, result, event_id)
-    too_large = await outbox.too_large(event)
-    if too_large is not None:
-        # Why an ocr_error, not a dead letter: every image ends in one of the two events.
-        metrics.stage("publish error")
-        reason = f"the ocr_result could not be sent: {too_large}"
-        return await publish_error(job, "result_too_large", reason, event_id)
-    metrics.ocr_results.inc()
-    metrics.stage("publish")
-    candidate = Candidate(
-        event=result.model_dump(mode="json"),
-        # The result's own text and QR codes are matched from the event itself.
-        match_text=job.post_text,
-        event_id=event_id,
-        key=job.ref.mid,
-    )
-    candidate_record = Outgoing(
-        settings.candidates_topic, job.ref.mid.encode(), candidate.model_dump_json().encode()
-    )
-    return await publish([event, candidate_record])
-
-
-async def publish_error(
-    job: ImageJob, kind: ErrorKind, reason: str, event_id: str
-) -> list[Outgoing]:
-    """Publish the ``ocr_error`` event of an image that could not be read; return it if refused."""
-    metrics.image_errors.labels(kind=kind).inc()
-    metrics.error("ocr", f"{reason} ({job.image_url})", kind)
-    log.info("image not read (%s): %s: %s", kind, redact_url(job.image_url), redact_text(reason))
-    error = OcrError(image_url=job.image_url, ref=job.ref, error=kind, reason=reason)
-    # Why published like ocr_result (not as a dead letter): this event is part of the
-    # at-least-once contract, "one ocr_result or one ocr_error per image".
-    return await publish([image_event(settings.ocr_error_topic, job, error, event_id)])
-
-
-def image_event(topic: str, job: ImageJob, event: OcrResult | OcrError, event_id: str) -> Outgoing:
-    """Return an image's event as a record: keyed by its URL, its idempotency key in a header."""
-    return Outgoing(
-        topic,
-        job.image_url.encode(),
-        event.model_dump_json().encode(),
-        [(EVENT_ID_HEADER, event_id.encode())],
-    )
+    return process_images

@@ -2,128 +2,25 @@
 
 from __future__ import annotations
 
-import logging
-from collections import defaultdict
 from typing import Any
 
-from app import topics
-from app.faust_app import app, settings
-from app.kafka.outbox import Outgoing
-from app.metrics import metrics
-from app.pipeline.boundary import batch_boundary, record_boundary
-from app.pipeline.candidates import bundle_bytes, bundles
-from app.pipeline.posts import PostPlan, parse_post, plan_post
-from app.pipeline.publish import publish
-from app.services import dead_letters, outbox
-from models.events import EVENT_ID_HEADER, Candidate
-
-log = logging.getLogger(__name__)
-
-# Which posts a record came from, by the record's id: each post's Faust event, and for a bundle
-# the post's candidate (its dead letter shows the candidate's own JSON, not the whole bundle).
-Origins = dict[int, list[tuple[Any, Candidate | None]]]
+from agents import AgentFun
+from app.pipeline.boundary import batch_boundary
+from app.pipeline.dead_letters import DeadLetters
+from app.pipeline.post_batches import PostBatches
+from app.settings import PipelineSettings
 
 
-@app.agent(topics.posts)
-async def process_posts(stream: Any) -> None:
-    """Turn each post into image jobs and a delivery candidate."""
-    wait_s = settings.batch_wait_ms / 1000
-    async for events in stream.take_events(settings.batch_max_records, within=wait_s):
-        async with batch_boundary(dead_letters, events):
-            await _batch(events)
+def posts_agent(
+    settings: PipelineSettings, batches: PostBatches, dead_letters: DeadLetters
+) -> AgentFun:
+    """Return the agent that turns each post into image jobs and a delivery candidate."""
 
+    async def process_posts(stream: Any) -> None:
+        """Turn each post into image jobs and a delivery candidate."""
+        wait_s = settings.batch_wait_ms / 1000
+        async for events in stream.take_events(settings.batch_max_records, within=wait_s):
+            async with batch_boundary(dead_letters, events):
+                await batches.handle(events)
 
-async def _batch(events: list[Any]) -> None:
-    """Turn a batch of posts into their records, produced at once; refusals dead-lettered."""
-    outgoing: list[Outgoing] = []
-    origins: Origins = {}
-    offered: dict[int, list[tuple[Candidate, Any]]] = defaultdict(list)
-    for event in events:
-        metrics.posts.inc()
-        async with record_boundary(dead_letters, "posts", event):
-            plan = _plan(event)
-            for record in image_records(plan):
-                origins[id(record)] = [(event, None)]
-                outgoing.append(record)
-            offered[event.message.partition].append((plan.candidate, event))
-            await _report(plan, event)
-    limit = await outbox.limits.limit(settings.candidates_topic)
-    outgoing.extend(candidate_bundles(offered, bundle_bytes(limit), origins))
-    with metrics.tracking(f"{len(events)} post(s)", "emit"):
-        # The batch is acknowledged when the agent's loop goes on: its outputs are durable first.
-        refused = await publish(outgoing)
-    await _dead_letter(origins, refused)
-
-
-def _plan(event: Any) -> PostPlan:
-    return plan_post(
-        parse_post(event.value, settings.max_post_text_chars), settings.max_images_per_post
-    )
-
-
-def candidate_bundles(
-    offered: dict[int, list[tuple[Candidate, Any]]], max_bytes: int, origins: Origins
-) -> list[Outgoing]:
-    """Return a batch's candidates as bundle records, one series per posts partition.
-
-    Each record's posts go into ``origins``: a bundle Kafka refuses is dead-lettered post by
-    post, each letter with its own candidate.
-    """
-    records = []
-    for partition, pairs in offered.items():
-        candidates = [candidate for candidate, _ in pairs]
-        for value, members in bundles(candidates, max_bytes):
-            # Why keyed by the posts partition: its posts reach the filter in their order.
-            record = Outgoing(settings.candidates_topic, f"posts-{partition}".encode(), value)
-            origins[id(record)] = [(pairs[i][1], candidates[i]) for i in members]
-            records.append(record)
-    return records
-
-
-async def _dead_letter(origins: Origins, refused: list[Outgoing]) -> None:
-    """Make the failure of each refused record the outcome of the posts it came from.
-
-    One dead letter per post, whatever number of its records were refused (its candidate, its
-    image jobs): it names each, and shows the candidate's own JSON when only that failed.
-    """
-    letters: dict[int, tuple[Any, list[str], list[Candidate | None]]] = {}
-    for record in refused:
-        reason = f"{record.topic} record not produced: {record.error}"
-        for event, candidate in origins.get(id(record), ()):
-            _, reasons, parts = letters.setdefault(id(event), (event, [], []))
-            if reason not in reasons:
-                reasons.append(reason)
-            parts.append(candidate)
-    for event, reasons, parts in letters.values():
-        only = parts[0] if len(parts) == 1 else None
-        own = None if only is None else only.model_dump_json().encode()
-        await dead_letters.send("posts", "; ".join(reasons), event, own)
-
-
-def image_records(plan: PostPlan) -> list[Outgoing]:
-    """Return a post's image records: its OCR jobs, and an ocr_error per refused image."""
-    # Why keyed by URL: repeats of one image land on one partition (and one cache).
-    records = [
-        Outgoing(settings.images_topic, job.image_url.encode(), job.model_dump_json().encode())
-        for job in plan.jobs
-    ]
-    records += [
-        Outgoing(
-            settings.ocr_error_topic,
-            error.image_url.encode(),
-            error.model_dump_json().encode(),
-            [(EVENT_ID_HEADER, event_id.encode())],
-        )
-        for error, event_id in plan.refused
-    ]
-    return records
-
-
-async def _report(plan: PostPlan, event: Any) -> None:
-    """Count what a post became; dead-letter the note of images past the cap."""
-    metrics.image_jobs.inc(len(plan.jobs))
-    for error, _ in plan.refused:
-        metrics.image_errors.labels(kind="refused").inc()
-        metrics.error("posts", error.reason, "refused")
-    if plan.overflow is not None:
-        await dead_letters.send("posts", plan.overflow, event)
+    return process_posts

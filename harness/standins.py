@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from app.webhooks.signing import DELIVERY_HEADER
+from app.dispatch.signing import DELIVERY_HEADER
 
 # https://discord.com/developers/docs/resources/message#embed-object-embed-limits
 _DISCORD_EMBED_LIMITS = {"title": 256, "description": 4096}

@@ -115,7 +115,7 @@ class KeyRecord(BaseModel):
     # The format of each webhook URL that is not "json" (absent: json; older records have none).
     webhook_formats: dict[str, WebhookFormat] = Field(default_factory=dict)
     telegram: TelegramSubscription | None = None
-    # Sealed with the operator's key (app/keys/sealing.py); records written before sealing
+    # Sealed with the operator's key (app/sealing.py); records written before sealing
     # existed hold it in clear until their next change. Every worker opens it to sign
     # deliveries (HMAC); it is shown to the admin only when minted, never listed, never logged.
     webhook_secret: str = ""

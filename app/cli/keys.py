@@ -19,8 +19,8 @@ from app.keys.apikeys import MalformedKeyError, key_id_of
 from app.keys.changelog import read_keys
 from app.keys.commands import ControlError, check_channels, check_webhooks
 from app.keys.keywords import KeywordError
-from app.keys.sealing import SecretKeyError
 from app.pipeline.records import summarize
+from app.sealing import SecretKeyError
 from app.settings import Settings, get_settings
 
 

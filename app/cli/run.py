@@ -29,9 +29,9 @@ def worker(args: argparse.Namespace) -> int:
     from app.kafka.first_start_log import explain_coordinator_startup
     from app.kafka.reconnect_log import throttle_reconnect_logs
     from app.kafka.security import KafkaSecurityError
-    from app.keys.sealing import SecretKeyError
     from app.keys.secret_check import check_secret_key
     from app.redact import install_log_redaction
+    from app.sealing import SecretKeyError
     from app.worker import build_worker  # here: built from the final settings
 
     install_log_redaction()
@@ -52,7 +52,7 @@ def worker(args: argparse.Namespace) -> int:
         ) from None
     if created:
         log.info("created topics: %s", ", ".join(created))
-    app, agents = build_worker()
+    app, agents = build_worker(settings)
     log.info("agents: %s", ", ".join(agents))
     sys.argv = ["ocrstream", "worker", "--loglevel", args.loglevel]
     app.main()
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
 def local_secret_key(cache: Path) -> Path:
     """Return the file of the local broker's operator key, made (readable by owner) if absent."""
     from app.kafka.secure_local import write_private
-    from app.keys.sealing import new_secret_key
+    from app.sealing import new_secret_key
 
     path = cache / "secret-key"
     if not path.exists():
@@ -98,7 +98,7 @@ def local_secret_key(cache: Path) -> Path:
 
 def secret_key(args: argparse.Namespace) -> int:
     """Print a new operator key for OCRSTREAM_SECRET_KEY."""
-    from app.keys.sealing import new_secret_key
+    from app.sealing import new_secret_key
 
     print(new_secret_key())
     return 0

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 
+from app.dispatch.signing import new_secret
 from app.kafka.security import connection
 from app.keys.apikeys import hash_key, mint_key, new_key_id
 from app.keys.changelog import read_keys
@@ -25,9 +26,8 @@ from app.keys.commands import (
     needs_new_secret,
 )
 from app.keys.keywords import merge_keywords, normalize_keyword
-from app.keys.sealing import SecretBox, box_for
+from app.sealing import SecretBox, box_for
 from app.settings import Settings
-from app.webhooks.signing import new_secret
 from models.keys import (
     AddKeywords,
     AddWebhook,

@@ -1,4 +1,4 @@
-"""Keyword rules of the product: normalisation, limits and matching."""
+"""Keyword rules of the product: normalisation and limits (matching: app/pipeline/matching.py)."""
 
 from __future__ import annotations
 
@@ -48,17 +48,3 @@ def remove_keywords(current: Sequence[str], removed: Iterable[str]) -> list[str]
     """Return ``current`` without the (normalised) ``removed`` keywords."""
     gone = {normalize_keyword(w) for w in removed}
     return [w for w in current if w not in gone]
-
-
-def match_keywords(keywords: Sequence[str], *texts: str) -> list[str]:
-    """Return the keywords that occur, case-insensitively, as substrings of any text."""
-    return matches_in(keywords, tuple(text.casefold() for text in texts))
-
-
-def matches_in(keywords: Sequence[str], folded: Sequence[str]) -> list[str]:
-    """Return the keywords found in any of the case-folded texts.
-
-    Each text on its own: a keyword never matches across the end of one text and the start of
-    the next (the post's text and the image's), which neither shows.
-    """
-    return [w for w in keywords if any(w.casefold() in text for text in folded)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.keys.changelog import read_keys
-from app.keys.sealing import SecretKeyError, box_for
+from app.sealing import SecretKeyError, box_for
 from app.settings import Settings
 
 

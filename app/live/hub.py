@@ -23,11 +23,11 @@ from mode import Service
 
 from app.kafka.consumers import consume_until_stopped
 from app.kafka.security import connection
-from app.keys.replica import KeysReplica
 from app.live.feed import BoundedFeed, Closed, LiveEvent
 from app.metrics import metrics
 from app.pipeline.candidates import read_candidates
 from app.pipeline.delivery import delivery_for
+from app.pipeline.key_directory import KeyDirectory
 from app.pipeline.records import RecordRefused
 from app.settings import Settings
 from models.events import Candidate, event_json
@@ -55,7 +55,7 @@ class TooManyStreams(Exception):
 class LiveHub(Service):
     """Feeds every open live stream of this worker with its key's deliveries."""
 
-    def __init__(self, settings: Settings, keys: KeysReplica) -> None:
+    def __init__(self, settings: Settings, keys: KeyDirectory) -> None:
         super().__init__()
         self._settings = settings
         self._keys = keys

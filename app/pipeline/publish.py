@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from app.kafka.outbox import Outgoing
-from app.services import outbox
+from app.kafka.outbox import Outbox, Outgoing
 
 # Why long: the pipeline's own records are tried again until the broker has them.
 SEND_TIMEOUT_S = 30.0
 
 
-async def publish(records: Sequence[Outgoing]) -> list[Outgoing]:
+async def publish(outbox: Outbox, records: Sequence[Outgoing]) -> list[Outgoing]:
     """Produce ``records`` (in order per topic partition) durably; return those Kafka refused.
 
     A refused record carries its ``error``; the caller makes it the outcome of its input.

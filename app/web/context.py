@@ -11,12 +11,12 @@ from aiohttp import web
 
 from app.keys.admin import KeyAdmin
 from app.keys.replica import KeysReplica
+from app.keys.telegram_chats import BotApi
 from app.live.hub import LiveHub
 from app.ocr.runtime import OcrRuntime
 from app.settings import Settings
 from app.web.ratelimit import RateLimiter
 from app.web.status import StatusReport
-from app.webhooks.telegram_chats import BotApi
 
 SETTINGS = web.AppKey("settings", Settings)
 KEYS = web.AppKey("keys", KeysReplica)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from aiohttp import web
 from yarl import URL
 
-from app.fetch import FetchError, FetchRefusedError, FetchTooLargeError, check_url
+from app.fetch import FetchError, FetchRefusedError, FetchTooLargeError
 from app.metrics import metrics
 from app.ocr.admission import OcrBusyError
 from app.ocr.engine import OcrOutput
@@ -15,14 +16,30 @@ from app.ocr.images import BadDimensionsError, ImageTooLargeError, UnreadableIma
 from app.ocr.images import ImageError as DecodeError
 from app.ocr.pool import OcrPoolError
 from app.ocr.reading import reading_of
-from app.ocr.runtime import OcrRuntime
-from app.samples import local_sample
-from app.settings import Settings
 from app.web.auth import api_key_caller, retry_later
 from app.web.context import OCR, SETTINGS
 from app.web.errors import ApiError, read_model
 from app.web.image_input import ImageInputError, ImageInputTooLargeError, decode_image_field
 from models.api import OcrAnswer, OcrData, OcrLine, OcrRequest
+
+# What each failure answers: the status, and the message around the failure's own words. The
+# first class the failure is an instance of wins, so a subclass comes before its base.
+_ANSWERS: tuple[tuple[type[Exception], int, str], ...] = (
+    (ImageInputTooLargeError, 413, "{}"),
+    (ImageInputError, 400, "{}"),
+    (FetchTooLargeError, 413, "{}"),
+    (FetchRefusedError, 422, "refused to fetch imageUrl: {}"),
+    (FetchError, 422, "could not fetch imageUrl: {}"),
+    (ImageTooLargeError, 413, "{}"),
+    (BadDimensionsError, 422, "the image cannot be read: {}"),
+    (UnreadableImageError, 422, "the image cannot be read: {}"),
+    (DecodeError, 415, "not an image we can read: {}"),
+)
+# Failures that pass: 503 with how long to wait before trying again.
+_RETRY_AFTER_S: dict[type[Exception], Callable[[Exception], float]] = {
+    OcrBusyError: lambda exc: getattr(exc, "retry_after_s", 1.0),
+    OcrPoolError: lambda _: 1.0,
+}
 
 
 def max_body_bytes(max_image_bytes: int) -> int:
@@ -42,69 +59,55 @@ async def ocr_handler(request: web.Request) -> web.Response:
         runtime.admission.check_room("http")
         # Through the caller's own cache: an image it sent minutes ago is not read again.
         if body.imageUrl is not None:
-            output, cached = await _read_url(
-                runtime, body.imageUrl, caller.key_id, request.app[SETTINGS]
-            )
+            # The download checks the address (and each redirect's); the worker's own
+            # /samples/ URL is read from the package, as the pipeline reads it.
+            url = image_url(body.imageUrl)
+            output, cached = await runtime.ocr_url(url, caller.key_id)
         else:
             assert body.image is not None  # exactly one of the two (OcrRequest)
-            data = _decode(body.image, max_image_bytes)
+            data = decode_image_field(body.image, max_image_bytes)
             output, cached = await runtime.ocr_image(data, caller.key_id)
-    except OcrBusyError as exc:
-        raise retry_later(503, str(exc), exc.retry_after_s, headers) from None
-    except OcrPoolError as exc:
-        raise retry_later(503, str(exc), 1, headers) from None
-    except ImageTooLargeError as exc:
-        raise ApiError(413, str(exc)) from None
-    except (BadDimensionsError, UnreadableImageError) as exc:
-        raise ApiError(422, f"the image cannot be read: {exc}") from None
-    except DecodeError as exc:
-        raise ApiError(415, f"not an image we can read: {exc}") from None
+    except Exception as exc:
+        raise answer_for(exc, headers) from None
     metrics.ocr_requests.inc()
-    total_ms = round((time.perf_counter() - started) * 1000, 1)
-    # Why 0: an answer from the OCR cache (the same image read before) ran no OCR now.
-    elapsed_ms = output.elapsed_ms if not cached else 0.0
-    # The same reading as the pipeline's: the same bounds, the same QR codes.
+    return web.json_response(_answer(output, cached, started).model_dump(), headers=headers)
+
+
+def image_url(text: str) -> str:
+    """Return ``imageUrl`` if it is an http(s) URL; else the 400 that says what it is not."""
+    try:
+        url = URL(text)
+    except ValueError as exc:
+        raise ApiError(400, f"imageUrl is not a valid URL: {exc}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ApiError(400, "imageUrl must be an http(s) URL")
+    return text
+
+
+def answer_for(exc: Exception, headers: dict[str, str]) -> Exception:
+    """Return the answer a failure of /ocr gets (``_ANSWERS``), or the failure itself."""
+    if isinstance(exc, ApiError):
+        return exc
+    for kind, retry_after in _RETRY_AFTER_S.items():
+        if isinstance(exc, kind):
+            return retry_later(503, str(exc), retry_after(exc), headers)
+    for kind, status, message in _ANSWERS:
+        if isinstance(exc, kind):
+            return ApiError(status, message.format(exc))
+    return exc  # a bug: the request's error boundary answers 500 and logs it
+
+
+def _answer(output: OcrOutput, cached: bool, started: float) -> OcrAnswer:
+    """Return the answer of a read: the same reading as the pipeline's (bounds, QR codes)."""
     reading = reading_of(output)
-    answer = OcrAnswer(
+    return OcrAnswer(
         data=OcrData(
             text=reading.text,
             lines=[OcrLine(text=text, score=score) for text, score in reading.lines],
-            elapsed_ms=elapsed_ms,
-            total_ms=total_ms,
+            # Why 0: an answer from the OCR cache (the same image read before) ran no OCR now.
+            elapsed_ms=output.elapsed_ms if not cached else 0.0,
+            total_ms=round((time.perf_counter() - started) * 1000, 1),
             qr=reading.qr,
             truncated=reading.truncated,
         )
     )
-    return web.json_response(answer.model_dump(), headers=headers)
-
-
-def _decode(image: str, max_image_bytes: int) -> bytes:
-    try:
-        return decode_image_field(image, max_image_bytes)
-    except ImageInputTooLargeError as exc:
-        raise ApiError(413, str(exc)) from None
-    except ImageInputError as exc:
-        raise ApiError(400, str(exc)) from None
-
-
-async def _read_url(
-    runtime: OcrRuntime, image_url: str, caller: str, settings: Settings
-) -> tuple[OcrOutput, bool]:
-    if not image_url.startswith(("http://", "https://")):
-        raise ApiError(400, "imageUrl must be an http(s) URL")
-    try:
-        # The worker's own /samples/ URL is read from the package, as the pipeline reads it.
-        if local_sample(image_url, settings) is None:
-            check_url(URL(image_url), runtime.fetch_limits)
-    except FetchRefusedError as exc:
-        raise ApiError(422, f"refused to fetch imageUrl: {exc}") from None
-    except ValueError as exc:
-        raise ApiError(400, f"imageUrl is not a valid URL: {exc}") from None
-    try:
-        return await runtime.ocr_url(image_url, caller)
-    except FetchTooLargeError as exc:
-        raise ApiError(413, str(exc)) from None
-    except FetchRefusedError as exc:
-        raise ApiError(422, f"refused to fetch imageUrl: {exc}") from None
-    except FetchError as exc:
-        raise ApiError(422, f"could not fetch imageUrl: {exc}") from None

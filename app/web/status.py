@@ -7,13 +7,13 @@ from collections import defaultdict
 from typing import Any
 
 from app.activity import Activity, History, activity
+from app.dispatch.service import WebhookDelivery
 from app.keys.replica import KeysReplica
 from app.live.hub import LiveHub
 from app.metrics import metrics
 from app.ocr.runtime import OcrRuntime
 from app.settings import Settings
 from app.web.scrape import WorkerState, render, scrape_registry
-from app.webhooks.service import WebhookDelivery
 from models.keys import KeyRecord
 
 

@@ -7,11 +7,11 @@ import time
 
 from aiohttp import web
 
+from app.keys.telegram_chats import code_sha256
 from app.web.auth import api_key_caller
 from app.web.changes import applied
 from app.web.context import KEY_ADMIN, SETTINGS, TELEGRAM
 from app.web.errors import ApiError, read_model
-from app.webhooks.telegram_chats import code_sha256
 from models.api import (
     TelegramSubscriptionAnswer,
     TelegramSubscriptionRequest,

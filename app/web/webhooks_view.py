@@ -15,8 +15,8 @@ from models.api import (
     WebhooksData,
     WebhookView,
 )
+from models.delivery_jobs import endpoint_id
 from models.keys import KeyRecord
-from models.webhooks import endpoint_id
 
 _MAX_BODY = 8 * 1024
 

@@ -16,8 +16,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from app.dispatch.signing import SIGNATURE_HEADER
 from app.kafka.local import LocalKafka
-from app.webhooks.signing import SIGNATURE_HEADER
 from harness.loopback import serve_on_loopback
 from harness.records import consume, post, produce
 from harness.standins import DiscordWebhook, SlackWebhook, TelegramBotApi, standin_app

@@ -17,11 +17,11 @@ import aiohttp
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from app.dispatch.signing import SIGNATURE_HEADER, new_secret, verify
 from app.kafka.consumers import stop_consumer
 from app.kafka.local import LocalKafka
 from app.keys.changelog import read_keys
-from app.keys.sealing import is_sealed, new_secret_key
-from app.webhooks.signing import SIGNATURE_HEADER, new_secret, verify
+from app.sealing import is_sealed, new_secret_key
 from harness.records import post, produce
 from harness.standins import Receiver
 from harness.workers import TEST_SECRET_KEY, operator_url, run_cli, unique_settings

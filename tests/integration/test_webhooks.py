@@ -15,12 +15,12 @@ from typing import Any
 import aiohttp
 import pytest
 
+from app.dispatch.signing import SIGNATURE_HEADER, verify
 from app.kafka.local import LocalKafka
-from app.webhooks.signing import SIGNATURE_HEADER, verify
 from harness.records import consume, post, produce
 from harness.standins import Receiver
 from harness.workers import unique_settings
-from models.webhooks import endpoint_id
+from models.delivery_jobs import endpoint_id
 from tests.support import admin_request, wait_for
 
 pytestmark = pytest.mark.integration

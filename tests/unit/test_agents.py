@@ -8,21 +8,19 @@ reaching Kafka; tests/integration/ runs the same agents on a real broker.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import faust
 import pytest
 
-import agents.filter as filter_module
-from agents.filter import filter_candidates
-from agents.posts import process_posts
-from app import services
-from app.faust_app import app
+import app.pipeline.delivery as delivery_module
 from app.kafka.outbox import Outgoing
 from app.keys.commands import apply_command
 from app.pipeline.candidates import bundle_values
 from app.pipeline.delivery import delivery_for
+from app.settings import Settings
+from app.worker import Pipeline, wire_pipeline
 from models.dead_letter import DeadLetter
 from models.events import Candidate
 from models.keys import AddKeywords, CreateKey
@@ -30,8 +28,25 @@ from models.keys import AddKeywords, CreateKey
 Sent = list[tuple[str, Any, dict[str, Any]]]
 
 
+@pytest.fixture(scope="module")
+async def pipeline() -> AsyncIterator[Pipeline]:
+    """The worker's app and agents, wired as the worker wires them (never started).
+
+    Why async: Faust and mode take the running loop; outside one they would make their own.
+    """
+    wired = wire_pipeline(Settings())
+    yield wired
+    # Faust's consumer (made by test_context) holds a thread loop it never started: close it.
+    consumer: Any = wired.app._consumer
+    if consumer is not None:
+        consumer._thread.thread_loop.close()
+
+
 @pytest.fixture
-def outputs(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Sent, list[DeadLetter]]]:
+def outputs(
+    monkeypatch: pytest.MonkeyPatch, pipeline: Pipeline
+) -> Iterator[tuple[Sent, list[DeadLetter]]]:
+    services, app = pipeline.services, pipeline.app
     sent: Sent = []
     letters: list[DeadLetter] = []
 
@@ -53,9 +68,10 @@ def outputs(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Sent, list[DeadLe
 
 
 async def test_a_post_becomes_its_candidate_its_jobs_and_its_refused_images(
-    outputs: tuple[Sent, list[DeadLetter]],
+    outputs: tuple[Sent, list[DeadLetter]], pipeline: Pipeline
 ) -> None:
     sent, letters = outputs
+    process_posts = pipeline.agents["agents.posts.process_posts"]
     post = {
         "source": "x",
         "mid": "1",
@@ -84,9 +100,11 @@ async def test_a_post_becomes_its_candidate_its_jobs_and_its_refused_images(
 
 
 async def test_the_filter_delivers_to_each_matching_key_and_refuses_a_bad_channel(
-    outputs: tuple[Sent, list[DeadLetter]],
+    outputs: tuple[Sent, list[DeadLetter]], pipeline: Pipeline
 ) -> None:
     sent, letters = outputs
+    services = pipeline.services
+    filter_candidates = pipeline.agents["agents.filter.filter_candidates"]
     firehose = apply_command(
         None, CreateKey(key_id="aaaaaaaa1111", key_hash="0" * 64, created_at=1, channels=("all",))
     )
@@ -123,9 +141,11 @@ async def test_the_filter_delivers_to_each_matching_key_and_refuses_a_bad_channe
 
 
 async def test_a_bundle_is_delivered_candidate_by_candidate_and_a_failure_costs_only_one(
-    outputs: tuple[Sent, list[DeadLetter]], monkeypatch: pytest.MonkeyPatch
+    outputs: tuple[Sent, list[DeadLetter]], monkeypatch: pytest.MonkeyPatch, pipeline: Pipeline
 ) -> None:
     sent, letters = outputs
+    services = pipeline.services
+    filter_candidates = pipeline.agents["agents.filter.filter_candidates"]
     firehose = apply_command(
         None, CreateKey(key_id="dddddddd4444", key_hash="0" * 64, created_at=1, channels=("all",))
     )
@@ -139,7 +159,7 @@ async def test_a_bundle_is_delivered_candidate_by_candidate_and_a_failure_costs_
         return original(key, candidate)
 
     # An injected bug (a unit test of the boundary): the bundle's other candidates still go.
-    monkeypatch.setattr(filter_module, "delivery_for", fails_on_boom)
+    monkeypatch.setattr(delivery_module, "delivery_for", fails_on_boom)
     texts = ["gm", "boom", "wagmi"]
     candidates = [
         Candidate(event={"source": "x", "mid": str(i), "text": t}, match_text=t, key=str(i))

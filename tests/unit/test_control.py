@@ -6,7 +6,7 @@ import pytest
 
 from app.keys.commands import ControlError, apply_command
 from app.keys.keywords import KeywordError
-from app.webhooks.telegram_chats import code_sha256
+from app.keys.telegram_chats import code_sha256
 from models.keys import (
     AddKeywords,
     AddWebhook,

@@ -6,17 +6,22 @@ import json
 
 import pytest
 
-from app.keys.sealing import SecretBox, SecretKeyError, new_secret_key
-from app.webhooks.destinations import (
+from app.dispatch.destinations import (
     NotDeliverable,
     TelegramBot,
     channel_record_for,
     request_for,
 )
-from app.webhooks.pace import ChatPace
-from app.webhooks.signing import SIGNATURE_HEADER, verify
+from app.dispatch.pace import ChatPace
+from app.dispatch.signing import SIGNATURE_HEADER, verify
+from app.sealing import SecretBox, SecretKeyError, new_secret_key
+from models.delivery_jobs import (
+    HeldChannelSend,
+    TelegramMessage,
+    WebhookPost,
+    delivery_job_adapter,
+)
 from models.keys import KeyRecord, TelegramSubscription
-from models.webhooks import WebhookJob
 
 SECRET = "whsec_" + "k" * 40
 BOX = SecretBox.from_setting(new_secret_key())
@@ -41,10 +46,12 @@ def _key(**changes: object) -> KeyRecord:
     return record.model_copy(update=changes)
 
 
-def _job(**fields: object) -> WebhookJob:
-    return WebhookJob.model_validate(
+def _job(**fields: object) -> WebhookPost | TelegramMessage:
+    job = delivery_job_adapter.validate_python(
         {"key_id": "abcd1234", "event_id": "post:x:1", "event": EVENT, **fields}
     )
+    assert isinstance(job, WebhookPost | TelegramMessage)
+    return job
 
 
 def test_json_is_signed_and_discord_is_its_own_body_unsigned() -> None:
@@ -101,7 +108,7 @@ def test_telegram_goes_to_the_operators_bot_and_names_no_token() -> None:
     ],
 )
 def test_a_job_the_key_no_longer_wants_is_not_sent(
-    job: WebhookJob, key: KeyRecord | None, why: str
+    job: WebhookPost | TelegramMessage, key: KeyRecord | None, why: str
 ) -> None:
     with pytest.raises(NotDeliverable, match=why):
         request_for(job, key, 1, BOT, BOX)
@@ -134,7 +141,7 @@ def test_the_pace_spaces_each_chat_and_the_bot_and_honours_a_hold() -> None:
 
 def test_a_held_channel_delivery_becomes_the_record_the_channel_would_have_had() -> None:
     key = KeyRecord(key_id="key00001", key_hash="0" * 64, created_at=0, channels=("chan-k1",))
-    job = WebhookJob(
+    job = HeldChannelSend(
         key_id="key00001", event_id="ocr:x:1:abc", event={"source": "ocr_result", "text": "é"},
         channel="chan-k1", channel_key="1796",
     )  # fmt: skip
@@ -147,3 +154,27 @@ def test_a_held_channel_delivery_becomes_the_record_the_channel_would_have_had()
     for gone in (None, key.model_copy(update={"revoked": True}), moved):
         with pytest.raises(NotDeliverable):
             channel_record_for(job, gone)
+
+
+def test_a_job_is_one_of_three_kinds_and_jobs_written_before_kinds_still_decode() -> None:
+    common = {"key_id": "abcd1234", "event_id": "post:x:1", "event": EVENT}
+    # As the version before `kind` wrote them: every field, the unused ones null or "".
+    before = {"url": "", "subscription_id": None, "chat_id": None, "channel": None}
+    old = [
+        ({**before, "url": "https://a.example/h"}, WebhookPost, "https://a.example/h"),
+        (
+            {**before, "subscription_id": "s1", "chat_id": "-1001"},
+            TelegramMessage,
+            "telegram:-1001",
+        ),
+        ({**before, "channel": "chan", "channel_key": "7"}, HeldChannelSend, "channel:chan"),
+    ]
+    for fields, kind, destination in old:
+        job = delivery_job_adapter.validate_python({**common, **fields})
+        assert type(job) is kind and job.destination == destination
+        again = delivery_job_adapter.validate_json(job.model_dump_json())
+        assert again == job and again.endpoint_id == job.endpoint_id
+    with pytest.raises(ValueError, match="does not match any of the expected tags"):
+        delivery_job_adapter.validate_python({**common, "kind": "carrier-pigeon"})
+    with pytest.raises(ValueError, match="chat_id"):
+        delivery_job_adapter.validate_python({**common, "kind": "telegram"})

@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.webhooks.formats import (
+from app.dispatch.formats import (
     DISCORD_CONTENT_CHARS,
     DISCORD_DESCRIPTION_CHARS,
     DISCORD_EMBED_TOTAL_CHARS,

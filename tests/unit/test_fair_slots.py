@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from app.webhooks.fair_slots import FairSlots
+from app.dispatch.fair_slots import FairSlots
 
 
 async def test_keys_that_hang_hold_their_share_and_another_key_sends_at_once() -> None:

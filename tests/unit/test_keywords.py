@@ -8,11 +8,11 @@ from app.keys.keywords import (
     MAX_KEYWORD_CHARS,
     MAX_KEYWORDS_PER_KEY,
     KeywordError,
-    match_keywords,
     merge_keywords,
     normalize_keywords,
     remove_keywords,
 )
+from app.pipeline.matching import match_keywords
 
 
 def test_keywords_are_trimmed_lowercased_and_deduplicated_in_order() -> None:

@@ -32,9 +32,9 @@ PURE = (
     "app.ocr.admission",
     "app.ocr.cache",
     "app.ocr.similar",
-    "app.webhooks.policy",
-    "app.webhooks.progress",
-    "app.webhooks.signing",
+    "app.dispatch.policy",
+    "app.dispatch.progress",
+    "app.dispatch.signing",
     "app.live.feed",
     "app.kafka.stall_watch",
 )
@@ -86,6 +86,46 @@ def test_no_module_imports_itself_back() -> None:
         if name not in state:
             visit(name, [name])
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+# The layers, lowest first (docs/development.md, "Layers"): a module imports only from its own
+# layer or the ones below, so an arrow never runs back up. Within a layer, no cycles (above).
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("models",),
+    (
+        "app.settings",
+        "app.redact",
+        "app.log_throttle",
+        "app.metrics",
+        "app.activity",
+        "app.samples",
+    ),
+    ("app.kafka", "app.fetch", "app.ocr", "app.sealing"),
+    ("app.pipeline", "app.live", "app.dispatch"),
+    ("app.keys",),
+    ("app.web", "agents", "app.faust_app", "app.patches"),
+    ("app.worker", "app.cli", "app.__main__"),
+)
+
+
+def _unit(module: str) -> str:
+    """Return the part of the layout a module belongs to: a package of app/, or a top level."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if parts[0] == "app" and len(parts) > 1 else parts[0]
+
+
+def test_imports_never_run_back_up_the_layers() -> None:
+    floor = {unit: level for level, units in enumerate(LAYERS) for unit in units}
+    modules = _modules()
+    unplaced = sorted({_unit(name) for name in modules} - set(floor) - {"app"})
+    assert not unplaced, f"place these in LAYERS (and docs/development.md): {unplaced}"
+    upward = []
+    for name, path in modules.items():
+        for imported in _imports(name, path, set(modules)):
+            source, target = _unit(name), _unit(imported)
+            if source != "app" and target != "app" and floor[target] > floor[source]:
+                upward.append(f"{name} -> {imported}")
+    assert not upward, "imports that run back up the layers: " + "; ".join(sorted(upward))
 
 
 def test_models_and_pure_modules_load_without_faust() -> None:

@@ -25,9 +25,9 @@ from app.pipeline.candidates import bundle_bytes, bundles
 from app.pipeline.posts import parse_post, plan_post
 from app.pipeline.records import RecordRefused
 from models.dead_letter import DeadLetter
+from models.delivery_jobs import WebhookPost
 from models.events import Candidate, event_json
 from models.posts import MAX_IMAGE_URL_CHARS
-from models.webhooks import WebhookJob
 
 MAX_TEXT = 100_000
 MAX_IMAGES = 16
@@ -87,7 +87,7 @@ def test_everything_a_valid_post_and_its_images_lead_to_fits_kafkas_default_limi
         assert _fits(value)
     delivered = {**plan.candidate.event, "keyword_matches": ["k" * 100] * 100}
     assert _fits(event_json(delivered))
-    webhook = WebhookJob(
+    webhook = WebhookPost(
         key_id="a" * 32, url="https://h/" + "p" * 1990, event_id="e", event=delivered
     )
     assert _fits(webhook.model_dump_json().encode())

@@ -20,9 +20,9 @@ from app.pipeline.candidates import read_candidates
 from app.pipeline.posts import parse_post, plan_post
 from app.pipeline.records import RecordRefused, decode_record, decode_with
 from app.settings import Settings
+from models.delivery_jobs import delivery_job_adapter
 from models.events import ImageJob
 from models.keys import KeyRecord, control_command_adapter
-from models.webhooks import WebhookJob
 from tests.strategies import json_values as json_values_of
 
 MAX_TEXT = 1000
@@ -112,9 +112,12 @@ def test_a_post_record_is_a_post_or_a_stated_refusal(raw: bytes | None) -> None:
 @BOUNDARY
 @given(raw=_raw_records())
 def test_internal_records_decode_or_are_refused(raw: bytes | None) -> None:
-    for model, what in ((ImageJob, "image job"), (WebhookJob, "job")):
+    for decode, what in (
+        (lambda: decode_record(raw, ImageJob, "image job"), "image job"),
+        (lambda: decode_with(raw, delivery_job_adapter, "delivery job"), "delivery job"),
+    ):
         try:
-            decoded: Any = decode_record(raw, model, what)
+            decoded: Any = decode()
         except RecordRefused as exc:
             assert what in str(exc)
             continue

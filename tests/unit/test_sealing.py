@@ -9,8 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import agents.control as control
-from app.keys.sealing import (
+from app.dispatch.signing import new_secret
+from app.keys.changelog import encode_key_record
+from app.keys.control import KeyControl
+from app.sealing import (
     SecretBox,
     SecretKeyError,
     box_for,
@@ -19,8 +21,7 @@ from app.keys.sealing import (
     sealed_with,
 )
 from app.settings import Settings
-from app.webhooks.signing import new_secret
-from models.keys import AddWebhook, CreateKey, KeyRecord, SetWebhooks
+from models.keys import AddWebhook, CreateKey, SetWebhooks
 
 OLD, NEW = new_secret_key(), new_secret_key()
 
@@ -86,11 +87,10 @@ def test_the_control_agent_seals_a_secret_that_arrives_in_clear(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     box = SecretBox.from_setting(NEW)
-    monkeypatch.setattr(control, "_secret_box", lambda: box)
-    tables: dict[str, KeyRecord] = {}
-    monkeypatch.setattr(control, "owned_key_record", tables.get)
+    table: dict[bytes, bytes] = {}
+    control = KeyControl(Settings(), table, box)
     create = CreateKey(key_id="key1abcd", key_hash="0" * 64, created_at=0, channels=("c1",))
-    tables["key1abcd"] = control.decide(create.model_dump_json().encode())[0]
+    table[b"key1abcd"] = encode_key_record(control.decide(create.model_dump_json().encode())[0])
     # A command of an older version: its secret in clear. The record written is sealed.
     clear = "whsec_" + "c" * 40
     legacy = AddWebhook(key_id="key1abcd", url="https://example.com/h", secret=clear)
@@ -99,7 +99,7 @@ def test_the_control_agent_seals_a_secret_that_arrives_in_clear(
     assert box.open(record.webhook_secret, "key1abcd") == clear
     # A secret sealed with a key this worker does not hold is refused, not stored.
     foreign = SecretBox.from_setting(OLD).seal(new_secret(), "key1abcd")
-    tables["key1abcd"] = record
+    table[b"key1abcd"] = encode_key_record(record)
     unknown = SetWebhooks(key_id="key1abcd", urls=("https://example.com/h",), secret=foreign)
     with pytest.raises(ValueError, match="does not hold"):
         control.decide(unknown.model_dump_json().encode())

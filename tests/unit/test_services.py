@@ -22,6 +22,8 @@ from faust.types import TP
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from app.dispatch.service import WebhookDelivery
+from app.dispatch.signing import SIGNATURE_HEADER, verify
 from app.kafka.outbox import Outbox
 from app.kafka.stall_watch import StallWatch
 from app.keys.commands import apply_command
@@ -32,13 +34,11 @@ from app.pipeline.candidates import bundle_values
 from app.pipeline.dead_letters import DeadLetters
 from app.settings import Settings
 from app.web.ratelimit import RateLimiter
-from app.webhooks.service import WebhookDelivery
-from app.webhooks.signing import SIGNATURE_HEADER, verify
 from harness.loopback import serve_on_loopback
 from models.dead_letter import DeadLetter
+from models.delivery_jobs import WebhookPost
 from models.events import Candidate
 from models.keys import AddKeywords, CreateKey, KeyRecord, RevokeKey, SetWebhooks
-from models.webhooks import WebhookJob
 from tests.strategies import json_values
 
 SETTINGS = Settings(
@@ -275,12 +275,12 @@ async def _deliver(url: str) -> tuple[WebhookDelivery, RecordedDeadLetters, Any]
     replica.apply(key.key_id, key)
     letters = RecordedDeadLetters()
     service = WebhookDelivery(SETTINGS, replica, letters)
-    job = WebhookJob(key_id=key.key_id, url=url, event_id="post:x:1", event={"text": "gm"})
+    job = WebhookPost(key_id=key.key_id, url=url, event_id="post:x:1", event={"text": "gm"})
     record = ConsumerRecord(
         "webhooks", 0, 7, 0, 0, job.endpoint_id.encode(), job.model_dump_json().encode(),
         None, 0, 0, (),
     )  # fmt: skip
-    from app.webhooks.sender import new_webhook_session
+    from app.dispatch.sender import new_webhook_session
 
     service._session = new_webhook_session(service._limits, 5.0, 4)
     try:

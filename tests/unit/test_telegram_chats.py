@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.webhooks.telegram_chats import code_sha256, same_chat, start_code
+from app.keys.telegram_chats import code_sha256, same_chat, start_code
 
 CODE = "Xq3vB9_k-2mPzT8wQ4rLcA"
 

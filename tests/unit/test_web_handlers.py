@@ -14,12 +14,18 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from app.fetch import FetchRefusedError, FetchStatusError, FetchTooLargeError
 from app.keys.admin import KeyAdmin
 from app.keys.commands import apply_command
 from app.keys.replica import KeysReplica
-from app.keys.sealing import new_secret_key
+from app.ocr.images import BadDimensionsError, ImageError, ImageTooLargeError, UnreadableImageError
+from app.ocr.pool import OcrPoolError
+from app.sealing import new_secret_key
 from app.settings import Settings
 from app.web import context
+from app.web.errors import ApiError
+from app.web.image_input import ImageInputError, ImageInputTooLargeError
+from app.web.ocr_view import answer_for
 from app.web.ratelimit import RateLimiter
 from app.web.routes import install_routes
 from harness.loopback import serve_on_loopback
@@ -233,3 +239,30 @@ async def test_an_allowed_network_lets_a_named_internal_webhook_register() -> No
             assert answer["data"]["webhook_secret"].startswith("whsec_")
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.parametrize(
+    ("failure", "status", "says"),
+    [
+        (ImageInputTooLargeError("over 10 MB"), 413, "over 10 MB"),
+        (ImageInputError("not valid base64"), 400, "not valid base64"),
+        (FetchTooLargeError("image is over"), 413, "image is over"),
+        (FetchRefusedError("10.0.0.1 is not public"), 422, "refused to fetch imageUrl: 10.0"),
+        (FetchStatusError("HTTP 404 from image host"), 422, "could not fetch imageUrl: HTTP 404"),
+        (ImageTooLargeError("41 MP"), 413, "41 MP"),
+        (BadDimensionsError("1 x 20000"), 422, "the image cannot be read: 1 x"),
+        (UnreadableImageError("truncated"), 422, "the image cannot be read: truncated"),
+        (ImageError("svg"), 415, "not an image we can read: svg"),
+        (OcrPoolError("died"), 503, "died"),
+    ],
+)
+def test_each_failure_of_ocr_has_one_answer_in_the_table(
+    failure: Exception, status: int, says: str
+) -> None:
+    answer = answer_for(failure, {})
+    assert isinstance(answer, ApiError)
+    assert (answer.status, answer.message.startswith(says)) == (status, True), answer.message
+    if status == 503:
+        assert answer.extra["retry_after"] >= 1 and answer.headers["Retry-After"]
+    bug = RuntimeError("a bug")
+    assert answer_for(bug, {}) is bug  # not in the table: the boundary's 500

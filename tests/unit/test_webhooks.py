@@ -6,13 +6,13 @@ import random
 
 import pytest
 
+from app.dispatch.policy import backoff_delay, classify_status, parse_retry_after
+from app.dispatch.progress import PartitionProgress
+from app.dispatch.signing import new_secret, sign, verify
 from app.keys.commands import ControlError, apply_command, check_webhooks
 from app.settings import Settings
-from app.webhooks.policy import backoff_delay, classify_status, parse_retry_after
-from app.webhooks.progress import PartitionProgress
-from app.webhooks.signing import new_secret, sign, verify
+from models.delivery_jobs import WebhookPost, endpoint_id
 from models.keys import CreateKey, KeyRecord, SetWebhooks
-from models.webhooks import WebhookJob, endpoint_id
 
 KEY_ID = "abcdef123456"
 SECRET = "whsec_" + "s" * 40
@@ -110,9 +110,9 @@ def test_webhook_urls_to_internal_addresses_are_refused_unless_allowed() -> None
 
 
 def test_an_endpoint_keeps_one_id_and_a_delivery_keeps_one_id_across_retries() -> None:
-    job = WebhookJob(key_id=KEY_ID, url="https://a.example/h", event_id="post:x:1", event={})
-    again = WebhookJob(key_id=KEY_ID, url="https://a.example/h", event_id="post:x:1", event={})
-    other = WebhookJob(key_id=KEY_ID, url="https://b.example/h", event_id="post:x:1", event={})
+    job = WebhookPost(key_id=KEY_ID, url="https://a.example/h", event_id="post:x:1", event={})
+    again = WebhookPost(key_id=KEY_ID, url="https://a.example/h", event_id="post:x:1", event={})
+    other = WebhookPost(key_id=KEY_ID, url="https://b.example/h", event_id="post:x:1", event={})
     assert job.endpoint_id == endpoint_id(KEY_ID, "https://a.example/h") != other.endpoint_id
     assert job.delivery_id == again.delivery_id != other.delivery_id
     assert KEY_ID not in job.endpoint_id  # record keys say nothing about the key

@@ -10,13 +10,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from app.dispatch.formats import discord_body, slack_body, telegram_text
+from app.dispatch.signing import ATTEMPT_HEADER, DELIVERY_HEADER, SIGNATURE_HEADER, sign
 from app.kafka.outbox import Outgoing
-from app.keys.sealing import SecretBox, open_secret
-from app.webhooks.formats import discord_body, slack_body, telegram_text
-from app.webhooks.signing import ATTEMPT_HEADER, DELIVERY_HEADER, SIGNATURE_HEADER, sign
+from app.sealing import SecretBox, open_secret
+from models.delivery_jobs import HeldChannelSend, TelegramMessage, WebhookPost
 from models.events import EVENT_ID_HEADER, event_json
 from models.keys import KeyRecord
-from models.webhooks import WebhookJob
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class NotDeliverable(Exception):
 
 
 def request_for(
-    job: WebhookJob,
+    job: WebhookPost | TelegramMessage,
     key: KeyRecord | None,
     attempt: int,
     telegram: TelegramBot | None,
@@ -50,7 +50,7 @@ def request_for(
     """
     if key is None or key.revoked:
         raise NotDeliverable("the key is revoked")
-    if job.chat_id is not None:
+    if isinstance(job, TelegramMessage):
         return _telegram_request(job, key, telegram)
     if job.url not in key.webhooks:
         raise NotDeliverable("the URL was removed from the key")
@@ -79,7 +79,7 @@ class TelegramBot:
 
 
 def _telegram_request(
-    job: WebhookJob, key: KeyRecord, telegram: TelegramBot | None
+    job: TelegramMessage, key: KeyRecord, telegram: TelegramBot | None
 ) -> DeliveryRequest:
     subscription = key.telegram
     if subscription is None or subscription.id != job.subscription_id:
@@ -105,11 +105,11 @@ def _telegram_request(
     )
 
 
-def channel_record_for(job: WebhookJob, key: KeyRecord | None) -> Outgoing:
+def channel_record_for(job: HeldChannelSend, key: KeyRecord | None) -> Outgoing:
     """Return the channel record of a held delivery; raise NotDeliverable when it is moot."""
     if key is None or key.revoked:
         raise NotDeliverable("the key is revoked")
-    if job.channel is None or job.channel not in key.channels:
+    if job.channel not in key.channels:
         raise NotDeliverable("the channel was removed from the key")
     return Outgoing(
         job.channel,

@@ -23,31 +23,36 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 from mode import Service
 
-from app.fetch import limits_from
-from app.kafka.consumers import consume_until_stopped
-from app.kafka.outbox import Outgoing
-from app.kafka.security import connection
-from app.keys.replica import KeysReplica
-from app.keys.sealing import SecretKeyError, box_for
-from app.metrics import metrics
-from app.pipeline.dead_letters import DeadLetters
-from app.pipeline.records import RecordRefused, decode_record
-from app.settings import Settings
-from app.webhooks.destinations import (
+from app.dispatch.destinations import (
     DeliveryRequest,
     NotDeliverable,
     TelegramBot,
     channel_record_for,
     request_for,
 )
-from app.webhooks.fair_slots import FairSlots
-from app.webhooks.pace import ChatPace
-from app.webhooks.policy import backoff_delay
-from app.webhooks.progress import PartitionProgress
-from app.webhooks.sender import Attempt, new_webhook_session, post_delivery
+from app.dispatch.fair_slots import FairSlots
+from app.dispatch.pace import ChatPace
+from app.dispatch.policy import backoff_delay
+from app.dispatch.progress import PartitionProgress
+from app.dispatch.sender import Attempt, new_webhook_session, post_delivery
+from app.fetch import limits_from
+from app.kafka.consumers import consume_until_stopped
+from app.kafka.outbox import Outgoing
+from app.kafka.security import connection
+from app.metrics import metrics
+from app.pipeline.dead_letters import DeadLetters
+from app.pipeline.key_directory import KeyDirectory
+from app.pipeline.records import RecordRefused, decode_with
+from app.sealing import SecretKeyError, box_for
+from app.settings import Settings
 from models.dead_letter import DeadLetter
+from models.delivery_jobs import (
+    HeldChannelSend,
+    TelegramMessage,
+    WebhookPost,
+    delivery_job_adapter,
+)
 from models.keys import ControlCommand, MarkTelegram
-from models.webhooks import WebhookJob
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +87,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 class WebhookDelivery(Service):
     """Delivers the webhooks topic to its endpoints (a consumer group of its own)."""
 
-    def __init__(self, settings: Settings, keys: KeysReplica, dead_letters: DeadLetters) -> None:
+    def __init__(self, settings: Settings, keys: KeyDirectory, dead_letters: DeadLetters) -> None:
         super().__init__()
         self._settings = settings
         self._keys = keys
@@ -224,10 +229,10 @@ class WebhookDelivery(Service):
     async def _deliver(self, record: ConsumerRecord[bytes, bytes]) -> asyncio.Future[None] | None:
         """Deliver one job; return the dead letter being written when it was not delivered."""
         try:
-            job = decode_record(record.value, WebhookJob, "webhook job")
+            job = decode_with(record.value, delivery_job_adapter, "delivery job")
         except RecordRefused as exc:
             return self._dead_letter(record, None, str(exc), 0)
-        if job.channel is not None:
+        if isinstance(job, HeldChannelSend):
             return await self._deliver_to_channel(record, job)
         attempt_no, waits = 1, 0
         with metrics.tracking(job.delivery_id, "webhook"):
@@ -244,7 +249,7 @@ class WebhookDelivery(Service):
                     log.error("webhooks: key %s: %s", job.key_id, exc)
                     reason = f"the signing secret cannot be opened: {exc}"
                     return self._dead_letter(record, job.destination, reason, attempt_no)
-                if job.chat_id is not None:
+                if isinstance(job, TelegramMessage):
                     await self._telegram_pace.wait_turn(job.chat_id)
                 attempt = await self._post(request, job.key_id)
                 if attempt.result == "delivered":
@@ -259,7 +264,7 @@ class WebhookDelivery(Service):
                     delay = min(
                         attempt.retry_after_s or 0.0, self._settings.webhook_retry_after_max_s
                     )
-                    if job.chat_id is not None:
+                    if isinstance(job, TelegramMessage):
                         self._telegram_pace.hold(job.chat_id, delay)
                     metrics.stage(f"rate limited {waits} (waiting {delay:.0f} s)")
                     await asyncio.sleep(delay)
@@ -280,7 +285,7 @@ class WebhookDelivery(Service):
         return self._dead_letter(record, job.destination, reason, attempt_no)
 
     async def _deliver_to_channel(
-        self, record: ConsumerRecord[bytes, bytes], job: WebhookJob
+        self, record: ConsumerRecord[bytes, bytes], job: HeldChannelSend
     ) -> asyncio.Future[None] | None:
         """Send a held channel delivery, with the lanes' backoff, while the failure may pass."""
         if self._send_channel is None:
@@ -324,10 +329,10 @@ class WebhookDelivery(Service):
         metrics.webhook_deliveries.labels(outcome=attempt.kind).inc()
         return attempt
 
-    async def _mark_inactive(self, job: WebhookJob, detail: str) -> None:
+    async def _mark_inactive(self, job: WebhookPost | TelegramMessage, detail: str) -> None:
         """Tell every worker the bot can no longer write to the chat (the control topic)."""
         metrics.webhook_deliveries.labels(outcome="inactive").inc()
-        if self._send_control is None or job.subscription_id is None:
+        if self._send_control is None or not isinstance(job, TelegramMessage):
             return
         command = MarkTelegram(
             key_id=job.key_id,

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import aiohttp
 from yarl import URL
 
+from app.dispatch.destinations import DeliveryRequest
+from app.dispatch.policy import classify_status, parse_retry_after
 from app.fetch import (
     FetchError,
     FetchLimits,
@@ -16,8 +18,6 @@ from app.fetch import (
     refusal_in,
     resolver_for,
 )
-from app.webhooks.destinations import DeliveryRequest
-from app.webhooks.policy import classify_status, parse_retry_after
 
 # Why a bound: an error answer is read for its reason only; a huge one is not our problem.
 _MAX_ERROR_BODY = 64 * 1024
@@ -45,7 +45,7 @@ def new_webhook_session(
     """Return a session deliveries are posted with; ``limits`` None: any address (operator's)."""
     resolver = resolver_for(limits) if limits is not None else None
     # Why twice the slots: the slots, shared fairly per key, may briefly pass their setting
-    # (app/webhooks/fair_slots.py); the pool of connections must not queue those sends.
+    # (app/dispatch/fair_slots.py); the pool of connections must not queue those sends.
     connector = aiohttp.TCPConnector(resolver=resolver, limit=2 * concurrency, ttl_dns_cache=60)
     return aiohttp.ClientSession(
         connector=connector,

@@ -1,0 +1,127 @@
+"""A batch of posts becomes its image jobs and its delivery candidates, produced at once.
+
+Each post is checked (``app/pipeline/posts.py``); its images become OCR jobs (or ``ocr_error``
+events when refused) and the post itself a delivery candidate. Candidates travel in bundles,
+one series per posts partition, so the filter sees a partition's posts in their order. A record
+Kafka refuses becomes the dead letter of the post it came from.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from app.kafka.outbox import Outbox, Outgoing
+from app.metrics import metrics
+from app.pipeline.boundary import record_boundary
+from app.pipeline.candidates import bundle_bytes, bundles
+from app.pipeline.dead_letters import DeadLetters
+from app.pipeline.posts import PostPlan, parse_post, plan_post
+from app.pipeline.publish import publish
+from app.settings import Settings
+from models.events import EVENT_ID_HEADER, Candidate
+
+# Which posts a record came from, by the record's id: each post's Faust event, and for a bundle
+# the post's candidate (its dead letter shows the candidate's own JSON, not the whole bundle).
+Origins = dict[int, list[tuple[Any, Candidate | None]]]
+
+
+class PostBatches:
+    """Turns batches of posts into image jobs and candidates; refusals are dead-lettered."""
+
+    def __init__(self, settings: Settings, outbox: Outbox, dead_letters: DeadLetters) -> None:
+        self._settings = settings
+        self._outbox = outbox
+        self._dead_letters = dead_letters
+
+    async def handle(self, events: list[Any]) -> None:
+        """Turn a batch of posts into their records, produced at once; refusals dead-lettered."""
+        outgoing: list[Outgoing] = []
+        origins: Origins = {}
+        offered: dict[int, list[tuple[Candidate, Any]]] = defaultdict(list)
+        for event in events:
+            metrics.posts.inc()
+            async with record_boundary(self._dead_letters, "posts", event):
+                plan = self._plan(event)
+                for record in self.image_records(plan):
+                    origins[id(record)] = [(event, None)]
+                    outgoing.append(record)
+                offered[event.message.partition].append((plan.candidate, event))
+                await self._report(plan, event)
+        limit = await self._outbox.limits.limit(self._settings.candidates_topic)
+        outgoing.extend(self.candidate_bundles(offered, bundle_bytes(limit), origins))
+        with metrics.tracking(f"{len(events)} post(s)", "emit"):
+            # The batch is acknowledged when the agent goes on: its outputs are durable first.
+            refused = await publish(self._outbox, outgoing)
+        await self._dead_letter(origins, refused)
+
+    def _plan(self, event: Any) -> PostPlan:
+        settings = self._settings
+        post = parse_post(event.value, settings.max_post_text_chars)
+        return plan_post(post, settings.max_images_per_post)
+
+    def candidate_bundles(
+        self, offered: dict[int, list[tuple[Candidate, Any]]], max_bytes: int, origins: Origins
+    ) -> list[Outgoing]:
+        """Return a batch's candidates as bundle records, one series per posts partition.
+
+        Each record's posts go into ``origins``: a bundle Kafka refuses is dead-lettered post by
+        post, each letter with its own candidate.
+        """
+        records = []
+        for partition, pairs in offered.items():
+            candidates = [candidate for candidate, _ in pairs]
+            for value, members in bundles(candidates, max_bytes):
+                # Why keyed by the posts partition: its posts reach the filter in their order.
+                key = f"posts-{partition}".encode()
+                record = Outgoing(self._settings.candidates_topic, key, value)
+                origins[id(record)] = [(pairs[i][1], candidates[i]) for i in members]
+                records.append(record)
+        return records
+
+    async def _dead_letter(self, origins: Origins, refused: list[Outgoing]) -> None:
+        """Make the failure of each refused record the outcome of the posts it came from.
+
+        One dead letter per post, whatever number of its records were refused (its candidate,
+        its image jobs): it names each, and shows the candidate's own JSON when only that failed.
+        """
+        letters: dict[int, tuple[Any, list[str], list[Candidate | None]]] = {}
+        for record in refused:
+            reason = f"{record.topic} record not produced: {record.error}"
+            for event, candidate in origins.get(id(record), ()):
+                _, reasons, parts = letters.setdefault(id(event), (event, [], []))
+                if reason not in reasons:
+                    reasons.append(reason)
+                parts.append(candidate)
+        for event, reasons, parts in letters.values():
+            only = parts[0] if len(parts) == 1 else None
+            own = None if only is None else only.model_dump_json().encode()
+            await self._dead_letters.send("posts", "; ".join(reasons), event, own)
+
+    def image_records(self, plan: PostPlan) -> list[Outgoing]:
+        """Return a post's image records: its OCR jobs, and an ocr_error per refused image."""
+        settings = self._settings
+        # Why keyed by URL: repeats of one image land on one partition (and one cache).
+        records = [
+            Outgoing(settings.images_topic, job.image_url.encode(), job.model_dump_json().encode())
+            for job in plan.jobs
+        ]
+        records += [
+            Outgoing(
+                settings.ocr_error_topic,
+                error.image_url.encode(),
+                error.model_dump_json().encode(),
+                [(EVENT_ID_HEADER, event_id.encode())],
+            )
+            for error, event_id in plan.refused
+        ]
+        return records
+
+    async def _report(self, plan: PostPlan, event: Any) -> None:
+        """Count what a post became; dead-letter the note of images past the cap."""
+        metrics.image_jobs.inc(len(plan.jobs))
+        for error, _ in plan.refused:
+            metrics.image_errors.labels(kind="refused").inc()
+            metrics.error("posts", error.reason, "refused")
+        if plan.overflow is not None:
+            await self._dead_letters.send("posts", plan.overflow, event)
