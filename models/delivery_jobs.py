@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Discriminator, Tag, TypeAdapter
 
@@ -24,6 +25,18 @@ class _Job(BaseModel):
     def destination(self) -> str:
         """Return what the job is sent to, as shown in logs and dead letters (no secret)."""
         raise NotImplementedError
+
+    @property
+    def shown(self) -> str:
+        """Return the destination as the dashboard shows it (a webhook by its host only)."""
+        return self.destination
+
+    @property
+    def post(self) -> str:
+        """Return the post the event is about, ``source:mid`` (for people reading a queue)."""
+        ref = self.event.get("ref")
+        ref = ref if isinstance(ref, dict) else self.event
+        return f"{ref.get('source', '?')}:{ref.get('mid', '?')}"
 
     @property
     def endpoint_id(self) -> str:
@@ -47,6 +60,15 @@ class WebhookPost(_Job):
     def destination(self) -> str:
         """Return the URL."""
         return self.url
+
+    @property
+    def shown(self) -> str:
+        """Return ``webhook <host>``: a webhook's path may hold its token (Discord's does)."""
+        try:
+            host = urlsplit(self.url).hostname or "?"
+        except ValueError:  # checked when registered; a record of an older version may not be
+            host = "?"
+        return f"webhook {host}"
 
 
 class TelegramMessage(_Job):

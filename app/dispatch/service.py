@@ -71,6 +71,9 @@ class _Job:
 class _Lane:
     queue: asyncio.Queue[_Job] = field(default_factory=asyncio.Queue)
     task: asyncio.Task[None] | None = None
+    # Where its jobs go, as the dashboard shows it (known once the first job is read).
+    shown: str = "(not read yet)"
+    key_id: str = ""
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -148,6 +151,14 @@ class WebhookDelivery(Service):
         await self._session.close()
         await self._operator_session.close()
 
+    @property
+    def _telegram_pace_said(self) -> str:
+        settings = self._settings
+        return (
+            f"Telegram's pace: a message per {settings.telegram_chat_interval_s:g} s to a "
+            f"private chat, per {settings.telegram_group_interval_s:g} s to a group"
+        )
+
     def status(self) -> dict[str, Any]:
         """Return lanes and pending jobs per partition (for /status/)."""
         return {
@@ -155,6 +166,21 @@ class WebhookDelivery(Service):
             "queued": sum(lane.queue.qsize() for lane in self._lanes.values()),
             "pending": {_name(tp): p.pending for tp, p in self._progress.items()},
             "overflowed": self._overflowed,
+            # The destinations furthest behind: which one a queue is waiting on, and why.
+            "behind": [
+                {
+                    "destination": lane.shown,
+                    "key_id": lane.key_id,
+                    "queued": lane.queue.qsize(),
+                    **(
+                        {"why": self._telegram_pace_said}
+                        if lane.shown.startswith("telegram")
+                        else {}
+                    ),
+                }
+                for lane in sorted(self._lanes.values(), key=lambda lane: -lane.queue.qsize())[:5]
+                if lane.queue.qsize()
+            ],
             # Send slots in use by key, and each key's share now (fair_slots.py).
             "slots": {"share": self._slots.share(), "by_key": self._slots.holding()},
         }
@@ -213,7 +239,7 @@ class WebhookDelivery(Service):
                     return
                 continue
             try:
-                dead_letter = await self._deliver(job.record)
+                dead_letter = await self._deliver(job.record, lane)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -226,16 +252,20 @@ class WebhookDelivery(Service):
             else:
                 self._finish_later(job, dead_letter)
 
-    async def _deliver(self, record: ConsumerRecord[bytes, bytes]) -> asyncio.Future[None] | None:
+    async def _deliver(
+        self, record: ConsumerRecord[bytes, bytes], lane: _Lane | None = None
+    ) -> asyncio.Future[None] | None:
         """Deliver one job; return the dead letter being written when it was not delivered."""
         try:
             job = decode_with(record.value, delivery_job_adapter, "delivery job")
         except RecordRefused as exc:
             return self._dead_letter(record, None, str(exc), 0)
+        if lane is not None:
+            lane.shown, lane.key_id = job.shown, job.key_id
         if isinstance(job, HeldChannelSend):
             return await self._deliver_to_channel(record, job)
         attempt_no, waits = 1, 0
-        with metrics.tracking(job.delivery_id, "webhook"):
+        with metrics.tracking(f"{job.post} → {job.shown}", "webhook"):
             while True:
                 try:
                     # Why build it for every attempt: a revoke, a removed URL, a rotated secret
@@ -291,7 +321,7 @@ class WebhookDelivery(Service):
         if self._send_channel is None:
             return self._dead_letter(record, job.destination, "no channel sender", 0)
         attempts = self._settings.channel_retry_attempts
-        with metrics.tracking(job.delivery_id, "channel"):
+        with metrics.tracking(f"{job.post} → {job.shown}", "channel"):
             for attempt_no in range(1, attempts + 1):
                 try:
                     outgoing = channel_record_for(job, self._keys.get(job.key_id))

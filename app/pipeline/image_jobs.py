@@ -56,7 +56,8 @@ class ImageJobs:
     async def handle(self, event: Any) -> None:
         """Read one image job record; what Kafka refuses of its outcome is its dead letter."""
         job = decode_record(event.value, ImageJob, "image job")
-        with metrics.tracking(job.image_url, "fetch"):
+        # Shown on the dashboard while under way: the post and its image.
+        with metrics.tracking(f"{job.ref.source}:{job.ref.mid} {job.image_url}", "fetch"):
             refused = await self.read_image(job, ocr_event_id(job.ref, job.image_url))
         for record in refused:
             # Kafka would not take it (an ocr_error, or the candidate of a post whose text is

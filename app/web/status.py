@@ -71,7 +71,11 @@ class StatusReport:
             "posts": totals.get("posts", 0),
             "images": totals.get("image_jobs", 0),
             "ocr_results": totals.get("ocr_results", 0),
-            "image_errors": _sum_of(totals, "image_errors"),
+            # Why apart: an image refused by policy (a bad scheme, past the per-post cap) is
+            # the rule working, not a failure to read it.
+            "image_errors": _sum_of(totals, "image_errors")
+            - totals.get("image_errors{kind=refused}", 0),
+            "images_refused": totals.get("image_errors{kind=refused}", 0),
             "deliveries": totals.get("deliveries{outcome=sent}", 0),
             "dead_letters": _sum_of(totals, "dead_letters"),
             "ocr_requests": totals.get("ocr_requests", 0),

@@ -114,6 +114,8 @@ async def test_the_dashboard_shows_the_pipeline_charts_results_and_errors(
     names = ["s10_sol.jpg", "s02_sol.png", "s30_promo.png"]
     posts = [post(f"d{i}", "dash", [f"{image_host}/{name}"]) for i, name in enumerate(names)]
     posts.append(b"not json")
+    # An image refused by policy (not http): counted apart, and no box turns red for it.
+    posts.append(post("refused", "dash", ["ftp://files.example/a.png"]))
     await produce(kafka.bootstrap, settings.posts_topic, posts)
     assert len(await consume(kafka.bootstrap, settings.ocr_result_topic, count=3)) == 3
     # The charts draw the worker's history, one point every 5 s: wait for the images in it.
@@ -125,9 +127,14 @@ async def test_the_dashboard_shows_the_pipeline_charts_results_and_errors(
 
     shot = shots / "dashboard-burst.png"
     after = _render(url, tmp_path / "profile", screenshot=shot)
-    assert _total(after, "Posts read") == 4
+    assert _total(after, "Posts read") == 5
     assert _total(after, "Images read (ocr_result)") == 3
-    assert _line_points(after, "images read") >= 2 and _line_points(after, "p50") >= 1
+    assert _line_points(after, "images read") >= 2 and _line_points(after, "p50, last 5 s:") >= 1
+    # Before: the OCR box and the chart's legend both said "p50" of different windows.
+    assert re.search(r"p50 · p95 of the last [\d,]+ <b>[\d,]+ · [\d,]+ ms</b>", after), after
+    assert "refused by policy <b>1</b>" in after and "stage bad" not in after
+    assert _total(after, "Images refused by policy (not an error)") == 1
+    assert f'<td class="id">{key_id}</td>' in after  # an id never wraps mid-id
     # The last results: a thumbnail each (from memory), the addresses, the matched keyword.
     assert after.count('src="/dashboard/thumbnail/') == 3
     assert "0x979097B35B88A0c32751f9732d5d37c609B3f1Ad" in after

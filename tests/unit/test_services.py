@@ -36,7 +36,7 @@ from app.settings import Settings
 from app.web.ratelimit import RateLimiter
 from harness.loopback import serve_on_loopback
 from models.dead_letter import DeadLetter
-from models.delivery_jobs import WebhookPost
+from models.delivery_jobs import TelegramMessage, WebhookPost
 from models.events import Candidate
 from models.keys import AddKeywords, CreateKey, KeyRecord, RevokeKey, SetWebhooks
 from tests.strategies import json_values
@@ -393,3 +393,30 @@ def test_the_public_stream_shows_an_allow_list_of_bounded_fields(event: dict[str
     assert set(view) <= {"source", "mid", "link", "text", "ref", "buy_ca"}  # never a QR code
     assert len(view.get("text", "")) <= 100
     assert len(json.dumps(view)) <= 4_000  # whatever the event holds
+
+
+async def test_the_status_names_the_destinations_a_queue_waits_on() -> None:
+    # Before: "webhook jobs queued 125", and not which destination (Telegram's 1/s pace).
+    from app.dispatch.service import _Lane
+
+    service = WebhookDelivery(SETTINGS, KeysReplica(SETTINGS), RecordedDeadLetters())
+    chat = TelegramMessage(
+        key_id="abcdef123456", event_id="post:x:1", event={"source": "x", "mid": "9"},
+        subscription_id="s1", chat_id="-1001",
+    )  # fmt: skip
+    hook = WebhookPost(
+        key_id="abcdef123456", event_id="post:x:1", event={"ref": {"source": "x", "mid": "7"}},
+        url="https://discord.com/api/webhooks/1/TOKEN",
+    )  # fmt: skip
+    for job, queued in ((chat, 120), (hook, 5)):
+        lane = _Lane(shown=job.shown, key_id=job.key_id)
+        for _ in range(queued):
+            lane.queue.put_nowait(None)  # type: ignore[arg-type]  # only counted here
+        service._lanes[job.endpoint_id.encode()] = lane
+    behind = service.status()["behind"]
+    assert [(b["destination"], b["queued"]) for b in behind] == [
+        ("telegram:-1001", 120),
+        ("webhook discord.com", 5),  # the host only: the path holds Discord's token
+    ]
+    assert "Telegram's pace" in behind[0]["why"] and "why" not in behind[1]
+    assert (chat.post, hook.post) == ("x:9", "x:7")  # what the dashboard's work in flight shows
