@@ -7,8 +7,17 @@ in ``app/``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+
+from app.settings import PipelineSettings
 
 # What Faust runs for an agent: a coroutine function of the agent's stream.
 AgentFun = Callable[[Any], Awaitable[None]]
+
+
+def batches(stream: Any, settings: PipelineSettings) -> AsyncIterator[list[Any]]:
+    """Return the stream's events in batches: up to the batch size, within the batch wait."""
+    wait_s = settings.batch_wait_ms / 1000
+    events: AsyncIterator[list[Any]] = stream.take_events(settings.batch_max_records, within=wait_s)
+    return events

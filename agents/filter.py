@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents import AgentFun
+from agents import AgentFun, batches
 from app.pipeline.boundary import batch_boundary
 from app.pipeline.dead_letters import DeadLetters
 from app.pipeline.delivery import Deliverer
@@ -18,8 +18,7 @@ def filter_agent(
 
     async def filter_candidates(stream: Any) -> None:
         """Deliver each candidate to the channel topics (and webhooks) of the keys it matches."""
-        wait_s = settings.batch_wait_ms / 1000
-        async for events in stream.take_events(settings.batch_max_records, within=wait_s):
+        async for events in batches(stream, settings):
             await deliverer.keys_ready()
             async with batch_boundary(dead_letters, events):
                 await deliverer.deliver_batch(events)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents import AgentFun
+from agents import AgentFun, batches
 from app.pipeline.boundary import batch_boundary
 from app.pipeline.dead_letters import DeadLetters
 from app.pipeline.post_batches import PostBatches
@@ -12,15 +12,14 @@ from app.settings import PipelineSettings
 
 
 def posts_agent(
-    settings: PipelineSettings, batches: PostBatches, dead_letters: DeadLetters
+    settings: PipelineSettings, post_batches: PostBatches, dead_letters: DeadLetters
 ) -> AgentFun:
     """Return the agent that turns each post into image jobs and a delivery candidate."""
 
     async def process_posts(stream: Any) -> None:
         """Turn each post into image jobs and a delivery candidate."""
-        wait_s = settings.batch_wait_ms / 1000
-        async for events in stream.take_events(settings.batch_max_records, within=wait_s):
+        async for events in batches(stream, settings):
             async with batch_boundary(dead_letters, events):
-                await batches.handle(events)
+                await post_batches.handle(events)
 
     return process_posts
