@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from models.posts import Post, PostSource
 
-Network = Literal["evm", "solana", "tron"]
+# Where a token address lives: docs/records.md says how each is recognised.
+Network = Literal["evm", "solana", "tron", "ton", "sui", "aptos"]
 
 # Why one list: README.md documents each kind, and a test keeps the two the same.
 ErrorKind = Literal[

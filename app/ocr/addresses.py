@@ -2,13 +2,20 @@
 
 Pure functions. An address is only reported when it is well-formed for its network; OCR
 confusions are repaired only where a checksum then validates the result, never by guessing.
+Networks: EVM (EIP-55), Solana (32-byte base58), Tron (base58check), TON (user-friendly form
+with its CRC16, or the raw ``0:<hex>`` form) and Move coin types ``0x<64 hex>::module::NAME``
+(Sui, or Aptos where the text says so). A bare 64-hex string is never reported: it is as
+often a transaction or block hash on any chain.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import re
 from collections.abc import Iterator
+from typing import Literal
 
 from Crypto.Hash import keccak
 
@@ -35,6 +42,27 @@ _SOLANA_CANDIDATE = re.compile(r"(?<![0-9A-Za-z])[1-9A-HJ-NP-Za-km-z]{32,44}(?![
 # Tron: T + 33 base58 characters (base58check of 0x41 + 20 bytes).
 _TRON_CANDIDATE = re.compile(r"(?<![0-9A-Za-z])T[1-9A-HJ-NP-Za-km-z]{33}(?![0-9A-Za-z])")
 
+# TON, user-friendly: 36 bytes (flags, workchain, 32-byte account, CRC16) as 48 characters of
+# base64url (or standard base64). Raw: workchain, a colon, the account in hex (no checksum).
+# Why "/" may touch it: explorers link one as tonviewer.com/EQ...; its CRC16, flags and
+# workchain leave a random 48 characters one chance in a billion.
+_TON_CANDIDATE = re.compile(r"(?<![A-Za-z0-9+_-])[A-Za-z0-9_+/-]{48}(?![A-Za-z0-9+_=-])")
+_TON_RAW_CANDIDATE = re.compile(
+    r"(?<![0-9A-Za-z-])(?<![0-9]:)(0|-1):([0-9a-fA-F]{64})(?![0-9A-Za-z])"
+)
+# Mainnet flags: bounceable (EQ/Ef...) and non-bounceable (UQ/Uf...). Testnet ones (0x80 set,
+# kQ/0Q...) are no token anyone can buy: not reported.
+_TON_FLAGS = (0x11, 0x51)
+_TON_WORKCHAINS = (0x00, 0xFF)  # the basechain and the masterchain (-1)
+# A Move coin type: an account address, a module, a struct (Sui and Aptos write them alike).
+_MOVE_COIN_TYPE = re.compile(
+    r"(?<![0-9A-Za-z])0x([0-9a-fA-F]{64})::([A-Za-z][A-Za-z0-9_]*)::([A-Za-z_][A-Za-z0-9_]*)"
+    r"(?![A-Za-z0-9_])"
+)
+# Words that say a text is about Aptos, or about Sui (explorers, tickers, the names).
+_APTOS_CONTEXT = re.compile(r"\baptos\b|aptoscan|aptoslabs|\$apt\b", re.IGNORECASE)
+_SUI_CONTEXT = re.compile(r"\bsui\b|suiscan|suivision|\$sui\b", re.IGNORECASE)
+
 # Characters OCR reads in place of a hex digit, and what they may stand for.
 _EVM_BODY_CONFUSIONS = {"1": "f", "5": "b"}
 
@@ -42,10 +70,15 @@ _EVM_BODY_CONFUSIONS = {"1": "f", "5": "b"}
 def extract_addresses(text: str) -> list[BuyCa]:
     """Return every contract address in ``text``, de-duplicated, in order of appearance."""
     clean = text.translate(_HOMOGLYPHS)
+    # The longer, checksummed forms first: a part of one is never reported as another.
+    claimed: list[tuple[int, int]] = []
     found: list[tuple[int, BuyCa]] = []
-    found.extend(_find_evm(clean))
-    found.extend(_find_tron(clean))
-    found.extend(_find_solana(clean))
+    for finder in (_find_move, _find_ton, _find_evm, _find_tron, _find_solana):
+        for start, end, ca in finder(clean):
+            if any(start < taken_end and taken_start < end for taken_start, taken_end in claimed):
+                continue
+            claimed.append((start, end))
+            found.append((start, ca))
     found.sort(key=lambda pair: pair[0])
     seen: set[tuple[str, str]] = set()
     result: list[BuyCa] = []
@@ -81,11 +114,11 @@ def is_valid_evm(address: str) -> bool:
     return eip55_checksum(body) == body
 
 
-def _find_evm(text: str) -> Iterator[tuple[int, BuyCa]]:
+def _find_evm(text: str) -> Iterator[tuple[int, int, BuyCa]]:
     for match in _EVM_CANDIDATE.finditer(text):
         address = _repair_evm(match.group(2))
         if address is not None:
-            yield match.start(), BuyCa(network="evm", address=address)
+            yield match.start(), match.end(), BuyCa(network="evm", address=address)
 
 
 def _repair_evm(body: str) -> str | None:
@@ -155,13 +188,77 @@ def is_valid_solana(address: str) -> bool:
         return False
 
 
-def _find_solana(text: str) -> Iterator[tuple[int, BuyCa]]:
+def _find_solana(text: str) -> Iterator[tuple[int, int, BuyCa]]:
     for match in _SOLANA_CANDIDATE.finditer(text):
         address = match.group(0)
         if is_valid_tron(address):
             continue  # reported as Tron
+        if _inside_encoded_data(text, match.start(), match.end()):
+            continue
         if is_valid_solana(address):
-            yield match.start(), BuyCa(network="solana", address=address)
+            yield match.start(), match.end(), BuyCa(network="solana", address=address)
+
+
+# A link, with or without its scheme: where "/" and "=" may touch an address.
+_LINK = re.compile(r"[a-z][a-z0-9+.-]*://|(www\.)?[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}/", re.I)
+# A swap pair in a link: ".../swap/SOL-<address>".
+_TICKER_PAIR = re.compile(r"/swap/[A-Z0-9]{2,10}-$")
+# Query parameters that hold an address (a token's mint, a contract); not "token=", which is
+# as often a credential.
+_ADDRESS_PARAMETER = re.compile(
+    r"[?&](\w*(mint|address|addr|contract|currency|coin)|ca|ct)$", re.IGNORECASE
+)
+# A line of an encoded block (base64 wrapped at 64 or 76): long, and no space in it.
+_ENCODED_LINE = re.compile(r"[A-Za-z0-9+/=_-]{60,}")
+
+
+def _inside_encoded_data(text: str, start: int, end: int) -> bool:
+    """Tell whether ``text[start:end]`` is a run of base64 (a blob, a JWT, a hash), not a key.
+
+    Why: any 43-44 base58 characters decode to 32 bytes, and base64 is base58 plus ``0OIl+/``
+    (or ``-_``): its runs between those characters were reported as Solana addresses (12 in
+    1,700 blobs, 26 JWTs, 18 padded transaction hashes; harness/address_corpus.py). What
+    touches a run tells: padding or ``+`` after it, ``-`` or ``_`` either side, a dot joining
+    it to more (a JWT), and ``/`` or ``=`` outside what a link holds an address in (a path
+    segment, ``jup.ag/swap/SOL-<address>``, a query parameter named for one).
+    """
+    before = text[start - 1] if start else " "
+    after = text[end] if end < len(text) else " "
+    token_start = max(text.rfind(" ", 0, start), text.rfind("\n", 0, start)) + 1
+    link = _LINK.match(text, token_start) is not None
+    if link and before == "-" and _TICKER_PAIR.search(text, token_start, start):
+        before = "/"  # a swap pair's second half: the address is the segment
+    if after in "=+" or before == "+" or "-" in (before, after) or "_" in (before, after):
+        return True
+    # A JWT's segments are joined by dots: "…Xy.<run>" or "<run>.Xy…", no space between.
+    if before == "." and start >= 2 and (text[start - 2].isalnum() or text[start - 2] in "-_"):
+        return True
+    if after == "." and end + 1 < len(text) and text[end + 1].isalnum():
+        return True
+    if before == "/" and link:
+        # A path segment after a word ("/solana/", "/token/", "/coin/") or right after the
+        # host ("pump.fun/"): how links carry an address. After "/s/" or "/media/x/", an id.
+        previous = text[text.rfind("/", token_start, start - 1) + 1 : start - 1]
+        return not ("." in previous or (previous.isalpha() and len(previous) >= 2))
+    if "/" in (before, after):
+        return not link
+    if before == "=" and link:
+        return _ADDRESS_PARAMETER.search(text, token_start, start - 1) is None
+        # The last (or first) line of a wrapped base64 block: a run that starts its line after an
+    # encoded line, or ends its line before one, belongs to that block.
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    line_end = len(text) if line_end < 0 else line_end
+    if not text[line_start:start].strip() and line_start:
+        previous = text[text.rfind("\n", 0, line_start - 1) + 1 : line_start - 1]
+        if _ENCODED_LINE.fullmatch(previous.strip()):
+            return True
+    if not text[end:line_end].strip() and line_end < len(text):
+        following_end = text.find("\n", line_end + 1)
+        following = text[line_end + 1 : len(text) if following_end < 0 else following_end]
+        if _ENCODED_LINE.fullmatch(following.strip()):
+            return True
+    return False
 
 
 def is_valid_tron(address: str) -> bool:
@@ -178,7 +275,69 @@ def is_valid_tron(address: str) -> bool:
     return hashlib.sha256(hashlib.sha256(payload).digest()).digest()[:4] == check
 
 
-def _find_tron(text: str) -> Iterator[tuple[int, BuyCa]]:
+def _find_tron(text: str) -> Iterator[tuple[int, int, BuyCa]]:
     for match in _TRON_CANDIDATE.finditer(text):
         if is_valid_tron(match.group(0)):
-            yield match.start(), BuyCa(network="tron", address=match.group(0))
+            yield match.start(), match.end(), BuyCa(network="tron", address=match.group(0))
+
+
+# --- TON ---------------------------------------------------------------------------------
+
+
+def crc16_xmodem(data: bytes) -> int:
+    """Return the CRC-16/XMODEM of ``data`` (TON's address checksum)."""
+    crc = 0
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc
+
+
+def is_valid_ton(address: str) -> bool:
+    """Tell whether ``address`` is a mainnet TON user-friendly address whose CRC16 holds."""
+    if len(address) != 48:
+        return False
+    standard = address.replace("-", "+").replace("_", "/")
+    try:
+        raw = base64.b64decode(standard, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    if len(raw) != 36 or raw[0] not in _TON_FLAGS or raw[1] not in _TON_WORKCHAINS:
+        return False
+    return crc16_xmodem(raw[:34]) == int.from_bytes(raw[34:], "big")
+
+
+def _find_ton(text: str) -> Iterator[tuple[int, int, BuyCa]]:
+    for match in _TON_CANDIDATE.finditer(text):
+        address = match.group(0)
+        # One alphabet or the other, as a wallet writes it: never both in one address.
+        if ("-" in address or "_" in address) and ("+" in address or "/" in address):
+            continue
+        if is_valid_ton(address):
+            yield match.start(), match.end(), BuyCa(network="ton", address=address)
+    for match in _TON_RAW_CANDIDATE.finditer(text):
+        address = f"{match.group(1)}:{match.group(2).lower()}"
+        yield match.start(), match.end(), BuyCa(network="ton", address=address)
+
+
+# --- Move coin types (Sui, Aptos) ----------------------------------------------------------
+
+
+def move_network(text: str) -> Literal["sui", "aptos"]:
+    """Return which Move chain a text's coin types are on: Aptos only when it says Aptos alone.
+
+    Both chains write a coin type as ``0x<address>::module::NAME``. Sui is where nearly all
+    memecoins of this form launch, so without a word for Aptos (or with words for both) it is
+    Sui.
+    """
+    return "aptos" if _APTOS_CONTEXT.search(text) and not _SUI_CONTEXT.search(text) else "sui"
+
+
+def _find_move(text: str) -> Iterator[tuple[int, int, BuyCa]]:
+    network: Literal["sui", "aptos"] | None = None
+    for match in _MOVE_COIN_TYPE.finditer(text):
+        network = network or move_network(text)
+        address = f"0x{match.group(1).lower()}::{match.group(2)}::{match.group(3)}"
+        yield match.start(), match.end(), BuyCa(network=network, address=address)
