@@ -48,6 +48,15 @@ class Ref(BaseModel):
         return cls(source=post.source, mid=post.mid, sid=post.sid, link=post.link)
 
 
+def omitted_while_absent(description: str | None = None) -> Any:
+    """Return a field left out of the JSON while it is None (fields ours, not the product's)."""
+    return Field(default=None, exclude_if=lambda value: value is None, description=description)
+
+
+# An EVM chain an image or post names beside an address (docs/records.md: how it is told).
+Chain = Literal["ethereum", "base", "bsc", "arbitrum", "polygon", "avalanche", "optimism"]
+
+
 class BuyCa(BaseModel):
     """A token contract address found in text."""
 
@@ -55,6 +64,14 @@ class BuyCa(BaseModel):
 
     network: Network
     address: str
+    chain: Chain | None = omitted_while_absent(
+        "for an evm address, the chain the text names for it (ours: absent when unknown)"
+    )
+
+    @property
+    def identity(self) -> tuple[str, str]:
+        """Return what makes two findings one address: the network and the address."""
+        return self.network, self.address.lower() if self.network == "evm" else self.address
 
 
 class ImageJob(BaseModel):
@@ -73,11 +90,6 @@ class QrCode(BaseModel):
 
     text: str
     kind: Literal["address", "uri", "link", "text"]
-
-
-def omitted_while_absent(description: str | None = None) -> Any:
-    """Return a field left out of the JSON while it is None (fields ours, not the product's)."""
-    return Field(default=None, exclude_if=lambda value: value is None, description=description)
 
 
 # A field of an ocr_result cut to its bound (app/ocr/reading.py): ``text`` (lines past the

@@ -15,11 +15,11 @@ import binascii
 import hashlib
 import re
 from collections.abc import Iterator
-from typing import Literal
+from typing import Literal, cast
 
 from Crypto.Hash import keccak
 
-from models.events import BuyCa
+from models.events import BuyCa, Chain
 
 # Look-alike characters OCR and copy-paste put into addresses (Cyrillic, Greek, full-width).
 _HOMOGLYPHS = str.maketrans(
@@ -83,9 +83,8 @@ def extract_addresses(text: str) -> list[BuyCa]:
     seen: set[tuple[str, str]] = set()
     result: list[BuyCa] = []
     for _, ca in found:
-        ident = (ca.network, ca.address.lower() if ca.network == "evm" else ca.address)
-        if ident not in seen:
-            seen.add(ident)
+        if ca.identity not in seen:
+            seen.add(ca.identity)
             result.append(ca)
     return result
 
@@ -115,10 +114,57 @@ def is_valid_evm(address: str) -> bool:
 
 
 def _find_evm(text: str) -> Iterator[tuple[int, int, BuyCa]]:
+    named = None  # the chains the whole text names, worked out once
     for match in _EVM_CANDIDATE.finditer(text):
         address = _repair_evm(match.group(2))
-        if address is not None:
-            yield match.start(), match.end(), BuyCa(network="evm", address=address)
+        if address is None:
+            continue
+        chain = _chain_in_link(text, match.start())
+        if chain is None:
+            named = _chains_named(text) if named is None else named
+            chain = named[0] if len(named) == 1 else None
+        yield match.start(), match.end(), BuyCa(network="evm", address=address, chain=chain)
+
+
+# Where an EVM address's chain is said: its explorer, or the chain in a DEX screener's link
+# ("dexscreener.com/base/0x..."), or words the text uses for the chain. Why words are narrow:
+# "base" and "eth" are everyday words and units; "on Base" and "BSC" are not.
+_CHAINS: dict[Chain, tuple[str, str]] = {
+    "ethereum": ("etherscan.io", r"\bethereum\b|\berc-?20\b|\bon eth\b|\beth mainnet\b"),
+    "base": ("basescan.org", r"\bon base\b|\bbase (chain|network|mainnet)\b|#base\b"),
+    "bsc": ("bscscan.com", r"\bbsc\b|\bbnb (smart )?chain\b|\bbep-?20\b|\bon bnb\b"),
+    "arbitrum": ("arbiscan.io", r"\barbitrum\b"),
+    "polygon": ("polygonscan.com", r"\bpolygon\b"),
+    "avalanche": ("snowtrace.io", r"\bavalanche\b|\bavax c-chain\b"),
+    "optimism": ("optimistic.etherscan.io", r"\boptimism\b"),
+}
+_CHAIN_WORDS = {chain: re.compile(words, re.IGNORECASE) for chain, (_, words) in _CHAINS.items()}
+# A DEX screener's or tracker's path names the chain before the address.
+_CHAIN_PATH = re.compile(r"/(ethereum|base|bsc|arbitrum|polygon|avalanche|optimism)/[^/\s]*$")
+
+
+def _chain_in_link(text: str, start: int) -> Chain | None:
+    """Return the chain a link the address is part of names (its explorer or its path)."""
+    token_start = max(text.rfind(" ", 0, start), text.rfind("\n", 0, start)) + 1
+    link = text[token_start:start].lower()
+    if "/" not in link:
+        return None
+    # Optimism's explorer is a subdomain of Ethereum's: the longer host first.
+    for chain, (host, _) in sorted(_CHAINS.items(), key=lambda item: -len(item[1][0])):
+        if host in link:
+            return chain
+    path = _CHAIN_PATH.search(link)
+    return cast(Chain, path.group(1)) if path else None
+
+
+def _chains_named(text: str) -> list[Chain]:
+    """Return the chains a text names in words, or by an explorer's host."""
+    lowered = text.lower()
+    return [
+        chain
+        for chain, (host, _) in _CHAINS.items()
+        if _CHAIN_WORDS[chain].search(text) or host in lowered
+    ]
 
 
 def _repair_evm(body: str) -> str | None:

@@ -86,4 +86,5 @@ def qr_addresses(texts: list[str]) -> list[BuyCa]:
 
 def merged(first: list[BuyCa], then: list[BuyCa]) -> list[BuyCa]:
     """Return ``first`` followed by the addresses of ``then`` it does not already hold."""
-    return [*first, *(address for address in then if address not in first)]
+    held = {address.identity for address in first}
+    return [*first, *(address for address in then if address.identity not in held)]

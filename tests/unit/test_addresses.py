@@ -159,3 +159,23 @@ def test_every_network_is_found_exactly_wherever_a_post_puts_it(seed: int, layou
     if "SOL-" in layout and network != "solana":
         return  # a Solana swap link
     assert _found(layout.format(address)) == [(network, address)]
+
+
+def _chains(text: str) -> list[str | None]:
+    return [ca.chain for ca in extract_addresses(text)]
+
+
+def test_an_evm_address_gets_the_chain_its_link_or_its_text_names_and_none_otherwise() -> None:
+    assert _chains(f"CA {PEPE}") == [None]  # today's shape: no `chain` at all
+    assert "chain" not in extract_addresses(PEPE)[0].model_dump_json()
+    assert _chains(f"https://dexscreener.com/base/{PEPE}") == ["base"]
+    assert _chains(f"bscscan.com/token/{PEPE}") == ["bsc"]
+    assert _chains(f"optimistic.etherscan.io/token/{PEPE}") == ["optimism"]
+    assert _chains(f"now live on Base! CA: {PEPE}") == ["base"]
+    assert _chains(f"{PEPE} BEP20, LP locked") == ["bsc"]
+    # Everyday words are no chain ("base price", a price in ETH); two chains named: unknown.
+    assert _chains(f"base price 0.1 eth {PEPE}") == [None]
+    assert _chains(f"on Base and on Arbitrum: {PEPE}") == [None]
+    # A link decides for its own address even where the text names others.
+    text = f"arbitrum soon. https://dexscreener.com/base/{PEPE} and {UNISWAP_ROUTER}"
+    assert _chains(text) == ["base", "arbitrum"]
