@@ -23,6 +23,7 @@ from agents.control import control_agent
 from agents.filter import filter_agent
 from agents.ocr import ocr_agent
 from agents.posts import posts_agent
+from agents.sightings import sightings_agent
 from app.dispatch.service import WebhookDelivery
 from app.faust_app import OcrstreamApp, new_app
 from app.kafka.limits import TopicLimits
@@ -31,6 +32,7 @@ from app.keys.control import KeyControl
 from app.keys.replica import KeysReplica
 from app.live.hub import LiveHub
 from app.ocr.runtime import OcrRuntime
+from app.pipeline.address_book import AddressBook, AddressBooks
 from app.pipeline.dead_letters import DeadLetters
 from app.pipeline.delivery import Deliverer
 from app.pipeline.image_jobs import ImageJobs
@@ -88,6 +90,8 @@ class Pipeline:
     services: Services
     keys_table: Any
     control_topic: Any
+    # First sightings and distinct posts per window of every address (app/pipeline/address_book).
+    book: AddressBook
     # Faust's agents by name (``agents.posts.process_posts`` ...).
     agents: dict[str, Any]
 
@@ -109,6 +113,16 @@ def wire_pipeline(settings: Settings) -> Pipeline:
     # table. Faust keeps it in `{app_id}-keys-changelog`; every worker reads keys through the
     # replica, which tails that changelog (app/keys/replica.py says why).
     keys_table = app.Table("keys", partitions=1, key_type=bytes, value_type=bytes)
+    # The address book: one partition, co-partitioned with the sightings topic, so one worker
+    # holds every address (what /trending ranks) and a successor recovers it from changelogs.
+    sightings = app.topic(settings.sightings_topic, internal=True, partitions=1)
+    # Why use_partitioner: the expiry timer deletes outside any stream event; with one
+    # partition the producer's choice is the table's partition anyway.
+    first_seen, windows, window_posts = (
+        app.Table(name, partitions=1, key_type=bytes, value_type=bytes, use_partitioner=True)
+        for name in ("address_first_seen", "address_windows", "address_window_posts")
+    )
+    book = AddressBook(first_seen, windows, window_posts)
 
     dead_letters = services.dead_letters
     batches = PostBatches(settings, services.outbox, dead_letters)
@@ -127,8 +141,10 @@ def wire_pipeline(settings: Settings) -> Pipeline:
         _agent(
             app, control, control_agent(KeyControl(settings, keys_table), dead_letters), "control"
         ),
+        _agent(app, sightings, sightings_agent(settings, book, dead_letters), "sightings"),
     ]
-    return Pipeline(app, services, keys_table, control, {a.name: a for a in registered})
+    agents = {a.name: a for a in registered}
+    return Pipeline(app, services, keys_table, control, book, agents)
 
 
 def _agent(app: OcrstreamApp, topic: Any, fun: AgentFun, module: str, **options: Any) -> Any:
@@ -219,6 +235,14 @@ def _wire_web(pipeline: Pipeline, settings: Settings) -> None:
         app, settings, services.keys, services.ocr, services.live, services.webhooks
     )
     web_app[context.STATUS] = status
+    web_app[context.ADDRESSES] = AddressBooks(
+        pipeline.book, lambda: _book_holder(app), settings.address_book
+    )
+
+    @app.timer(60.0)  # type: ignore[untyped-decorator]  # Faust's is untyped
+    async def expire_address_windows() -> None:
+        """Delete the address book's windows older than a day (only its holder has any)."""
+        pipeline.book.expire()
 
     @app.timer(HISTORY_STEP_S)  # type: ignore[untyped-decorator]  # Faust's is untyped
     async def dashboard_history() -> None:
@@ -228,6 +252,16 @@ def _wire_web(pipeline: Pipeline, settings: Settings) -> None:
     install_routes(web_app, app.web.cors)  # type: ignore[attr-defined]  # the aiohttp driver's
     # Faust's aiohttp driver keeps its runner private; the operator listener is one more site.
     serve_operator_pages(web_app, app.web._runner, settings)  # type: ignore[attr-defined]
+
+
+def _book_holder(app: OcrstreamApp) -> str | None:
+    """Return the base URL of the worker holding the address book; None when it is this one.
+
+    Raises KeyError while no worker holds it (Faust's assignor has no metadata yet).
+    """
+    url = app.router.key_store("address_first_seen", b"")
+    mine = app.conf.canonical_url
+    return None if (url.host, url.port) == (mine.host, mine.port) else str(url)
 
 
 def _read_chat_confirmations(

@@ -40,6 +40,7 @@ def unique_settings(kafka: LocalKafka | LocalKafkaCluster, **overrides: Any) -> 
         "control_topic": f"control-{tag}",
         "dead_letter_topic": f"dead-letter-{tag}",
         "webhooks_topic": f"webhooks-{tag}",
+        "sightings_topic": f"sightings-{tag}",
         "channel_topic_prefix": f"channel-{tag}-",
         "topic_partitions": 2,
         "web_port": web_port,

@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from models.events import QrCode, TruncatedField, omitted_while_absent
+from models.events import Network, QrCode, Ref, TruncatedField, omitted_while_absent
 from models.keys import MAX_WEBHOOKS_PER_KEY, TelegramChatId, TopicName, WebhookFormat
 
 # Why: the product caps keys at 100 keywords of 100 characters (after trimming); a raw keyword
@@ -308,6 +308,60 @@ class TelegramSubscriptionAnswer(BaseModel):
     message: str
 
 
+class WindowPosts(BaseModel):
+    """Distinct posts that showed an address in one 5-minute window."""
+
+    start: int = Field(description="the window's start, seconds since the epoch")
+    posts: int
+
+
+class FirstSeenData(BaseModel):
+    """The first post (or image of a post) that showed an address."""
+
+    at: float = Field(description="the post's time, seconds since the epoch")
+    ref: Ref
+    event_id: str
+    image_url: str | None = omitted_while_absent("the image, when it was an image that showed it")
+
+
+class AddressData(BaseModel):
+    """What the address book knows of one address."""
+
+    network: Network
+    address: str
+    first_seen: FirstSeenData
+    windows: list[WindowPosts] = Field(description="the last 24 hours, oldest first")
+    posts_24h: int
+
+
+class AddressAnswer(BaseModel):
+    """The answer of ``GET /addresses/{network}/{address}``."""
+
+    data: AddressData
+
+
+class TrendingAddress(BaseModel):
+    """One address of ``GET /trending``, with its distinct posts in the window."""
+
+    network: Network
+    address: str
+    posts: int
+    first_seen_at: float | None
+
+
+class TrendingData(BaseModel):
+    """The addresses with the most distinct posts in a window, most first."""
+
+    window: str
+    addresses: list[TrendingAddress]
+
+
+class TrendingAnswer(BaseModel):
+    """The answer of ``GET /trending``."""
+
+    data: TrendingData
+
+
 REQUESTS: tuple[type[BaseModel], ...] = (
     OcrRequest,
     KeywordsRequest,
@@ -328,4 +382,6 @@ ANSWERS: tuple[type[BaseModel], ...] = (
     StreamTokenAnswer,
     WebhooksAnswer,
     TelegramSubscriptionAnswer,
+    AddressAnswer,
+    TrendingAnswer,
 )

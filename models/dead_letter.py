@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, field_validator
 
-Stage = Literal["posts", "ocr", "filter", "control", "webhook"]
+Stage = Literal["posts", "ocr", "filter", "control", "webhook", "sightings"]
 
 # Why: a dead letter must stay small even when the bad record is huge (e.g. a 10 MB text).
 MAX_RECORD_EXCERPT_CHARS = 4096

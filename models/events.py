@@ -81,6 +81,8 @@ class ImageJob(BaseModel):
     ref: Ref
     # Why: keywords match post text too, so the filter needs it beside the OCR text.
     post_text: str = ""
+    # The post's time (seconds since the epoch): the window an address it shows counts in.
+    posted_at: float | None = None
 
 
 class QrCode(BaseModel):

@@ -7,6 +7,7 @@ Kafka will not take (over its topic's limit, say) is the job's dead letter, with
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from app.activity import activity
@@ -20,6 +21,7 @@ from app.ocr.runtime import OcrRuntime
 from app.pipeline.dead_letters import DeadLetters
 from app.pipeline.publish import publish
 from app.pipeline.records import decode_record
+from app.pipeline.sightings import sighting_records
 from app.redact import redact_text, redact_url
 from app.settings import Settings
 from models.events import (
@@ -102,7 +104,13 @@ class ImageJobs:
         candidate_record = Outgoing(
             settings.candidates_topic, job.ref.mid.encode(), candidate.model_dump_json().encode()
         )
-        return await publish(self._outbox, [event, candidate_record])
+        sightings = []
+        if settings.address_book:
+            at = job.posted_at if job.posted_at is not None else time.time()
+            sightings = sighting_records(
+                settings.sightings_topic, result.buy_ca, job.ref, at, event_id, job.image_url
+            )
+        return await publish(self._outbox, [event, candidate_record, *sightings])
 
     async def _read(self, job: ImageJob, event_id: str) -> OcrResult:
         """Fetch, OCR and extract addresses for one image job (and show it on the dashboard)."""

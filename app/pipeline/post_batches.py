@@ -8,18 +8,23 @@ Kafka refuses becomes the dead letter of the post it came from.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from typing import Any
 
 from app.kafka.outbox import Outbox, Outgoing
 from app.metrics import metrics
+from app.ocr.addresses import extract_addresses
+from app.ocr.reading import MAX_ADDRESSES
 from app.pipeline.boundary import record_boundary
 from app.pipeline.candidates import bundle_bytes, bundles
 from app.pipeline.dead_letters import DeadLetters
 from app.pipeline.posts import PostPlan, parse_post, plan_post
 from app.pipeline.publish import publish
+from app.pipeline.sightings import posted_at, sighting_records
 from app.settings import Settings
-from models.events import EVENT_ID_HEADER, Candidate
+from models.events import EVENT_ID_HEADER, Candidate, Ref
+from models.posts import Post
 
 # Which posts a record came from, by the record's id: each post's Faust event, and for a bundle
 # the post's candidate (its dead letter shows the candidate's own JSON, not the whole bundle).
@@ -42,8 +47,11 @@ class PostBatches:
         for event in events:
             metrics.posts.inc()
             async with record_boundary(self._dead_letters, "posts", event):
-                plan = self._plan(event)
-                for record in self.image_records(plan):
+                post = parse_post(event.value, self._settings.max_post_text_chars)
+                # Seconds: Faust gives a message's Kafka time so (None for a test's record).
+                at = posted_at(post.timestamp, event.message.timestamp or time.time())
+                plan = plan_post(post, self._settings.max_images_per_post, at)
+                for record in [*self.image_records(plan), *self._sightings(post, plan, at)]:
                     origins[id(record)] = [(event, None)]
                     outgoing.append(record)
                 offered[event.message.partition].append((plan.candidate, event))
@@ -55,10 +63,13 @@ class PostBatches:
             refused = await publish(self._outbox, outgoing)
         await self._dead_letter(origins, refused)
 
-    def _plan(self, event: Any) -> PostPlan:
-        settings = self._settings
-        post = parse_post(event.value, settings.max_post_text_chars)
-        return plan_post(post, settings.max_images_per_post)
+    def _sightings(self, post: Post, plan: PostPlan, at: float) -> list[Outgoing]:
+        """Return the sightings of the addresses the post's own text shows (if the book is on)."""
+        if not self._settings.address_book or not post.text:
+            return []
+        addresses = extract_addresses(post.text)[:MAX_ADDRESSES]
+        topic = self._settings.sightings_topic
+        return sighting_records(topic, addresses, Ref.of(post), at, plan.candidate.event_id)
 
     def candidate_bundles(
         self, offered: dict[int, list[tuple[Candidate, Any]]], max_bytes: int, origins: Origins

@@ -40,15 +40,19 @@ class PostPlan:
     overflow: str | None = None
 
 
-def plan_post(post: Post, max_images: int) -> PostPlan:
-    """Return the records a post turns into (pure: the agent only sends them)."""
+def plan_post(post: Post, max_images: int, posted_at: float | None = None) -> PostPlan:
+    """Return the records a post turns into (pure: the agent only sends them).
+
+    ``posted_at`` is the post's time (app/pipeline/sightings.py), carried by its image jobs.
+    """
     ref = Ref.of(post)
     plan = PostPlan(
         # The post's text is matched as the event's own text, not carried a second time.
         candidate=Candidate(event=post.event(), event_id=post_event_id(post), key=post.mid)
     )
     plan.jobs = [
-        ImageJob(image_url=url, ref=ref, post_text=post.text) for url in post.images[:max_images]
+        ImageJob(image_url=url, ref=ref, post_text=post.text, posted_at=posted_at)
+        for url in post.images[:max_images]
     ]
     plan.refused = [
         (

@@ -64,8 +64,10 @@ class Settings(
             self.candidates_topic: self.topic_partitions,
             self.dead_letter_topic: self.topic_partitions,
             self.webhooks_topic: self.topic_partitions,
-            # Why one partition: a single partition keeps control commands in order.
+            # Why one partition: a single partition keeps control commands in order, and one
+            # worker's address book holds every address (docs/records.md says what that costs).
             self.control_topic: 1,
+            self.sightings_topic: 1,
             self.keys_changelog_topic: 1,
         }
 

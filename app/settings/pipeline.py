@@ -36,6 +36,14 @@ class PipelineSettings(SettingsBase):
     max_post_text_chars: int = Field(
         default=100_000, ge=1, description="Posts with longer text go to the dead-letter topic."
     )
+    address_book: bool = Field(
+        default=True,
+        description=(
+            "Keep the address book: when each address was first seen, and by how many posts "
+            "each 5 minutes (`GET /addresses/...`, `GET /trending`). Off: no sightings are "
+            "produced."
+        ),
+    )
     channel_retry_attempts: int = Field(
         default=10,
         ge=1,

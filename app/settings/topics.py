@@ -30,6 +30,13 @@ class TopicSettings(SettingsBase):
         default="ocrstream-webhooks",
         description="Internal: one job per delivery and webhook URL, keyed by endpoint.",
     )
+    sightings_topic: str = Field(
+        default="ocrstream-sightings",
+        description=(
+            "Internal: one record per address a post or an image shows, for the address book "
+            "(first sightings, posts per window; one partition)."
+        ),
+    )
     channel_topic_prefix: str = Field(
         default="ocrstream-channel-",
         description="A key's default channel topic is this prefix + its public key id.",

@@ -14,6 +14,7 @@ from app.keys.replica import KeysReplica
 from app.keys.telegram_chats import BotApi
 from app.live.hub import LiveHub
 from app.ocr.runtime import OcrRuntime
+from app.pipeline.address_book import AddressBooks
 from app.settings import Settings
 from app.web.ratelimit import RateLimiter
 from app.web.status import StatusReport
@@ -25,5 +26,6 @@ OCR = web.AppKey("ocr", OcrRuntime)
 LIMITER = web.AppKey("limiter", RateLimiter)
 LIVE = web.AppKey("live", LiveHub)
 STATUS = web.AppKey("status", StatusReport)
+ADDRESSES = web.AppKey("addresses", AddressBooks)
 # Only when the operator set a bot token.
 TELEGRAM = web.AppKey("telegram", BotApi)

@@ -17,17 +17,8 @@ from yarl import URL
 from app.settings import Settings
 from app.web.context import SETTINGS
 from app.web.errors import ApiError
+from app.web.paths import KEY_HOLDER_PREFIXES
 
-# What a key holder's page calls: the API key's routes, the stream and its token, the schema.
-KEY_HOLDER_PREFIXES = (
-    "/ocr",
-    "/keywords",
-    "/openapi.json",
-    "/ws",
-    "/stream",
-    "/webhooks",
-    "/tg_subscription",
-)
 # The request headers a page may send (x-api-key makes every call from a page preflighted).
 ALLOWED_HEADERS = ("x-api-key", "content-type", "last-event-id")
 # What a page may read of an answer besides the CORS-safelisted headers.

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from app.web.paths import API_PREFIXES
 from models.api import ErrorAnswer
 
 log = logging.getLogger(__name__)
@@ -77,19 +78,6 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
             extra={"request_id": request_id},
             headers={"X-Request-Id": request_id},
         ).response()
-
-
-# Paths whose errors are ours to shape (Faust's own pages keep theirs).
-API_PREFIXES = (
-    "/ocr",
-    "/keywords",
-    "/admin",
-    "/openapi.json",
-    "/ws",
-    "/stream",
-    "/webhooks",
-    "/tg_subscription",
-)
 
 
 async def read_body(request: web.Request, max_bytes: int) -> bytes:

@@ -6,12 +6,14 @@ models the handlers parse and answer with; only the table of paths is written he
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 from aiohttp import web
 from pydantic.json_schema import models_json_schema
 
+from app.pipeline.address_book import SPANS_S
 from models.api import ANSWERS, REQUESTS
+from models.events import Network
 from models.keys import KEY_ID_PATTERN
 
 _, _generated = models_json_schema(
@@ -242,6 +244,62 @@ OPENAPI: dict[str, Any] = {
                     "200": _json("WebhooksAnswer", "the webhooks left"),
                     "404": _error("the key has no such webhook"),
                     "503": _error("sent but not applied in time"),
+                    **_AUTH_ERRORS,
+                },
+            }
+        },
+        "/addresses/{network}/{address}": {
+            "get": {
+                "summary": "When an address was first seen, and its distinct posts per 5 minutes",
+                "description": "From the address book: every address a post's text or an "
+                "image showed (buy_ca), its first sighting, and how many distinct posts showed "
+                "it in each 5-minute window of the last 24 hours. See docs/records.md.",
+                "security": [{"apiKey": []}],
+                "parameters": [
+                    {
+                        "name": "network",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "enum": list(get_args(Network))},
+                    },
+                    {
+                        "name": "address",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    },
+                ],
+                "responses": {
+                    "200": _json("AddressAnswer", "its first sighting and windows"),
+                    "404": _error("not seen, or no such network, or the book is off"),
+                    "503": _error("the book is moving to another worker; retry_after says when"),
+                    **_AUTH_ERRORS,
+                },
+            }
+        },
+        "/trending": {
+            "get": {
+                "summary": "The addresses with the most distinct posts in a window",
+                "security": [{"apiKey": []}],
+                "parameters": [
+                    {
+                        "name": "window",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "enum": list(SPANS_S), "default": "1h"},
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+                    },
+                ],
+                "responses": {
+                    "200": _json("TrendingAnswer", "the addresses, most posts first"),
+                    "400": _error("an unknown window, or a limit out of range"),
+                    "404": _error("the book is off"),
+                    "503": _error("the book is moving to another worker; retry_after says when"),
                     **_AUTH_ERRORS,
                 },
             }

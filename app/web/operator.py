@@ -19,22 +19,9 @@ from aiohttp import web
 from app.settings import Settings
 from app.web.context import SETTINGS
 from app.web.errors import ApiError
+from app.web.paths import PUBLIC_PREFIXES
 
 log = logging.getLogger(__name__)
-
-# What key holders use: everything else on the API's port is the operator's. Why a list of
-# what is allowed: a page added later (ours or Faust's) is then the operator's by default.
-PUBLIC_PREFIXES = (
-    "/ocr",
-    "/keywords",
-    "/admin/",
-    "/openapi.json",
-    "/ws",
-    "/stream",
-    "/webhooks",
-    "/tg_subscription",
-    "/samples/",
-)
 
 
 def is_public(path: str) -> bool:

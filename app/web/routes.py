@@ -7,13 +7,21 @@ from typing import Any
 from aiohttp import web
 
 from app.metrics import metrics
-from app.web import admin_view, keywords_view, status_view, telegram_view, webhooks_view
+from app.web import (
+    addresses_view,
+    admin_view,
+    keywords_view,
+    status_view,
+    telegram_view,
+    webhooks_view,
+)
 from app.web.context import SETTINGS
 from app.web.cors import enable_cors
-from app.web.errors import API_PREFIXES, error_middleware
+from app.web.errors import error_middleware
 from app.web.ocr_view import ocr_handler
 from app.web.openapi import openapi_handler
 from app.web.operator import operator_gate
+from app.web.paths import API_PREFIXES
 from app.web.stream_view import sse_stream, stream_token, websocket_stream
 
 
@@ -64,6 +72,8 @@ def install_routes(web_app: web.Application, cors: Any = None) -> None:
     router.add_get("/tg_subscription", telegram_view.get_subscription)
     router.add_post("/tg_subscription", telegram_view.subscribe)
     router.add_delete("/tg_subscription", telegram_view.unsubscribe)
+    router.add_get("/addresses/{network}/{address}", addresses_view.address)
+    router.add_get("/trending", addresses_view.trending)
     router.add_get("/openapi.json", openapi_handler)
     router.add_get("/status/", status_view.status)
     router.add_get("/dashboard", status_view.dashboard)

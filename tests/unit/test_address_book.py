@@ -1,0 +1,112 @@
+"""The address book's rules on plain dicts: first sightings, distinct posts per window, expiry."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.pipeline.address_book import KEEP_S, WINDOW_S, AddressBook, window_start
+from app.pipeline.sightings import posted_at
+from models.events import Ref
+from models.sightings import Sighting
+
+NOW = 1_800_000_000.0
+PEPE = "0x6982508145454Ce325dDbE47a25d4ec3d2311933"
+
+
+def _book() -> tuple[AddressBook, list[float]]:
+    clock = [NOW]
+    return AddressBook({}, {}, {}, clock=lambda: clock[0]), clock
+
+
+def _seen(mid: str, at: float, address: str = PEPE, image: str | None = None) -> Sighting:
+    ref = Ref(source="x", mid=mid, sid="a", link=f"https://x.com/a/status/{mid}")
+    event_id = f"ocr:{mid}:{image}" if image else f"post:x:{mid}"
+    return Sighting(
+        network="evm", address=address, post=f"x:a:{mid}", ref=ref, at=at,
+        event_id=event_id, image_url=image,
+    )  # fmt: skip
+
+
+def test_the_first_post_is_the_first_sighting_and_each_post_counts_once_per_window() -> None:
+    book, _ = _book()
+    assert book.record(_seen("1", NOW - 100)) is True
+    assert book.record(_seen("1", NOW - 100, image="https://a/1.png")) is False  # same post
+    assert book.record(_seen("1", NOW - 100)) is False  # the same record again
+    assert book.record(_seen("2", NOW - 90)) is False
+    assert book.record(_seen("2", NOW + 900)) is False  # sent again later: still one post
+    found = book.lookup("evm", PEPE)
+    assert found is not None
+    assert found["first_seen"]["ref"]["mid"] == "1" and found["first_seen"]["at"] == NOW - 100
+    assert found["windows"] == [{"start": window_start(NOW - 100), "posts": 2}]
+    # A post read late (a slow image) that was posted earlier becomes the first sighting.
+    book.record(_seen("0", NOW - 200))
+    again = book.lookup("evm", PEPE)
+    assert again is not None and again["first_seen"]["ref"]["mid"] == "0"
+    assert book.lookup("evm", "0x" + "0" * 40) is None
+
+
+def test_windows_are_kept_a_day_then_deleted_and_trending_ranks_by_posts() -> None:
+    book, clock = _book()
+    other = "So11111111111111111111111111111111111111112"
+    for i in range(3):
+        book.record(_seen(f"p{i}", NOW - 60))
+    book.record(_seen("o1", NOW - 60, address=other))
+    book.record(_seen("old", NOW - 2 * 3600, address=other))
+    book.record(_seen("o2", NOW - 2 * 3600 - 10, address=other))
+    ranked = book.trending(3600, limit=10)
+    assert [(r["address"], r["posts"]) for r in ranked] == [(PEPE, 3), (other, 1)]
+    assert [(r["address"], r["posts"]) for r in book.trending(KEEP_S, 10)] == [
+        (PEPE, 3), (other, 3),  # a tie: by address
+    ]  # fmt: skip
+    clock[0] = NOW + KEEP_S + 2 * WINDOW_S
+    assert book.expire() > 0
+    assert book.trending(KEEP_S, 10) == []
+    kept = book.lookup("evm", PEPE)
+    assert kept is not None and kept["windows"] == [] and kept["first_seen"]  # forever
+    # A sighting older than the windows kept sets nothing but a first sighting.
+    book.record(_seen("ancient", NOW - 3 * KEEP_S, address="0x" + "1" * 40))
+    assert book.trending(KEEP_S, 10) == []
+
+
+def test_a_posts_own_time_is_believed_only_near_when_kafka_got_it() -> None:
+    recorded = NOW
+    assert posted_at(None, recorded) == recorded
+    near = datetime.fromtimestamp(NOW - 600, UTC)
+    assert posted_at(near, recorded) == NOW - 600
+    for far in (NOW - 3 * 86400, NOW + 3600):  # a day off, or in the future: Kafka's time
+        assert posted_at(datetime.fromtimestamp(far, UTC), recorded) == recorded
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 5), st.integers(0, 3), st.floats(0, 7200)), max_size=40),
+    st.randoms(use_true_random=False),
+)
+def test_counts_are_distinct_posts_whatever_the_order_and_the_repeats(
+    sightings: list[tuple[int, int, float]], rng: object
+) -> None:
+    book, _ = _book()
+    records = [(post, image, NOW - age) for post, image, age in sightings]
+    # At least once: any record may come again, in any order.
+    replayed = records + records[: len(records) // 2]
+    rng.shuffle(replayed)  # type: ignore[attr-defined]
+    for post, image, at in replayed:
+        book.record(_seen(f"m{post}", at, image=f"https://a/{image}.png"))
+    # A post counts once, in the window of its first sighting (the earliest-read record).
+    first_read: dict[int, float] = {}
+    for post, _, at in replayed:
+        first_read.setdefault(post, at)
+    expected: dict[int, set[int]] = {}
+    for post, at in first_read.items():
+        expected.setdefault(window_start(at), set()).add(post)
+    found = book.lookup("evm", PEPE)
+    if not records:
+        assert found is None
+        return
+    assert found is not None
+    assert {w["start"]: w["posts"] for w in found["windows"]} == {
+        start: len(posts) for start, posts in expected.items()
+    }
