@@ -231,13 +231,12 @@ def _wire_web(pipeline: Pipeline, settings: Settings) -> None:
         settings.rate_limit_per_minute, settings.rate_limit_burst
     )
     web_app[context.LIVE] = services.live
+    books = AddressBooks(pipeline.book, lambda: _book_holder(app), settings.address_book)
+    web_app[context.ADDRESSES] = books
     status = StatusReport(
-        app, settings, services.keys, services.ocr, services.live, services.webhooks
+        app, settings, services.keys, services.ocr, services.live, services.webhooks, books
     )
     web_app[context.STATUS] = status
-    web_app[context.ADDRESSES] = AddressBooks(
-        pipeline.book, lambda: _book_holder(app), settings.address_book
-    )
 
     @app.timer(60.0)  # type: ignore[untyped-decorator]  # Faust's is untyped
     async def expire_address_windows() -> None:

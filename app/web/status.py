@@ -12,6 +12,7 @@ from app.keys.replica import KeysReplica
 from app.live.hub import LiveHub
 from app.metrics import metrics
 from app.ocr.runtime import OcrRuntime
+from app.pipeline.address_book import AddressBooks
 from app.settings import Settings
 from app.web.scrape import WorkerState, render, scrape_registry
 from models.keys import KeyRecord
@@ -28,8 +29,10 @@ class StatusReport:
         ocr: OcrRuntime,
         live: LiveHub,
         webhooks: WebhookDelivery,
+        books: AddressBooks | None = None,
     ) -> None:
         self._app = faust_app
+        self._books = books
         self._settings = settings
         self._keys = keys
         self._ocr = ocr
@@ -125,6 +128,15 @@ class StatusReport:
                 counts[key.telegram.status.lower()] += 1
         return dict(counts)
 
+    def address_book_status(self) -> dict[str, Any] | None:
+        """Return whether this worker holds the address book and, if so, the last hour's top."""
+        books = self._books
+        if books is None or not books.enabled:
+            return None
+        held = _held_here(books)
+        trending = books.book.trending(3600.0, 10) if held else []
+        return {"held_here": held, "trending_1h": trending}
+
     def snapshot(self) -> dict[str, Any]:
         """Return everything the status page shows."""
         settings = self._settings
@@ -172,12 +184,21 @@ class StatusReport:
             **metrics.snapshot(),
             "keys": self.keys_activity(),
             "telegram": self.telegram_status(),
+            "address_book": self.address_book_status(),
             # Per second over the last 5 s step, for every counter in "counts".
             "rates": self.rates_now,
             "recent_results": self.activity.recent_results(),
             # Oldest first; one point every 5 s over the last 15 minutes.
             "history": list(self.activity.history),
         }
+
+
+def _held_here(books: AddressBooks) -> bool | None:
+    """Return whether this worker holds the address book (None while no worker does)."""
+    try:
+        return books.owner() is None
+    except KeyError:
+        return None
 
 
 def consumer_flow(consumer: Any) -> dict[str, Any]:

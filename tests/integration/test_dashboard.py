@@ -135,6 +135,9 @@ async def test_the_dashboard_shows_the_pipeline_charts_results_and_errors(
     assert "refused by policy <b>1</b>" in after and "stage bad" not in after
     assert _total(after, "Images refused by policy (not an error)") == 1
     assert f'<td class="id">{key_id}</td>' in after  # an id never wraps mid-id
+    # The address book's last hour: the addresses the images showed, one post each.
+    bonk = "DKwfFc2KA3i22DmxzLQzqi9weodLJXDxCtDpYaS9QJqc"
+    assert f"solana:{bonk[:12]}…{bonk[-8:]}" in after
     # The last results: a thumbnail each (from memory), the addresses, the matched keyword.
     assert after.count('src="/dashboard/thumbnail/') == 3
     assert "0x979097B35B88A0c32751f9732d5d37c609B3f1Ad" in after
