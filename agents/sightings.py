@@ -10,7 +10,7 @@ from app.pipeline.boundary import batch_boundary, record_boundary
 from app.pipeline.dead_letters import DeadLetters
 from app.pipeline.records import decode_record
 from app.settings import PipelineSettings
-from models.sightings import Sighting
+from models.sightings import SightingBundle
 
 
 def sightings_agent(
@@ -22,8 +22,17 @@ def sightings_agent(
         """Record each sighting (first seen, distinct posts per 5-minute window)."""
         async for events in batches(stream, settings):
             async with batch_boundary(dead_letters, events):
+                read: list[tuple[Any, SightingBundle]] = []
                 for event in events:
                     async with record_boundary(dead_letters, "sightings", event):
-                        book.record(decode_record(event.value, Sighting, "sighting"))
+                        bundle = decode_record(event.value, SightingBundle, "sightings bundle")
+                        read.append((event, bundle))
+                try:
+                    book.record_all([s for _, bundle in read for s in bundle.sightings])
+                except Exception:
+                    # A bug met by the batch: record each record alone, so only its own fails.
+                    for event, bundle in read:
+                        async with record_boundary(dead_letters, "sightings", event):
+                            book.record_all(bundle.sightings)
 
     return record_sightings

@@ -8,6 +8,10 @@ One broker, three API keys (one without keywords, two with), and in the same run
 2. a worker draining the same number of posts produced at once;
 3. its latency at half its drain rate: produce → firehose channel, broker timestamps.
 
+With ``--address-book``, the posts instead carry a token address one time in ten (200 distinct
+addresses), and the worker runs with its address book and without (``OCRSTREAM_ADDRESS_BOOK``),
+alternating, in the same run: what first sightings and trending cost the text path.
+
 With ``--secure``, a second broker that takes only SASL_SSL and checks ACLs (``ocrstream kafka
 --secure``) runs the same worker as the least-privileged user (SCRAM-SHA-512 over TLS), in the
 same run: the cost of TLS and SASL against the plaintext worker.
@@ -38,17 +42,26 @@ from app.kafka.security import connection  # noqa: E402
 from bench.ocr_bench import show  # noqa: E402
 from bench.soak import Broker, add_keys, cuts, produce_fast, read_until, relay  # noqa: E402
 from harness.records import post  # noqa: E402
+from harness.variants import attack_address  # noqa: E402
 from harness.workers import Worker, unique_settings  # noqa: E402
 
 WORDS = ["gm", "wagmi", "chart", "launch", "presale", "airdrop", "moon", "frens", "ser", "dyor"]
 
 
+# Set by --address-book: one post in ten then names one of these.
+ADDRESSES: list[str] = []
+
+
 def text_posts(n: int, tag: str) -> list[bytes]:
-    """Return n text-only posts; one in ten mentions a keyword of a keyed key."""
-    return [
-        post(f"{tag}{i}", " ".join(WORDS[(i * 7 + k) % len(WORDS)] for k in range(8)), [])
-        for i in range(n)
-    ]
+    """Return n text-only posts; one in ten mentions a keyword of a keyed key (and, with
+    ``ADDRESSES``, one in ten a token address)."""
+    posts = []
+    for i in range(n):
+        text = " ".join(WORDS[(i * 7 + k) % len(WORDS)] for k in range(8))
+        if ADDRESSES and i % 10 == 3:
+            text += f" CA: {ADDRESSES[i // 10 % len(ADDRESSES)]}"
+        posts.append(post(f"{tag}{i}", text, []))
+    return posts
 
 
 async def drain(
@@ -87,6 +100,61 @@ async def paced(
     produced_at = {value["mid"]: t for t, value in posted}
     latency = [t - produced_at[v["mid"]] for t, v in everything if v["mid"][0] == "p"]
     return {"paced_rate": rate, "latency_ms": cuts(latency)}
+
+
+async def run_book(n_posts: int, rounds: int) -> dict[str, Any]:
+    """Run the worker with and without its address book, alternating which goes first."""
+    ADDRESSES.extend(attack_address("evm", seed) for seed in range(200))
+    runs: dict[str, list[dict[str, Any]]] = {"book on": [], "book off": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        broker = LocalKafka(Path(tmp) / "kafka")
+        broker.start()
+        try:
+            for round_no in range(rounds):
+                order = ["book on", "book off"][:: 1 if round_no % 2 == 0 else -1]
+                for name in order:
+                    print(f"round {round_no + 1}, {name} ...", flush=True)
+                    own = unique_settings(broker, address_book=name == "book on")
+                    runs[name].append(
+                        await drain(broker, Path(tmp), n_posts, own, broker.bootstrap)
+                    )
+        finally:
+            broker.stop()
+    return {"posts": n_posts, "runs": runs}
+
+
+def report_book(f: dict[str, Any]) -> str:
+    """Return the markdown section of the address book's cost."""
+    on, off = f["runs"]["book on"], f["runs"]["book off"]
+    best_on = max(r["posts_per_s"] for r in on)
+    best_off = max(r["posts_per_s"] for r in off)
+
+    def rates(runs: list[dict[str, Any]]) -> str:
+        return ", ".join(f"{r['posts_per_s']:.0f}" for r in runs)
+
+    lat_on = max(on, key=lambda r: r["posts_per_s"])["latency_ms"]
+    lat_off = max(off, key=lambda r: r["posts_per_s"])["latency_ms"]
+    return "\n".join(
+        [
+            f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: one worker, 3 API"
+            f" keys, {f['posts']:,} text-only posts produced at once, one in ten naming one of"
+            " 200 token addresses; the worker with its address book (sightings produced, the"
+            " sightings agent and its three tables) and without, alternating which runs first,"
+            " in the same run.",
+            "",
+            f"Command: `.venv/bin/python bench/text_path.py --posts {f['posts']} --address-book "
+            f"--rounds {len(on)} --write docs/benchmarks.md`",
+            "",
+            "| run | posts/s (best) | each run | × without |",
+            "|---|---|---|---|",
+            f"| without the address book | {best_off:.0f} | {rates(off)} | 1.00× |",
+            f"| with the address book | {best_on:.0f} | {rates(on)} | {best_on / best_off:.2f}× |",
+            "",
+            f"Latency at half the drain rate, post → firehose channel: p50 {lat_on['p50']:.0f} ms"
+            f" with, {lat_off['p50']:.0f} ms without; p99 {lat_on['p99']:.0f} / "
+            f"{lat_off['p99']:.0f} ms.",
+        ]
+    )
 
 
 async def run(n_posts: int, secure: bool, rounds: int) -> dict[str, Any]:
@@ -217,8 +285,13 @@ def main() -> int:
     parser.add_argument("--posts", type=int, default=40_000)
     parser.add_argument("--secure", action="store_true", help="also on a secured broker")
     parser.add_argument("--rounds", type=int, default=1, help="runs of each worker")
+    parser.add_argument("--address-book", action="store_true", help="its cost, with and without")
     parser.add_argument("--write", type=Path)
     args = parser.parse_args()
+    if args.address_book:
+        book = report_book(asyncio.run(run_book(args.posts, args.rounds)))
+        show(book, args.write, "The address book's cost on the text path")
+        return 0
     section = report(asyncio.run(run(args.posts, args.secure, args.rounds)))
     title = "The text path, plaintext and on a secured broker" if args.secure else "The text path"
     show(section, args.write, title)

@@ -1,6 +1,7 @@
-"""An address seen in a post or an image (``sightings`` topic, keyed by ``network:address``).
+"""Addresses seen in posts and images (``sightings`` topic): what the address book is fed with.
 
-What the address book (first sightings, posts per 5-minute window) is fed with; internal.
+One record carries the sightings of a batch of posts, or of one image (a bundle), so the
+book's agent reads tens of records a second, not one per address; internal.
 """
 
 from __future__ import annotations
@@ -29,6 +30,17 @@ class Sighting(BaseModel):
     def key(self) -> str:
         """Return the address as the book keys it: ``network:address``."""
         return f"{self.network}:{self.address}"
+
+
+# Why 100: a sighting is under 5 KB at its bounds (a 2 KB link and image URL), so a bundle
+# stays far inside Kafka's 1 MB record.
+MAX_SIGHTINGS_PER_RECORD = 100
+
+
+class SightingBundle(BaseModel):
+    """The sightings of a batch of posts, or of one image."""
+
+    sightings: list[Sighting] = Field(max_length=MAX_SIGHTINGS_PER_RECORD)
 
 
 class FirstSighting(BaseModel):

@@ -67,8 +67,15 @@ _SUI_CONTEXT = re.compile(r"\bsui\b|suiscan|suivision|\$sui\b", re.IGNORECASE)
 _EVM_BODY_CONFUSIONS = {"1": "f", "5": "b"}
 
 
+# Every form is at least 32 characters without a space (Solana's shortest); most texts have
+# no such run, and one search tells (the posts agent looks at every post's text).
+_LONG_RUN = re.compile(r"\S{32}")
+
+
 def extract_addresses(text: str) -> list[BuyCa]:
     """Return every contract address in ``text``, de-duplicated, in order of appearance."""
+    if not _LONG_RUN.search(text):
+        return []
     clean = text.translate(_HOMOGLYPHS)
     # The longer, checksummed forms first: a part of one is never reported as another.
     claimed: list[tuple[int, int]] = []

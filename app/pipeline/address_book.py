@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +54,18 @@ class AddressBook:
         self._windows = windows
         self._window_posts = window_posts
         self._clock = clock
+
+    def record_all(self, sightings: list[Sighting]) -> None:
+        """Record a batch of sightings, writing each table key once (one changelog record).
+
+        Why: every write of a Faust table is a changelog record; a batch's sightings of one
+        address in one window become one count, not one record per post.
+        """
+        staged = _Staged(self._first_seen, self._windows, self._window_posts)
+        book = AddressBook(staged.first_seen, staged.windows, staged.window_posts, self._clock)
+        for sighting in sightings:
+            book.record(sighting)
+        staged.write_back()
 
     def record(self, sighting: Sighting) -> bool:
         """Record one sighting; return True when it is the address's first."""
@@ -130,6 +142,57 @@ class AddressBook:
                 {"network": network, "address": address, "posts": count, "first_seen_at": first_at}
             )
         return answer
+
+
+class _Overlay(MutableMapping[bytes, bytes]):
+    """A table's changes held in memory over it, until written back in one go."""
+
+    def __init__(self, table: Table) -> None:
+        self._table = table
+        self.changes: dict[bytes, bytes] = {}
+
+    def __getitem__(self, key: bytes) -> bytes:
+        if key in self.changes:
+            return self.changes[key]
+        return self._table[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.changes or key in self._table
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self.changes[key] = value
+
+    def __delitem__(self, key: bytes) -> None:
+        raise NotImplementedError("a batch only adds")
+
+    def __iter__(self) -> Iterator[bytes]:
+        raise NotImplementedError("a batch reads keys, never lists them")
+
+    def __len__(self) -> int:
+        raise NotImplementedError("a batch reads keys, never counts them")
+
+    def get(self, key: bytes, default: Any = None) -> Any:
+        """Return the value of ``key``, changed or not, or ``default``."""
+        return self.changes.get(key, self._table.get(key, default))
+
+    def write_back(self) -> None:
+        """Write every changed key to the table, once."""
+        for key, value in self.changes.items():
+            self._table[key] = value
+
+
+class _Staged:
+    """The three tables, each behind an overlay, for one batch."""
+
+    def __init__(self, first_seen: Table, windows: Table, window_posts: Table) -> None:
+        self.first_seen = _Overlay(first_seen)
+        self.windows = _Overlay(windows)
+        self.window_posts = _Overlay(window_posts)
+
+    def write_back(self) -> None:
+        """Write the batch's changes to the tables."""
+        for overlay in (self.first_seen, self.windows, self.window_posts):
+            overlay.write_back()
 
 
 @dataclass

@@ -21,7 +21,7 @@ from app.ocr.runtime import OcrRuntime
 from app.pipeline.dead_letters import DeadLetters
 from app.pipeline.publish import publish
 from app.pipeline.records import decode_record
-from app.pipeline.sightings import sighting_records
+from app.pipeline.sightings import bundle_records, sightings_of
 from app.redact import redact_text, redact_url
 from app.settings import Settings
 from models.events import (
@@ -107,9 +107,8 @@ class ImageJobs:
         sightings = []
         if settings.address_book:
             at = job.posted_at if job.posted_at is not None else time.time()
-            sightings = sighting_records(
-                settings.sightings_topic, result.buy_ca, job.ref, at, event_id, job.image_url
-            )
+            shown = sightings_of(result.buy_ca, job.ref, at, event_id, job.image_url)
+            sightings = bundle_records(settings.sightings_topic, shown)
         return await publish(self._outbox, [event, candidate_record, *sightings])
 
     async def _read(self, job: ImageJob, event_id: str) -> OcrResult:

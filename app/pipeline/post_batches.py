@@ -21,10 +21,11 @@ from app.pipeline.candidates import bundle_bytes, bundles
 from app.pipeline.dead_letters import DeadLetters
 from app.pipeline.posts import PostPlan, parse_post, plan_post
 from app.pipeline.publish import publish
-from app.pipeline.sightings import posted_at, sighting_records
+from app.pipeline.sightings import bundle_records, posted_at, sightings_of
 from app.settings import Settings
 from models.events import EVENT_ID_HEADER, Candidate, Ref
 from models.posts import Post
+from models.sightings import MAX_SIGHTINGS_PER_RECORD, Sighting
 
 # Which posts a record came from, by the record's id: each post's Faust event, and for a bundle
 # the post's candidate (its dead letter shows the candidate's own JSON, not the whole bundle).
@@ -44,6 +45,7 @@ class PostBatches:
         outgoing: list[Outgoing] = []
         origins: Origins = {}
         offered: dict[int, list[tuple[Candidate, Any]]] = defaultdict(list)
+        seen: list[tuple[Any, list[Sighting]]] = []
         for event in events:
             metrics.posts.inc()
             async with record_boundary(self._dead_letters, "posts", event):
@@ -51,25 +53,40 @@ class PostBatches:
                 # Seconds: Faust gives a message's Kafka time so (None for a test's record).
                 at = posted_at(post.timestamp, event.message.timestamp or time.time())
                 plan = plan_post(post, self._settings.max_images_per_post, at)
-                for record in [*self.image_records(plan), *self._sightings(post, plan, at)]:
+                for record in self.image_records(plan):
                     origins[id(record)] = [(event, None)]
                     outgoing.append(record)
+                seen.append((event, self._sightings(post, plan, at)))
                 offered[event.message.partition].append((plan.candidate, event))
                 await self._report(plan, event)
         limit = await self._outbox.limits.limit(self._settings.candidates_topic)
         outgoing.extend(self.candidate_bundles(offered, bundle_bytes(limit), origins))
+        outgoing.extend(self._sighting_bundles(seen, origins))
         with metrics.tracking(f"{len(events)} post(s)", "emit"):
             # The batch is acknowledged when the agent goes on: its outputs are durable first.
             refused = await publish(self._outbox, outgoing)
         await self._dead_letter(origins, refused)
 
-    def _sightings(self, post: Post, plan: PostPlan, at: float) -> list[Outgoing]:
+    def _sightings(self, post: Post, plan: PostPlan, at: float) -> list[Sighting]:
         """Return the sightings of the addresses the post's own text shows (if the book is on)."""
         if not self._settings.address_book or not post.text:
             return []
         addresses = extract_addresses(post.text)[:MAX_ADDRESSES]
-        topic = self._settings.sightings_topic
-        return sighting_records(topic, addresses, Ref.of(post), at, plan.candidate.event_id)
+        return sightings_of(addresses, Ref.of(post), at, plan.candidate.event_id)
+
+    def _sighting_bundles(
+        self, seen: list[tuple[Any, list[Sighting]]], origins: Origins
+    ) -> list[Outgoing]:
+        """Return the batch's sightings in bundles; each names the posts it came from."""
+        records = []
+        pending: list[tuple[Any, Sighting]] = [(e, s) for e, many in seen for s in many]
+        step = MAX_SIGHTINGS_PER_RECORD
+        for start in range(0, len(pending), step):
+            chunk = pending[start : start + step]
+            [record] = bundle_records(self._settings.sightings_topic, [s for _, s in chunk])
+            origins[id(record)] = [(event, None) for event in {id(e): e for e, _ in chunk}.values()]
+            records.append(record)
+        return records
 
     def candidate_bundles(
         self, offered: dict[int, list[tuple[Candidate, Any]]], max_bytes: int, origins: Origins

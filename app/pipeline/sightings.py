@@ -1,8 +1,7 @@
-"""The sighting records of a post or an image: one per address it shows (the address book's feed).
+"""The sightings of posts and images: one per address shown, sent in bundles (the book's feed).
 
-Produced with the post's or the image's other records, so they are durable before its input
-is acknowledged. Keyed by ``network:address``: every sighting of an address goes to the one
-partition the book keeps it in.
+Produced with the posts' or the image's other records, so they are durable before the input
+is acknowledged.
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ from datetime import datetime
 
 from app.kafka.outbox import Outgoing
 from models.events import BuyCa, Ref
-from models.sightings import Sighting
+from models.sightings import MAX_SIGHTINGS_PER_RECORD, Sighting, SightingBundle
 
 # How far a post's own time may be from when it reached Kafka and still be believed: a post
 # claiming a time days away (or in the future) would count in windows it never was in.
@@ -29,19 +28,13 @@ def posted_at(claimed: datetime | None, recorded_s: float) -> float:
     return recorded_s
 
 
-def sighting_records(
-    topic: str,
-    addresses: list[BuyCa],
-    ref: Ref,
-    at: float,
-    event_id: str,
-    image_url: str | None = None,
-) -> list[Outgoing]:
-    """Return one sighting record per address."""
+def sightings_of(
+    addresses: list[BuyCa], ref: Ref, at: float, event_id: str, image_url: str | None = None
+) -> list[Sighting]:
+    """Return one sighting per address a post's text (or one image of it) shows."""
     post = f"{ref.source}:{ref.sid}:{ref.mid}"
-    records = []
-    for ca in addresses:
-        sighting = Sighting(
+    return [
+        Sighting(
             network=ca.network,
             address=ca.address,
             post=post,
@@ -50,5 +43,18 @@ def sighting_records(
             event_id=event_id,
             image_url=image_url,
         )
-        records.append(Outgoing(topic, sighting.key.encode(), sighting.model_dump_json().encode()))
-    return records
+        for ca in addresses
+    ]
+
+
+def bundle_records(topic: str, sightings: list[Sighting]) -> list[Outgoing]:
+    """Return sightings as bundle records of at most ``MAX_SIGHTINGS_PER_RECORD`` each."""
+    step = MAX_SIGHTINGS_PER_RECORD
+    return [
+        Outgoing(
+            topic,
+            b"sightings",  # one partition: the key only names what it is
+            SightingBundle(sightings=sightings[start : start + step]).model_dump_json().encode(),
+        )
+        for start in range(0, len(sightings), step)
+    ]

@@ -93,8 +93,14 @@ def test_counts_are_distinct_posts_whatever_the_order_and_the_repeats(
     # At least once: any record may come again, in any order.
     replayed = records + records[: len(records) // 2]
     rng.shuffle(replayed)  # type: ignore[attr-defined]
-    for post, image, at in replayed:
-        book.record(_seen(f"m{post}", at, image=f"https://a/{image}.png"))
+    seen = [_seen(f"m{post}", at, image=f"https://a/{image}.png") for post, image, at in replayed]
+    # One at a time, or in batches as the agent writes them (each key once per batch): the same.
+    batched, _ = _book()
+    for start in range(0, len(seen), 7):
+        batched.record_all(seen[start : start + 7])
+    for sighting in seen:
+        book.record(sighting)
+    assert batched.lookup("evm", PEPE) == book.lookup("evm", PEPE)
     # A post counts once, in the window of its first sighting (the earliest-read record).
     first_read: dict[int, float] = {}
     for post, _, at in replayed:
