@@ -14,24 +14,32 @@ import uuid
 from collections.abc import Callable
 
 from app.ocr.addresses import crc16_xmodem
-from harness.variants import attack_address
+from harness.variants import attack_address, b58encode
 
 _HEX = "0123456789abcdef"
-_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _WORDS = ("launch", "pepe", "gm", "tx", "hash", "block", "id", "ref", "wagmi", "sig", "data")
+
+
+# Where posts and images put an address: after "CA:", alone, on its own line, before
+# punctuation, in brackets, in explorer, swap and query links.
+LAYOUTS = (
+    "CA: {} buy now",
+    "{}",
+    "CA:\n{}\nLFG",
+    "CA:{}, LP burnt",
+    "({})",
+    "ca={}.",
+    "https://dexscreener.com/solana/{}",
+    "tonviewer.com/{}/chart",
+    "pump.fun/{}",
+    "https://gmgn.ai/sol/token/{}",
+    "https://raydium.io/swap/?inputMint=sol&outputMint={}&x=1",
+    "https://jup.ag/swap/SOL-{}",
+)
 
 
 def _bytes(rng: random.Random, count: int) -> bytes:
     return bytes(rng.randrange(256) for _ in range(count))
-
-
-def _b58(data: bytes) -> str:
-    number = int.from_bytes(data, "big")
-    text = ""
-    while number:
-        number, digit = divmod(number, 58)
-        text = _B58[digit] + text
-    return "1" * (len(data) - len(data.lstrip(b"\0"))) + text
 
 
 def _hex(rng: random.Random, digits: int) -> str:
@@ -69,7 +77,7 @@ def _url(rng: random.Random) -> str:
 NOT_ADDRESSES: dict[str, Callable[[random.Random], str]] = {
     "evm tx hash": lambda rng: "0x" + _hex(rng, 64),
     "bare 64 hex (sha256, Sui digest)": lambda rng: _hex(rng, 64),
-    "solana signature": lambda rng: _b58(_bytes(rng, 64)),
+    "solana signature": lambda rng: b58encode(_bytes(rng, 64)),
     "ton tx hash (base64)": lambda rng: base64.b64encode(_bytes(rng, 32)).decode(),
     "ton tx hash (base64url, 48)": lambda rng: base64.urlsafe_b64encode(_bytes(rng, 36)).decode(),
     "bitcoin tx id": lambda rng: _hex(rng, 64),

@@ -80,7 +80,8 @@ _FONT_FILES = (
 )
 
 
-def _b58encode(data: bytes) -> str:
+def b58encode(data: bytes) -> str:
+    """Return ``data`` in base58 (the Bitcoin alphabet), as Solana and Tron write keys."""
     number = int.from_bytes(data, "big")
     text = ""
     while number:
@@ -100,12 +101,12 @@ def attack_address(network: str, seed: int) -> str:
         return "0x" + eip55_checksum("".join(rng.choice("0123456789abcdef") for _ in range(40)))
     if network == "solana":
         while True:  # 44 characters, the usual length of a mint address
-            text = _b58encode(bytes(rng.randrange(256) for _ in range(32)))
+            text = b58encode(bytes(rng.randrange(256) for _ in range(32)))
             if len(text) == 44:
                 return text
     body = b"\x41" + bytes(rng.randrange(256) for _ in range(20))
     check = hashlib.sha256(hashlib.sha256(body).digest()).digest()[:4]
-    return _b58encode(body + check)
+    return b58encode(body + check)
 
 
 def attack_fonts() -> list[str | None]:

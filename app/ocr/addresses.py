@@ -362,14 +362,34 @@ def is_valid_ton(address: str) -> bool:
     return crc16_xmodem(raw[:34]) == int.from_bytes(raw[34:], "big")
 
 
+# Characters OCR confuses in base64 (sans fonts draw I and l alike), and what each may be.
+_TON_CONFUSIONS = {"I": "l1", "l": "I1", "1": "Il", "O": "0", "0": "O"}
+
+
+def _repair_ton(address: str) -> str | None:
+    """Return the one address a single confused character away whose CRC16 holds, or None.
+
+    As for EVM under EIP-55: one substitution among look-alikes, and only when exactly one
+    candidate validates (a wrong one passes a CRC16 about once in 65,536).
+    """
+    repaired = {
+        candidate
+        for i, ch in enumerate(address)
+        for alt in _TON_CONFUSIONS.get(ch, "")
+        if is_valid_ton(candidate := address[:i] + alt + address[i + 1 :])
+    }
+    return repaired.pop() if len(repaired) == 1 else None
+
+
 def _find_ton(text: str) -> Iterator[tuple[int, int, BuyCa]]:
     for match in _TON_CANDIDATE.finditer(text):
         address = match.group(0)
         # One alphabet or the other, as a wallet writes it: never both in one address.
         if ("-" in address or "_" in address) and ("+" in address or "/" in address):
             continue
-        if is_valid_ton(address):
-            yield match.start(), match.end(), BuyCa(network="ton", address=address)
+        repaired = address if is_valid_ton(address) else _repair_ton(address)
+        if repaired is not None:
+            yield match.start(), match.end(), BuyCa(network="ton", address=repaired)
     for match in _TON_RAW_CANDIDATE.finditer(text):
         address = f"{match.group(1)}:{match.group(2).lower()}"
         yield match.start(), match.end(), BuyCa(network="ton", address=address)

@@ -10,31 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.ocr.addresses import crc16_xmodem, eip55_checksum, extract_addresses, is_valid_evm
-from harness.address_corpus import an_address, not_an_address, ton_address
+from harness.address_corpus import LAYOUTS, an_address, not_an_address, ton_address
 
 UNISWAP_ROUTER = "0x7a250d5630B4cF539739dF2C5dAcb4c659F2488D"
 PEPE = "0x6982508145454Ce325dDbE47a25d4ec3d2311933"
 WIF = "EKpQGSJtjMFqKZ9KQanSqYXRcF8fBopzLHYxdM65zcjm"
 WSOL = "So11111111111111111111111111111111111111112"
 USDT_TRON = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"
-
-
-# Where posts and images put an address: after "CA:", alone on a line, in explorer and swap
-# links, in brackets, before punctuation.
-LAYOUTS = (
-    "CA: {} buy now",
-    "{}",
-    "CA:\n{}\nLFG",
-    "CA:{}, LP burnt",
-    "({})",
-    "ca={}.",
-    "https://dexscreener.com/solana/{}",
-    "tonviewer.com/{}/chart",
-    "pump.fun/{}",
-    "https://gmgn.ai/sol/token/{}",
-    "https://raydium.io/swap/?inputMint=sol&outputMint={}&x=1",
-    "https://jup.ag/swap/SOL-{}",
-)
 
 
 def _found(text: str) -> list[tuple[str, str]]:
@@ -121,6 +103,14 @@ def test_ton_addresses_are_found_by_their_crc16_and_the_raw_form_as_written() ->
     raw = "0:" + "83dfd552e63729b472fcbcc8c45ebcc6691702558b68ec7527e1ba403a0f31a8"
     assert _found(f"CA:{raw.upper()}") == [("ton", raw)]  # hex is case-free: lowercase
     assert _found(f"tonviewer.com/{TON}") == [("ton", TON)]
+
+
+def test_one_ton_character_ocr_confused_is_repaired_only_under_the_crc16() -> None:
+    read = "EQBkl-4hmwHdkvGfSVT0_qlO2RgjdYgrlA2q2yPP-Rk_PvSe"  # a sans "I" read as "l"
+    assert _found(read) == [("ton", "EQBkl-4hmwHdkvGfSVT0_qlO2RgjdYgrIA2q2yPP-Rk_PvSe")]
+    # Two confusions, or a character that is no look-alike: not guessed.
+    assert _found(read.replace("Rk_", "Rl_")) == []
+    assert _found(TON[:10] + "Z" + TON[11:]) == []
 
 
 def test_a_testnet_ton_address_is_no_token_anyone_can_buy() -> None:
