@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import sys
 import tempfile
 import time
@@ -129,6 +130,9 @@ def report_book(f: dict[str, Any]) -> str:
     best_on = max(r["posts_per_s"] for r in on)
     best_off = max(r["posts_per_s"] for r in off)
 
+    def median(runs: list[dict[str, Any]]) -> float:
+        return float(statistics.median(r["posts_per_s"] for r in runs))
+
     def rates(runs: list[dict[str, Any]]) -> str:
         return ", ".join(f"{r['posts_per_s']:.0f}" for r in runs)
 
@@ -149,6 +153,9 @@ def report_book(f: dict[str, Any]) -> str:
             "|---|---|---|---|",
             f"| without the address book | {best_off:.0f} | {rates(off)} | 1.00× |",
             f"| with the address book | {best_on:.0f} | {rates(on)} | {best_on / best_off:.2f}× |",
+            "",
+            f"Medians: {median(on):.0f} with, {median(off):.0f} without: "
+            f"{median(on) / median(off):.2f}×.",
             "",
             f"Latency at half the drain rate, post → firehose channel: p50 {lat_on['p50']:.0f} ms"
             f" with, {lat_off['p50']:.0f} ms without; p99 {lat_on['p99']:.0f} / "
