@@ -126,7 +126,7 @@ def _find_evm(text: str) -> Iterator[tuple[int, int, BuyCa]]:
         address = _repair_evm(match.group(2))
         if address is None:
             continue
-        chain = _chain_in_link(text, match.start())
+        chain = _chain_in_payment_uri(text, match) or _chain_in_link(text, match.start())
         if chain is None:
             named = _chains_named(text) if named is None else named
             chain = named[0] if len(named) == 1 else None
@@ -137,7 +137,8 @@ def _find_evm(text: str) -> Iterator[tuple[int, int, BuyCa]]:
 # ("dexscreener.com/base/0x..."), or words the text uses for the chain. Why words are narrow:
 # "base" and "eth" are everyday words and units; "on Base" and "BSC" are not.
 _CHAINS: dict[Chain, tuple[str, str]] = {
-    "ethereum": ("etherscan.io", r"\bethereum\b|\berc-?20\b|\bon eth\b|\beth mainnet\b"),
+    # Not "ethereum:" (a payment URI's scheme, whatever its chain: _chain_in_payment_uri).
+    "ethereum": ("etherscan.io", r"\bethereum\b(?!:)|\berc-?20\b|\bon eth\b|\beth mainnet\b"),
     "base": ("basescan.org", r"\bon base\b|\bbase (chain|network|mainnet)\b|#base\b"),
     "bsc": ("bscscan.com", r"\bbsc\b|\bbnb (smart )?chain\b|\bbep-?20\b|\bon bnb\b"),
     "arbitrum": ("arbiscan.io", r"\barbitrum\b"),
@@ -148,6 +149,29 @@ _CHAINS: dict[Chain, tuple[str, str]] = {
 _CHAIN_WORDS = {chain: re.compile(words, re.IGNORECASE) for chain, (_, words) in _CHAINS.items()}
 # A DEX screener's or tracker's path names the chain before the address.
 _CHAIN_PATH = re.compile(r"/(ethereum|base|bsc|arbitrum|polygon|avalanche|optimism)/[^/\s]*$")
+
+
+# EIP-155 chain ids, as an EIP-681 payment URI writes them ("ethereum:0x...@8453").
+_CHAIN_IDS: dict[str, Chain] = {
+    "1": "ethereum",
+    "8453": "base",
+    "56": "bsc",
+    "42161": "arbitrum",
+    "137": "polygon",
+    "43114": "avalanche",
+    "10": "optimism",
+}
+_CHAIN_ID_AFTER = re.compile(r"@(\d{1,12})")
+
+
+def _chain_in_payment_uri(text: str, match: re.Match[str]) -> Chain | None:
+    """Return the chain of an EIP-681 URI the address is in: its ``@chain id``, else mainnet."""
+    if not text[: match.start()].lower().endswith("ethereum:"):
+        return None
+    chain_id = _CHAIN_ID_AFTER.match(text, match.end())
+    if chain_id is None:
+        return "ethereum"  # EIP-681: no chain id is the main network
+    return _CHAIN_IDS.get(chain_id.group(1))
 
 
 def _chain_in_link(text: str, start: int) -> Chain | None:

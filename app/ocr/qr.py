@@ -79,8 +79,14 @@ def qr_addresses(texts: list[str]) -> list[BuyCa]:
         candidates = [payment.group(2)] if payment else []
         for part in (*candidates, text):
             for address in extract_addresses(part):
-                if address not in found:
+                held = next(
+                    (i for i, f in enumerate(found) if f.identity == address.identity), None
+                )
+                if held is None:
                     found.append(address)
+                elif found[held].chain is None and address.chain is not None:
+                    # The whole URI names the chain ("ethereum:0x…@8453"); the target alone not.
+                    found[held] = address
     return found
 
 

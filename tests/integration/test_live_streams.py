@@ -341,7 +341,11 @@ async def test_the_public_stream_when_turned_on_shows_every_delivery_cut_short(
         assert set(result) == {"source", "ref", "text", "buy_ca"}, result  # an allow-list
         assert set(result["ref"]) == {"source", "mid", "link"} and len(result["text"]) <= 100
         assert result["buy_ca"] == [
-            {"network": "evm", "address": "0x7a250d5630B4cF539739dF2C5dAcb4c659F2488D"}
+            {
+                "network": "evm",
+                "address": "0x7a250d5630B4cF539739dF2C5dAcb4c659F2488D",
+                "chain": "ethereum",
+            }
         ]
         stream.close()
         with pytest.raises(aiohttp.WSServerHandshakeError) as refused:

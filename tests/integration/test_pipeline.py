@@ -256,7 +256,11 @@ async def test_a_qr_code_adds_its_address_and_its_text_matches_keywords(
     [result] = await consume(kafka.bootstrap, settings.ocr_result_topic, count=1)
     assert result["text"] == "SCAN TO BUY\nfair launch today"
     assert result["buy_ca"] == [
-        {"network": "evm", "address": "0x7a250d5630B4cF539739dF2C5dAcb4c659F2488D"}
+        {
+            "network": "evm",
+            "address": "0x7a250d5630B4cF539739dF2C5dAcb4c659F2488D",
+            "chain": "ethereum",
+        }
     ]
     assert result["qr"] == [
         {

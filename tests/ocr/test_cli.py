@@ -52,6 +52,10 @@ def test_an_address_only_in_a_qr_code_is_given_as_the_pipeline_gives_it() -> Non
     # The address is printed nowhere: only the code's payment URI holds it.
     assert "0x7a250d" not in record["text"].lower()
     assert record["buy_ca"] == [
-        {"network": "evm", "address": "0x7a250d5630B4cF539739dF2C5dAcb4c659F2488D"}
+        {
+            "network": "evm",
+            "address": "0x7a250d5630B4cF539739dF2C5dAcb4c659F2488D",
+            "chain": "ethereum",
+        }
     ]
     assert [code["kind"] for code in record["qr"]] == ["uri", "link"]

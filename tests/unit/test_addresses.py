@@ -166,6 +166,10 @@ def test_an_evm_address_gets_the_chain_its_link_or_its_text_names_and_none_other
     # Everyday words are no chain ("base price", a price in ETH); two chains named: unknown.
     assert _chains(f"base price 0.1 eth {PEPE}") == [None]
     assert _chains(f"on Base and on Arbitrum: {PEPE}") == [None]
+    # A payment URI (EIP-681) by its chain id; none is the main network; "ethereum:" no word.
+    assert _chains(f"ethereum:{PEPE}@8453?value=1e17") == ["base"]
+    assert _chains(f"ethereum:{PEPE}") == ["ethereum"]
+    assert _chains(f"ethereum:{PEPE}@99999") == [None]
     # A link decides for its own address even where the text names others.
     text = f"arbitrum soon. https://dexscreener.com/base/{PEPE} and {UNISWAP_ROUTER}"
     assert _chains(text) == ["base", "arbitrum"]
