@@ -166,7 +166,8 @@ _CHAIN_ID_AFTER = re.compile(r"@(\d{1,12})")
 
 def _chain_in_payment_uri(text: str, match: re.Match[str]) -> Chain | None:
     """Return the chain of an EIP-681 URI the address is in: its ``@chain id``, else mainnet."""
-    if not text[: match.start()].lower().endswith("ethereum:"):
+    before = text[max(0, match.start() - 13) : match.start()].lower()
+    if not before.endswith(("ethereum:", "ethereum:pay-")):
         return None
     chain_id = _CHAIN_ID_AFTER.match(text, match.end())
     if chain_id is None:

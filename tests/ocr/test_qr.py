@@ -81,11 +81,14 @@ def test_a_code_of_5_kb_is_read_whole() -> None:
     ("text", "kind", "addresses"),
     [
         (EVM, "address", [EVM_CA]),
-        (f"ethereum:{EVM}@1?value=1e18", "uri", [EVM_CA]),
-        (f"ethereum:pay-{EVM}@56/transfer?address={EVM}", "uri", [EVM_CA]),
+        # A payment URI's chain id names the chain (EIP-681): 1 Ethereum, 56 BNB Smart Chain.
+        (f"ethereum:{EVM}@1?value=1e18", "uri", [EVM_CA.model_copy(update={"chain": "ethereum"})]),
+        (f"ethereum:pay-{EVM}@56/transfer?address={EVM}", "uri",
+         [EVM_CA.model_copy(update={"chain": "bsc"})]),
         (f"solana:{SOL}?amount=1&label=x", "uri", [BuyCa(network="solana", address=SOL)]),
         ("https://t.me/pepegroup", "link", []),
-        (f"https://dexscreener.com/ethereum/{EVM}", "link", [EVM_CA]),
+        (f"https://dexscreener.com/ethereum/{EVM}", "link",
+         [EVM_CA.model_copy(update={"chain": "ethereum"})]),
         ("gm frens", "text", []),
     ],
 )  # fmt: skip
