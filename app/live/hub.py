@@ -254,10 +254,13 @@ def public_view(event: dict[str, Any]) -> dict[str, Any]:
     found = event.get("buy_ca")
     addresses: list[Any] = found if isinstance(found, list) else []
     if view["source"] == "ocr_result" or addresses:
+        # Why whole or not at all: a cut address is another address (a Sui coin type is 76+).
         view["buy_ca"] = [
-            {"network": _bounded(ca.get("network"), 16), "address": _bounded(ca.get("address"), 80)}
+            {"network": _bounded(ca.get("network"), 16), "address": ca["address"]}
             for ca in addresses[:_PUBLIC_ADDRESSES]
             if isinstance(ca, dict)
+            and isinstance(ca.get("address"), str)
+            and len(ca["address"]) <= _PUBLIC_ADDRESS_CHARS
         ]
     return view
 
@@ -265,6 +268,7 @@ def public_view(event: dict[str, Any]) -> dict[str, Any]:
 # The post's fields the public sees, and their bounds (ids, and the link to the public post).
 _PUBLIC_REF = {"source": 20, "mid": 64, "link": 300}
 _PUBLIC_ADDRESSES = 5
+_PUBLIC_ADDRESS_CHARS = 200
 
 
 def _bounded(value: Any, limit: int) -> str:

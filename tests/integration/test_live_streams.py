@@ -340,12 +340,9 @@ async def test_the_public_stream_when_turned_on_shows_every_delivery_cut_short(
         [result] = [event for event in seen if event["source"] == "ocr_result"]
         assert set(result) == {"source", "ref", "text", "buy_ca"}, result  # an allow-list
         assert set(result["ref"]) == {"source", "mid", "link"} and len(result["text"]) <= 100
+        # The public allow-list: network and address, never more (no chain, no QR text).
         assert result["buy_ca"] == [
-            {
-                "network": "evm",
-                "address": "0x7a250d5630B4cF539739dF2C5dAcb4c659F2488D",
-                "chain": "ethereum",
-            }
+            {"network": "evm", "address": "0x7a250d5630B4cF539739dF2C5dAcb4c659F2488D"}
         ]
         stream.close()
         with pytest.raises(aiohttp.WSServerHandshakeError) as refused:

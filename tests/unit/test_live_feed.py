@@ -84,3 +84,25 @@ async def test_a_connection_writes_everything_offered_before_its_next_turn_of_th
         assert await asyncio.wait_for(writer, 1) == Closed(1000, "done")
     finally:
         writer.cancel()
+
+
+def test_the_public_view_shows_an_address_whole_or_not_at_all() -> None:
+    from app.live.hub import public_view
+
+    sui = "0x" + "ab" * 32 + "::a_rather_long_module_name::A_RATHER_LONG_COIN_NAME"
+    event = {
+        "source": "ocr_result",
+        "ref": {"source": "x", "mid": "1", "link": "https://x.com/a/status/1"},
+        "text": "gm",
+        "buy_ca": [
+            {"network": "sui", "address": sui, "chain": None},
+            {"network": "evm", "address": "0x" + "1" * 40, "chain": "base"},
+            {"network": "sui", "address": "0x" + "ab" * 300 + "::m::N"},  # past any real one
+        ],
+    }
+    shown = public_view(event)["buy_ca"]
+    # Before: addresses were cut at 80 characters, a Sui coin type into another address.
+    assert shown == [
+        {"network": "sui", "address": sui},
+        {"network": "evm", "address": "0x" + "1" * 40},
+    ]
