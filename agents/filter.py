@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agents import AgentFun, batches
-from app.pipeline.boundary import batch_boundary
+from app.pipeline.boundary import batch_boundary, shared_work_boundary
 from app.pipeline.dead_letters import DeadLetters
 from app.pipeline.delivery import Deliverer
 from app.settings import PipelineSettings
@@ -21,6 +21,7 @@ def filter_agent(
         async for events in batches(stream, settings):
             await deliverer.keys_ready()
             async with batch_boundary(dead_letters, events):
-                await deliverer.deliver_batch(events)
+                async with shared_work_boundary(dead_letters, "filter", events):
+                    await deliverer.deliver_batch(events)
 
     return filter_candidates

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agents import AgentFun, batches
-from app.pipeline.boundary import batch_boundary
+from app.pipeline.boundary import batch_boundary, shared_work_boundary
 from app.pipeline.dead_letters import DeadLetters
 from app.pipeline.post_batches import PostBatches
 from app.settings import PipelineSettings
@@ -20,6 +20,7 @@ def posts_agent(
         """Turn each post into image jobs and a delivery candidate."""
         async for events in batches(stream, settings):
             async with batch_boundary(dead_letters, events):
-                await post_batches.handle(events)
+                async with shared_work_boundary(dead_letters, "posts", events):
+                    await post_batches.handle(events)
 
     return process_posts

@@ -62,6 +62,24 @@ async def record_boundary(
 
 
 @asynccontextmanager
+async def shared_work_boundary(
+    dead_letters: DeadLetters, stage: Stage, events: Sequence[Any]
+) -> AsyncIterator[None]:
+    """Run a batch's shared work (bundling, producing, settling); an unexpected error there
+    becomes the dead letter of each record of the batch, never a crash of the agent."""
+    try:
+        yield
+    except asyncio.CancelledError:
+        raise  # the worker is stopping: the batch is read again
+    except Exception as exc:
+        log.exception("unexpected error handling a batch of %d (stage=%s)", len(events), stage)
+        metrics.record_errors.labels(stage=stage).inc(len(events))
+        reason = f"unexpected error handling its batch: {type(exc).__name__}: {exc}"
+        for event in events:
+            await dead_letters.send(stage, reason[:_MAX_REASON_CHARS], event)
+
+
+@asynccontextmanager
 async def batch_boundary(dead_letters: DeadLetters, events: Sequence[Any]) -> AsyncIterator[None]:
     """Run one agent batch: acknowledged after its dead letters are written, never if cut short."""
     with unacked_if_cut_short(events):

@@ -178,3 +178,23 @@ async def test_a_bundle_is_delivered_candidate_by_candidate_and_a_failure_costs_
     [letter] = letters
     assert "a bug met by one candidate" in letter.reason
     assert json.loads(letter.record)["match_text"] == "boom"  # its own bytes, not the bundle's
+
+
+async def test_an_unexpected_error_in_a_batchs_shared_work_dead_letters_its_records(
+    outputs: tuple[Sent, list[DeadLetter]], monkeypatch: pytest.MonkeyPatch, pipeline: Pipeline
+) -> None:
+    _, letters = outputs
+    services = pipeline.services
+    process_posts = pipeline.agents["agents.posts.process_posts"]
+
+    async def broken(records: list[Outgoing], timeout_s: float) -> list[Outgoing]:
+        raise RuntimeError("a bug in the shared work")
+
+    # Before: the error left the agent's loop; each record of the batch now gets its outcome.
+    monkeypatch.setattr(services.outbox, "send_until_done", broken)
+    post = {"source": "x", "mid": "9", "sid": "2", "text": "gm", "images": []}
+    async with process_posts.test_context() as agent:
+        await agent.put(json.dumps(post).encode())
+        await agent.put(json.dumps({**post, "mid": "10"}).encode())
+    assert letters and all("a bug in the shared work" in letter.reason for letter in letters)
+    assert all(letter.stage == "posts" for letter in letters)
