@@ -33,6 +33,7 @@ from app.keys.replica import KeysReplica
 from app.live.hub import LiveHub
 from app.ocr.runtime import OcrRuntime
 from app.pipeline.address_book import AddressBook, AddressBooks
+from app.pipeline.book_keeping import BookKeeper
 from app.pipeline.dead_letters import DeadLetters
 from app.pipeline.delivery import Deliverer
 from app.pipeline.image_jobs import ImageJobs
@@ -118,16 +119,27 @@ def wire_pipeline(settings: Settings) -> Pipeline:
     sightings = app.topic(settings.sightings_topic, internal=True, partitions=1)
     # Why use_partitioner: the expiry timer deletes outside any stream event; with one
     # partition the producer's choice is the table's partition anyway.
-    first_seen, windows, window_posts = (
+    first_seen, windows = (
         app.Table(name, partitions=1, key_type=bytes, value_type=bytes, use_partitioner=True)
-        for name in ("address_first_seen", "address_windows", "address_window_posts")
+        for name in ("address_first_seen", "address_windows")
     )
-    book = AddressBook(first_seen, windows, window_posts)
+    book = AddressBook(
+        first_seen,
+        windows,
+        max_addresses=settings.address_book_max_addresses,
+        forget_after_s=settings.address_book_forget_after_days * 86400,
+    )
+
+    @first_seen.on_recover
+    async def reindex_address_book() -> None:
+        """Rebuild the book's index from its tables once they are recovered (a takeover)."""
+        book.reindex()
 
     dead_letters = services.dead_letters
     batches = PostBatches(settings, services.outbox, dead_letters)
     jobs = ImageJobs(settings, services.ocr, services.outbox, dead_letters)
     deliverer = Deliverer(settings, services.keys, services.outbox, dead_letters)
+    keeper = BookKeeper(settings, book, services.outbox, dead_letters)
     registered = [
         _agent(app, posts, posts_agent(settings, batches, dead_letters), "posts"),
         _agent(
@@ -141,7 +153,7 @@ def wire_pipeline(settings: Settings) -> Pipeline:
         _agent(
             app, control, control_agent(KeyControl(settings, keys_table), dead_letters), "control"
         ),
-        _agent(app, sightings, sightings_agent(settings, book, dead_letters), "sightings"),
+        _agent(app, sightings, sightings_agent(settings, keeper, dead_letters), "sightings"),
     ]
     agents = {a.name: a for a in registered}
     return Pipeline(app, services, keys_table, control, book, agents)
@@ -240,8 +252,11 @@ def _wire_web(pipeline: Pipeline, settings: Settings) -> None:
 
     @app.timer(60.0)  # type: ignore[untyped-decorator]  # Faust's is untyped
     async def expire_address_windows() -> None:
-        """Delete the address book's windows older than a day (only its holder has any)."""
-        pipeline.book.expire()
+        """Delete the book's windows older than a day and the addresses unseen too long."""
+        # Why only on the holder: another worker's copy is a standby; its deletions would
+        # reach the changelog the holder recovers from.
+        if books.held_here():
+            pipeline.book.expire()
 
     @app.timer(HISTORY_STEP_S)  # type: ignore[untyped-decorator]  # Faust's is untyped
     async def dashboard_history() -> None:

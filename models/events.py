@@ -67,6 +67,9 @@ class BuyCa(BaseModel):
     chain: Chain | None = omitted_while_absent(
         "for an evm address, the chain the text names for it (ours: absent when unknown)"
     )
+    first_seen: bool | None = omitted_while_absent(
+        "on a delivery, true when this event is the address's first sighting (ours)"
+    )
 
     @property
     def identity(self) -> tuple[str, str]:
@@ -115,6 +118,9 @@ class OcrResult(BaseModel):
     buy_ca: list[BuyCa] = Field(default_factory=list)
     qr: list[QrCode] | None = omitted_while_absent()
     truncated: list[TruncatedField] | None = omitted_while_absent()
+    # Set on deliveries only (the ocr_result topic is written before the address book reads
+    # the event): true when the event is the first sighting of an address it shows.
+    first_seen: bool | None = omitted_while_absent()
 
 
 class OcrError(BaseModel):
@@ -147,6 +153,11 @@ class Candidate(BaseModel):
     # The key of its channel records (the post's id). Records written before bundles have
     # none; the filter then uses the candidates record's own key.
     key: str | None = None
+    # The addresses the address book records before the candidate is delivered (its text's
+    # for a post, its buy_ca for an ocr_result), and the post's time: the window they count
+    # in. Set only on the way through the book (the sightings topic).
+    addresses: list[BuyCa] = Field(default_factory=list, exclude_if=lambda value: not value)
+    seen_at: float | None = omitted_while_absent()
     _folded: tuple[str, ...] | None = PrivateAttr(default=None)
 
     def folded_texts(self) -> tuple[str, ...]:

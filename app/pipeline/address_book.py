@@ -1,29 +1,45 @@
 """Which addresses were seen first when, and by how many posts each 5 minutes: the address book.
 
-Three Faust tables (changelogged, one partition, co-partitioned with the sightings topic), so
+Two Faust tables (changelogged, one partition, co-partitioned with the sightings topic), so
 the worker that takes the partition over recovers them:
 
-- ``address_first_seen``: ``network:address`` -> the first sighting (time, post, event);
-- ``address_windows``: ``network:address|window start`` -> distinct posts in that window;
-- ``address_window_posts``: ``network:address|post`` -> the window it counted in (so a post
-  counts once, in the window of its first sighting, whether its images also show the address,
-  its record is read again after a crash, or the post is sent again).
+- ``address_first_seen``: ``network:address`` -> the first sighting (time, post, event) and
+  when the address was last seen (rewritten at most once per address per window);
+- ``address_windows``: ``network:address|window start`` -> the distinct posts counted in that
+  window, and the digests of the posts it remembers (so a post counts once, in the window of
+  its first sighting, whether its images also show the address, its record is read again
+  after a crash, or the post is sent again).
 
-Windows are tumbling, 5 minutes, by the post's time, kept 24 hours. Why windows of our own
-keys and not Faust's windowed tables: their expiry never deletes a window in faust-streaming
-0.15 (``Collection._del_old_keys`` looks up keys that it never stores: "XXX bug: this lookup
-can never hit", says its source), so a day's windows would stay forever. Here a timer deletes
+Why one record per address and window, not one per post: each table write is a changelog
+record, and a batch's posts of one address in one window become one write.
+
+The holder keeps an index of both in memory (rebuilt from the tables when it takes the
+partition over), so recording, ``/trending`` and expiry touch what they need, never a whole
+table. What it may grow into is bounded: at most ``max_addresses`` addresses (the least
+recently seen one is forgotten to make room), addresses unseen for ``forget_after_s`` are
+forgotten, windows are kept 24 hours, and a window remembers at most
+``MAX_POSTS_REMEMBERED`` posts (past that, its posts still count, but a repeat of one may
+count again).
+
+Windows are tumbling, 5 minutes, by the post's time. Why windows of our own keys and not
+Faust's windowed tables: their expiry never deletes a window in faust-streaming 0.15
+(``Collection._del_old_keys`` looks up keys that it never stores: "XXX bug: this lookup can
+never hit", says its source), so a day's windows would stay forever. Here a timer deletes
 windows older than 24 hours, and the deletions reach the changelog too.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+import struct
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, MutableMapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, MutableMapping
+from dataclasses import dataclass, field
 from typing import Any
+
+from pydantic import BaseModel, ValidationError
 
 from models.sightings import FirstSighting, Sighting
 
@@ -31,6 +47,11 @@ WINDOW_S = 300.0
 KEEP_S = 24 * 3600.0
 # The spans /trending answers for, by name.
 SPANS_S = {"5m": 300.0, "15m": 900.0, "1h": 3600.0, "6h": 6 * 3600.0, "24h": KEEP_S}
+# Why 1,000: a window's record stays under 8 KB (8 bytes a post), rewritten once per batch;
+# an address with more distinct posts in 5 minutes tops /trending whatever a repeat adds.
+MAX_POSTS_REMEMBERED = 1000
+_DIGEST_BYTES = 8
+_COUNT = struct.Struct(">I")
 
 Table = MutableMapping[bytes, bytes]
 
@@ -40,6 +61,68 @@ def window_start(at: float) -> int:
     return int(math.floor(at / WINDOW_S) * WINDOW_S)
 
 
+def post_digest(post: str) -> bytes:
+    """Return the 8-byte digest a window remembers a post by."""
+    return hashlib.blake2b(post.encode(), digest_size=_DIGEST_BYTES).digest()
+
+
+class BookEntry(BaseModel):
+    """An address's record in ``address_first_seen``: its first sighting, when last seen."""
+
+    first: FirstSighting
+    last_at: float
+
+
+def decode_entry(value: bytes) -> BookEntry:
+    """Return an ``address_first_seen`` value (or one written before ``last_at`` existed)."""
+    try:
+        return BookEntry.model_validate_json(value)
+    except ValidationError:
+        first = FirstSighting.model_validate_json(value)
+        return BookEntry(first=first, last_at=first.at)
+
+
+@dataclass
+class _Window:
+    """The posts one address had in one window: how many, and the digests remembered."""
+
+    posts: int = 0
+    digests: list[bytes] = field(default_factory=list)
+
+    def encode(self) -> bytes:
+        """Return the table value: the count (4 bytes), then each digest."""
+        return _COUNT.pack(self.posts) + b"".join(self.digests)
+
+    @classmethod
+    def decode(cls, value: bytes) -> _Window:
+        """Return the window a table value holds."""
+        (posts,) = _COUNT.unpack_from(value)
+        body = value[_COUNT.size :]
+        digests = [body[i : i + _DIGEST_BYTES] for i in range(0, len(body), _DIGEST_BYTES)]
+        return cls(posts, digests)
+
+
+@dataclass
+class _Address:
+    """What the index holds of one address."""
+
+    first_at: float
+    first_event: str
+    last_at: float
+    windows: dict[int, _Window] = field(default_factory=dict)
+    # Each remembered post's digest, and the window it counted in.
+    posts: dict[bytes, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Changes:
+    """What a batch changed, each table key written once when it ends."""
+
+    firsts: dict[str, FirstSighting] = field(default_factory=dict)
+    last_seen: set[str] = field(default_factory=set)
+    windows: set[tuple[str, int]] = field(default_factory=set)
+
+
 class AddressBook:
     """Records sightings into the tables and answers what they hold."""
 
@@ -47,75 +130,175 @@ class AddressBook:
         self,
         first_seen: Table,
         windows: Table,
-        window_posts: Table,
         clock: Callable[[], float] = time.time,
+        max_addresses: int = 100_000,
+        forget_after_s: float = 30 * 86400.0,
     ) -> None:
         self._first_seen = first_seen
         self._windows = windows
-        self._window_posts = window_posts
         self._clock = clock
+        self._max_addresses = max_addresses
+        self._forget_after_s = forget_after_s
+        # Least recently seen first: what a full book forgets first.
+        self._index: dict[str, _Address] = {}
+        self._by_window: dict[int, set[str]] = defaultdict(set)
+        # Window keys found without their address when reindexing: deleted by the next expiry.
+        self._orphans: list[bytes] = []
+        # Addresses forgotten to make room, and for being unseen too long (shown on /status/).
+        self.made_room = 0
+        self.forgotten = 0
 
-    def record_all(self, sightings: list[Sighting]) -> None:
-        """Record a batch of sightings, writing each table key once (one changelog record).
+    def __len__(self) -> int:
+        return len(self._index)
 
-        Why: every write of a Faust table is a changelog record; a batch's sightings of one
-        address in one window become one count, not one record per post.
-        """
-        staged = _Staged(self._first_seen, self._windows, self._window_posts)
-        book = AddressBook(staged.first_seen, staged.windows, staged.window_posts, self._clock)
+    def reindex(self) -> None:
+        """Rebuild the index from the tables (when this worker takes the partition over)."""
+        self._index.clear()
+        self._by_window.clear()
+        entries = [(key.decode(), decode_entry(value)) for key, value in self._first_seen.items()]
+        entries.sort(key=lambda pair: pair[1].last_at)
+        for key, entry in entries:
+            first = entry.first
+            self._index[key] = _Address(first.at, first.event_id, entry.last_at)
+        self._orphans = []
+        for window_key, value in self._windows.items():
+            key, start_text = window_key.decode().rsplit("|", 1)
+            held = self._index.get(key)
+            if held is None:
+                self._orphans.append(window_key)
+                continue
+            start = int(start_text)
+            window = _Window.decode(value)
+            held.windows[start] = window
+            held.posts.update(dict.fromkeys(window.digests, start))
+            self._by_window[start].add(key)
+
+    def record_all(self, sightings: Iterable[Sighting]) -> None:
+        """Record a batch of sightings, writing each table key once (one changelog record)."""
+        changes = _Changes()
         for sighting in sightings:
-            book.record(sighting)
-        staged.write_back()
+            self._record(sighting, changes)
+        self._write(changes)
 
     def record(self, sighting: Sighting) -> bool:
-        """Record one sighting; return True when it is the address's first."""
-        key = sighting.key.encode()
-        held = self._first_seen.get(key)
-        first = held is None
-        if held is None or FirstSighting.model_validate_json(held).at > sighting.at:
-            # The earliest post wins: a post read late (a slow image) still is the first.
-            seen = FirstSighting(
-                at=sighting.at,
-                ref=sighting.ref,
-                event_id=sighting.event_id,
-                image_url=sighting.image_url,
-            )
-            self._first_seen[key] = seen.model_dump_json().encode()
+        """Record one sighting; return True when it is (still) the address's first."""
+        self.record_all([sighting])
+        return self.is_first(sighting)
+
+    def is_first(self, sighting: Sighting) -> bool:
+        """Return whether ``sighting``'s event is its address's first sighting.
+
+        By the event, not by the moment: a record read again after a crash is still the
+        first, so a delivery repeated at least once says the same.
+        """
+        held = self._index.get(sighting.key)
+        return held is not None and held.first_event == sighting.event_id
+
+    def _record(self, sighting: Sighting, changes: _Changes) -> None:
+        key = sighting.key
+        held = self._index.pop(key, None)
+        if held is None:
+            self._make_room()
+            held = _Address(sighting.at, sighting.event_id, sighting.at)
+            changes.firsts[key] = _first_of(sighting)
+        else:
+            if sighting.at < held.first_at:
+                # The earliest post wins: a post read late (a slow image) still is the first.
+                held.first_at, held.first_event = sighting.at, sighting.event_id
+                changes.firsts[key] = _first_of(sighting)
+            if window_start(sighting.at) > window_start(held.last_at):
+                changes.last_seen.add(key)  # stored once per window: it only drives forgetting
+            held.last_at = max(held.last_at, sighting.at)
+        self._index[key] = held  # now the most recently seen
         start = window_start(sighting.at)
         if start + WINDOW_S <= self._clock() - KEEP_S:
-            return first  # older than the windows kept
-        counted = f"{sighting.key}|{sighting.post}".encode()
-        if counted not in self._window_posts:
-            self._window_posts[counted] = str(start).encode()
-            window = f"{sighting.key}|{start}".encode()
-            self._windows[window] = str(int(self._windows.get(window, b"0")) + 1).encode()
-        return first
+            return  # older than the windows kept
+        digest = post_digest(sighting.post)
+        if digest in held.posts:
+            return
+        window = held.windows.get(start)
+        if window is None:
+            window = held.windows[start] = _Window()
+            self._by_window[start].add(key)
+        window.posts += 1
+        if len(window.digests) < MAX_POSTS_REMEMBERED:
+            window.digests.append(digest)
+            held.posts[digest] = start
+        changes.windows.add((key, start))
+
+    def _write(self, changes: _Changes) -> None:
+        """Write what a batch changed: each key once."""
+        for key in changes.firsts.keys() | changes.last_seen:
+            held = self._index.get(key)
+            if held is None:
+                continue  # forgotten within the batch, to make room
+            first = changes.firsts.get(key)
+            if first is None:
+                first = decode_entry(self._first_seen[key.encode()]).first
+            entry = BookEntry(first=first, last_at=held.last_at)
+            self._first_seen[key.encode()] = entry.model_dump_json().encode()
+        for key, start in changes.windows:
+            held = self._index.get(key)
+            window = None if held is None else held.windows.get(start)
+            if window is not None:
+                self._windows[f"{key}|{start}".encode()] = window.encode()
+
+    def _make_room(self) -> None:
+        """Forget the least recently seen address while the book is full."""
+        while len(self._index) >= self._max_addresses:
+            self._forget(next(iter(self._index)))
+            self.made_room += 1
+
+    def _forget(self, key: str) -> None:
+        held = self._index.pop(key)
+        for start in held.windows:
+            self._by_window[start].discard(key)
+            _delete(self._windows, f"{key}|{start}".encode())
+        _delete(self._first_seen, key.encode())
 
     def expire(self) -> int:
-        """Delete the windows (and their posts) older than 24 hours; return how many keys."""
-        oldest = self._clock() - KEEP_S - WINDOW_S
-        old_windows = [k for k in self._windows if int(k.decode().rsplit("|", 1)[1]) < oldest]
-        old_posts = [k for k, start in self._window_posts.items() if int(start) < oldest]
-        for table, keys in ((self._windows, old_windows), (self._window_posts, old_posts)):
-            for key in keys:
-                del table[key]
-        return len(old_windows) + len(old_posts)
+        """Delete windows older than 24 hours and addresses unseen too long; return how many."""
+        now = self._clock()
+        oldest = now - KEEP_S - WINDOW_S
+        deleted = 0
+        for start in sorted(s for s in self._by_window if s < oldest):
+            for key in self._by_window.pop(start):
+                held = self._index.get(key)
+                window = None if held is None else held.windows.pop(start, None)
+                if held is not None and window is not None:
+                    for digest in window.digests:
+                        held.posts.pop(digest, None)
+                _delete(self._windows, f"{key}|{start}".encode())
+                deleted += 1
+        # Least recently seen first: the first one seen lately ends the sweep.
+        unseen_since = now - self._forget_after_s
+        while self._index:
+            key, held = next(iter(self._index.items()))
+            if held.last_at >= unseen_since:
+                break
+            self._forget(key)
+            self.forgotten += 1
+            deleted += 1
+        for window_key in self._orphans:
+            _delete(self._windows, window_key)
+        deleted += len(self._orphans)
+        self._orphans = []
+        return deleted
 
     def lookup(self, network: str, address: str) -> dict[str, Any] | None:
         """Return an address's first sighting and its posts per window (the last 24 hours)."""
         key = f"{network}:{address}"
-        held = self._first_seen.get(key.encode())
-        if held is None:
+        held = self._index.get(key)
+        stored = self._first_seen.get(key.encode())
+        if held is None or stored is None:
             return None
-        now = self._clock()
-        windows = []
-        start = window_start(now - KEEP_S)
-        while start <= now:
-            count = self._windows.get(f"{key}|{start}".encode())
-            if count is not None:
-                windows.append({"start": start, "posts": int(count)})
-            start += int(WINDOW_S)
-        first = FirstSighting.model_validate_json(held)
+        since = self._clock() - KEEP_S
+        windows = [
+            {"start": start, "posts": window.posts}
+            for start, window in sorted(held.windows.items())
+            if start + WINDOW_S > since
+        ]
+        first = decode_entry(stored).first
         return {
             "network": network,
             "address": address,
@@ -128,71 +311,34 @@ class AddressBook:
         """Return the addresses with the most distinct posts within the last ``span_s``."""
         since = self._clock() - span_s
         posts: dict[str, int] = defaultdict(int)
-        for window, held in self._windows.items():
-            key, start = window.decode().rsplit("|", 1)
-            if int(start) + WINDOW_S > since:
-                posts[key] += int(held)
+        for start, keys in self._by_window.items():
+            if start + WINDOW_S <= since:
+                continue
+            for key in keys:
+                posts[key] += self._index[key].windows[start].posts
         ranked = sorted(posts.items(), key=lambda item: (-item[1], item[0]))[:limit]
         answer = []
         for key, count in ranked:
             network, address = key.split(":", 1)
-            first = self._first_seen.get(key.encode())
-            first_at = FirstSighting.model_validate_json(first).at if first is not None else None
+            first_at = self._index[key].first_at
             answer.append(
                 {"network": network, "address": address, "posts": count, "first_seen_at": first_at}
             )
         return answer
 
 
-class _Overlay(MutableMapping[bytes, bytes]):
-    """A table's changes held in memory over it, until written back in one go."""
-
-    def __init__(self, table: Table) -> None:
-        self._table = table
-        self.changes: dict[bytes, bytes] = {}
-
-    def __getitem__(self, key: bytes) -> bytes:
-        if key in self.changes:
-            return self.changes[key]
-        return self._table[key]
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.changes or key in self._table
-
-    def __setitem__(self, key: bytes, value: bytes) -> None:
-        self.changes[key] = value
-
-    def __delitem__(self, key: bytes) -> None:
-        raise NotImplementedError("a batch only adds")
-
-    def __iter__(self) -> Iterator[bytes]:
-        raise NotImplementedError("a batch reads keys, never lists them")
-
-    def __len__(self) -> int:
-        raise NotImplementedError("a batch reads keys, never counts them")
-
-    def get(self, key: bytes, default: Any = None) -> Any:
-        """Return the value of ``key``, changed or not, or ``default``."""
-        return self.changes.get(key, self._table.get(key, default))
-
-    def write_back(self) -> None:
-        """Write every changed key to the table, once."""
-        for key, value in self.changes.items():
-            self._table[key] = value
+def _first_of(sighting: Sighting) -> FirstSighting:
+    return FirstSighting(
+        at=sighting.at,
+        ref=sighting.ref,
+        event_id=sighting.event_id,
+        image_url=sighting.image_url,
+    )
 
 
-class _Staged:
-    """The three tables, each behind an overlay, for one batch."""
-
-    def __init__(self, first_seen: Table, windows: Table, window_posts: Table) -> None:
-        self.first_seen = _Overlay(first_seen)
-        self.windows = _Overlay(windows)
-        self.window_posts = _Overlay(window_posts)
-
-    def write_back(self) -> None:
-        """Write the batch's changes to the tables."""
-        for overlay in (self.first_seen, self.windows, self.window_posts):
-            overlay.write_back()
+def _delete(table: Table, key: bytes) -> None:
+    if key in table:
+        del table[key]
 
 
 @dataclass
@@ -205,3 +351,10 @@ class AddressBooks:
     book: AddressBook
     owner: Callable[[], str | None]
     enabled: bool = True
+
+    def held_here(self) -> bool:
+        """Return whether this worker holds the book now (False while none does)."""
+        try:
+            return self.owner() is None
+        except KeyError:
+            return False

@@ -21,7 +21,7 @@ from app.ocr.runtime import OcrRuntime
 from app.pipeline.dead_letters import DeadLetters
 from app.pipeline.publish import publish
 from app.pipeline.records import decode_record
-from app.pipeline.sightings import bundle_records, sightings_of
+from app.pipeline.sightings import booked
 from app.redact import redact_text, redact_url
 from app.settings import Settings
 from models.events import (
@@ -101,15 +101,16 @@ class ImageJobs:
             event_id=event_id,
             key=job.ref.mid,
         )
-        candidate_record = Outgoing(
-            settings.candidates_topic, job.ref.mid.encode(), candidate.model_dump_json().encode()
-        )
-        sightings = []
-        if settings.address_book:
+        topic = settings.candidates_topic
+        if settings.address_book and result.buy_ca:
+            # Through the address book first: it marks the image's first sightings.
             at = job.posted_at if job.posted_at is not None else time.time()
-            shown = sightings_of(result.buy_ca, job.ref, at, event_id, job.image_url)
-            sightings = bundle_records(settings.sightings_topic, shown)
-        return await publish(self._outbox, [event, candidate_record, *sightings])
+            candidate = booked(candidate, result.buy_ca, at)
+            topic = settings.sightings_topic
+        candidate_record = Outgoing(
+            topic, job.ref.mid.encode(), candidate.model_dump_json().encode()
+        )
+        return await publish(self._outbox, [event, candidate_record])
 
     async def _read(self, job: ImageJob, event_id: str) -> OcrResult:
         """Fetch, OCR and extract addresses for one image job (and show it on the dashboard)."""

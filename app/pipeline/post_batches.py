@@ -2,8 +2,11 @@
 
 Each post is checked (``app/pipeline/posts.py``); its images become OCR jobs (or ``ocr_error``
 events when refused) and the post itself a delivery candidate. Candidates travel in bundles,
-one series per posts partition, so the filter sees a partition's posts in their order. A record
-Kafka refuses becomes the dead letter of the post it came from.
+one series per posts partition, so the filter sees a partition's posts in their order. A post
+whose text shows a token address goes to the address book first (the sightings topic), which
+passes it on to the filter marked where it is an address's first sighting: it reaches the
+filter after the batch's other posts. A record Kafka refuses becomes the dead letter of the
+post it came from.
 """
 
 from __future__ import annotations
@@ -21,11 +24,10 @@ from app.pipeline.candidates import bundle_bytes, bundles
 from app.pipeline.dead_letters import DeadLetters
 from app.pipeline.posts import PostPlan, parse_post, plan_post
 from app.pipeline.publish import publish
-from app.pipeline.sightings import bundle_records, posted_at, sightings_of
+from app.pipeline.sightings import booked, posted_at
 from app.settings import Settings
-from models.events import EVENT_ID_HEADER, Candidate, Ref
+from models.events import EVENT_ID_HEADER, BuyCa, Candidate
 from models.posts import Post
-from models.sightings import MAX_SIGHTINGS_PER_RECORD, Sighting
 
 # Which posts a record came from, by the record's id: each post's Faust event, and for a bundle
 # the post's candidate (its dead letter shows the candidate's own JSON, not the whole bundle).
@@ -45,7 +47,8 @@ class PostBatches:
         outgoing: list[Outgoing] = []
         origins: Origins = {}
         offered: dict[int, list[tuple[Candidate, Any]]] = defaultdict(list)
-        seen: list[tuple[Any, list[Sighting]]] = []
+        # The candidates that show an address: they go through the address book first.
+        to_book: dict[int, list[tuple[Candidate, Any]]] = defaultdict(list)
         for event in events:
             metrics.posts.inc()
             async with record_boundary(self._dead_letters, "posts", event):
@@ -56,42 +59,41 @@ class PostBatches:
                 for record in self.image_records(plan):
                     origins[id(record)] = [(event, None)]
                     outgoing.append(record)
-                seen.append((event, self._sightings(post, plan, at)))
-                offered[event.message.partition].append((plan.candidate, event))
+                addresses = self._addresses(post)
+                if addresses:
+                    candidate = booked(plan.candidate, addresses, at)
+                    to_book[event.message.partition].append((candidate, event))
+                else:
+                    offered[event.message.partition].append((plan.candidate, event))
                 await self._report(plan, event)
-        limit = await self._outbox.limits.limit(self._settings.candidates_topic)
-        outgoing.extend(self.candidate_bundles(offered, bundle_bytes(limit), origins))
-        outgoing.extend(self._sighting_bundles(seen, origins))
+        for topic, candidates in (
+            (self._settings.candidates_topic, offered),
+            (self._settings.sightings_topic, to_book),
+        ):
+            if candidates:
+                limit = await self._outbox.limits.limit(topic)
+                outgoing.extend(
+                    self.candidate_bundles(candidates, bundle_bytes(limit), origins, topic)
+                )
         with metrics.tracking(f"{len(events)} post(s)", "emit"):
             # The batch is acknowledged when the agent goes on: its outputs are durable first.
             refused = await publish(self._outbox, outgoing)
         await self._dead_letter(origins, refused)
 
-    def _sightings(self, post: Post, plan: PostPlan, at: float) -> list[Sighting]:
-        """Return the sightings of the addresses the post's own text shows (if the book is on)."""
+    def _addresses(self, post: Post) -> list[BuyCa]:
+        """Return the addresses the post's own text shows (none while the book is off)."""
         if not self._settings.address_book or not post.text:
             return []
-        addresses = extract_addresses(post.text)[:MAX_ADDRESSES]
-        return sightings_of(addresses, Ref.of(post), at, plan.candidate.event_id)
-
-    def _sighting_bundles(
-        self, seen: list[tuple[Any, list[Sighting]]], origins: Origins
-    ) -> list[Outgoing]:
-        """Return the batch's sightings in bundles; each names the posts it came from."""
-        records = []
-        pending: list[tuple[Any, Sighting]] = [(e, s) for e, many in seen for s in many]
-        step = MAX_SIGHTINGS_PER_RECORD
-        for start in range(0, len(pending), step):
-            chunk = pending[start : start + step]
-            [record] = bundle_records(self._settings.sightings_topic, [s for _, s in chunk])
-            origins[id(record)] = [(event, None) for event in {id(e): e for e, _ in chunk}.values()]
-            records.append(record)
-        return records
+        return extract_addresses(post.text)[:MAX_ADDRESSES]
 
     def candidate_bundles(
-        self, offered: dict[int, list[tuple[Candidate, Any]]], max_bytes: int, origins: Origins
+        self,
+        offered: dict[int, list[tuple[Candidate, Any]]],
+        max_bytes: int,
+        origins: Origins,
+        topic: str,
     ) -> list[Outgoing]:
-        """Return a batch's candidates as bundle records, one series per posts partition.
+        """Return a batch's candidates as ``topic`` bundle records, one series per partition.
 
         Each record's posts go into ``origins``: a bundle Kafka refuses is dead-lettered post by
         post, each letter with its own candidate.
@@ -100,9 +102,10 @@ class PostBatches:
         for partition, pairs in offered.items():
             candidates = [candidate for candidate, _ in pairs]
             for value, members in bundles(candidates, max_bytes):
-                # Why keyed by the posts partition: its posts reach the filter in their order.
+                # Why keyed by the posts partition: its posts reach the filter in their order
+                # (the book passes its candidates on under the key they came with).
                 key = f"posts-{partition}".encode()
-                record = Outgoing(self._settings.candidates_topic, key, value)
+                record = Outgoing(topic, key, value)
                 origins[id(record)] = [(pairs[i][1], candidates[i]) for i in members]
                 records.append(record)
         return records

@@ -1,16 +1,17 @@
-"""The sightings of posts and images: one per address shown, sent in bundles (the book's feed).
+"""The sightings of posts and images: one per address a delivery candidate shows (the book's feed).
 
-Produced with the posts' or the image's other records, so they are durable before the input
-is acknowledged.
+A candidate that shows an address goes through the address book (the sightings topic) before
+the filter, carrying its ``addresses`` and the post's time; the book records a sighting of
+each, then marks the candidate's event where it is an address's first sighting.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from app.kafka.outbox import Outgoing
-from models.events import BuyCa, Ref
-from models.sightings import MAX_SIGHTINGS_PER_RECORD, Sighting, SightingBundle
+from models.events import BuyCa, Candidate, Ref
+from models.sightings import Sighting
 
 # How far a post's own time may be from when it reached Kafka and still be believed: a post
 # claiming a time days away (or in the future) would count in windows it never was in.
@@ -47,14 +48,42 @@ def sightings_of(
     ]
 
 
-def bundle_records(topic: str, sightings: list[Sighting]) -> list[Outgoing]:
-    """Return sightings as bundle records of at most ``MAX_SIGHTINGS_PER_RECORD`` each."""
-    step = MAX_SIGHTINGS_PER_RECORD
-    return [
-        Outgoing(
-            topic,
-            b"sightings",  # one partition: the key only names what it is
-            SightingBundle(sightings=sightings[start : start + step]).model_dump_json().encode(),
-        )
-        for start in range(0, len(sightings), step)
-    ]
+def booked(candidate: Candidate, addresses: list[BuyCa], at: float) -> Candidate:
+    """Return the candidate on its way through the address book: with what it records."""
+    return candidate.model_copy(update={"addresses": addresses, "seen_at": at})
+
+
+def candidate_sightings(candidate: Candidate) -> list[Sighting]:
+    """Return the sightings a booked candidate brings: one per address it shows."""
+    if not candidate.addresses or candidate.seen_at is None:
+        return []
+    event = candidate.event
+    if event.get("source") == "ocr_result":
+        ref, image_url = Ref.model_validate(event.get("ref")), event.get("image_url")
+    else:
+        ref, image_url = Ref.model_validate(event), None  # a post event: its own ref fields
+    return sightings_of(candidate.addresses, ref, candidate.seen_at, candidate.event_id, image_url)
+
+
+def marked(candidate: Candidate, firsts: set[str]) -> Candidate:
+    """Return the candidate to deliver: its event says which addresses it showed first.
+
+    ``firsts`` holds the ``network:address`` keys this candidate's event is the first
+    sighting of; the book's own fields are dropped (the filter has no use for them).
+    """
+    update: dict[str, Any] = {"addresses": [], "seen_at": None}
+    if firsts:
+        event = {**candidate.event, "first_seen": True}
+        shown = event.get("buy_ca")
+        if isinstance(shown, list):
+            event["buy_ca"] = [
+                {**ca, "first_seen": True} if _key(ca) in firsts else ca for ca in shown
+            ]
+        update["event"] = event
+    return candidate.model_copy(update=update)
+
+
+def _key(ca: Any) -> str | None:
+    if not isinstance(ca, dict):
+        return None
+    return f"{ca.get('network')}:{ca.get('address')}"

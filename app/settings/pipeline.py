@@ -44,6 +44,19 @@ class PipelineSettings(SettingsBase):
             "produced."
         ),
     )
+    address_book_max_addresses: int = Field(
+        default=100_000,
+        ge=1,
+        description=(
+            "Addresses the address book holds at most; past it, the least recently seen is "
+            "forgotten to make room (its first sighting and windows)."
+        ),
+    )
+    address_book_forget_after_days: float = Field(
+        default=30.0,
+        gt=0,
+        description="The address book forgets an address not seen for this many days.",
+    )
     channel_retry_attempts: int = Field(
         default=10,
         ge=1,

@@ -33,8 +33,9 @@ class TopicSettings(SettingsBase):
     sightings_topic: str = Field(
         default="ocrstream-sightings",
         description=(
-            "Internal: one record per address a post or an image shows, for the address book "
-            "(first sightings, posts per window; one partition)."
+            "Internal: the delivery candidates that show a token address, on their way "
+            "through the address book to the filter (first sightings, posts per window; one "
+            "partition)."
         ),
     )
     channel_topic_prefix: str = Field(

@@ -134,8 +134,17 @@ class StatusReport:
         if books is None or not books.enabled:
             return None
         held = _held_here(books)
-        trending = books.book.trending(3600.0, 10) if held else []
-        return {"held_here": held, "trending_1h": trending}
+        if not held:
+            return {"held_here": held, "trending_1h": []}
+        book = books.book
+        return {
+            "held_here": held,
+            "trending_1h": book.trending(3600.0, 10),
+            # How full it is, and what it forgot: to make room, or unseen too long.
+            "addresses": len(book),
+            "made_room": book.made_room,
+            "forgotten": book.forgotten,
+        }
 
     def snapshot(self) -> dict[str, Any]:
         """Return everything the status page shows."""

@@ -11,7 +11,7 @@ import pytest
 
 from app.kafka.local import LocalKafka
 from app.keys.admin import admin_over_kafka
-from harness.records import post, produce
+from harness.records import consume, post, produce
 from harness.workers import Worker, on_other_ports, unique_settings
 
 pytestmark = pytest.mark.integration
@@ -87,6 +87,25 @@ async def test_first_sightings_and_distinct_posts_per_window_survive_two_takeove
         ("evm", PEPE, 5),
         ("solana", BONK, 1),
     ]
+
+    # Deliveries say which event was an address's first sighting: a1 (PEPE) and a3's image
+    # (BONK), and only those, however often they were delivered again.
+    assert created.record is not None
+    channel = settings.channel_topic(created.record.key_id)
+    # a1-a3 three times, a4, a5, a3's image at least once: 12 records at least.
+    delivered = await consume(kafka.bootstrap, channel, 12, settle_s=2)
+    firsts = {
+        (d["source"], d.get("mid") or d["ref"]["mid"])
+        for d in delivered
+        if d.get("first_seen") is True
+    }
+    assert firsts == {("x", "a1"), ("ocr_result", "a3")}, delivered
+    for d in delivered:
+        if d["source"] == "ocr_result":
+            assert d["buy_ca"] == [{"network": "solana", "address": BONK, "first_seen": True}]
+        else:
+            assert "buy_ca" not in d
+    assert {d["mid"] for d in delivered if d["source"] == "x"} == {f"a{i}" for i in range(1, 6)}
 
 
 async def test_the_book_answers_clear_errors(kafka: LocalKafka, start_worker: Any) -> None:

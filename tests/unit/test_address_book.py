@@ -7,7 +7,13 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.pipeline.address_book import KEEP_S, WINDOW_S, AddressBook, window_start
+from app.pipeline.address_book import (
+    KEEP_S,
+    MAX_POSTS_REMEMBERED,
+    WINDOW_S,
+    AddressBook,
+    window_start,
+)
 from app.pipeline.sightings import posted_at
 from models.events import Ref
 from models.sightings import Sighting
@@ -16,9 +22,9 @@ NOW = 1_800_000_000.0
 PEPE = "0x6982508145454Ce325dDbE47a25d4ec3d2311933"
 
 
-def _book() -> tuple[AddressBook, list[float]]:
+def _book(**bounds: float) -> tuple[AddressBook, list[float]]:
     clock = [NOW]
-    return AddressBook({}, {}, {}, clock=lambda: clock[0]), clock
+    return AddressBook({}, {}, clock=lambda: clock[0], **bounds), clock  # type: ignore[arg-type]
 
 
 def _seen(mid: str, at: float, address: str = PEPE, image: str | None = None) -> Sighting:
@@ -34,7 +40,8 @@ def test_the_first_post_is_the_first_sighting_and_each_post_counts_once_per_wind
     book, _ = _book()
     assert book.record(_seen("1", NOW - 100)) is True
     assert book.record(_seen("1", NOW - 100, image="https://a/1.png")) is False  # same post
-    assert book.record(_seen("1", NOW - 100)) is False  # the same record again
+    # The same record again (at least once) is still the first: its delivery says the same.
+    assert book.record(_seen("1", NOW - 100)) is True
     assert book.record(_seen("2", NOW - 90)) is False
     assert book.record(_seen("2", NOW + 900)) is False  # sent again later: still one post
     found = book.lookup("evm", PEPE)
@@ -65,7 +72,7 @@ def test_windows_are_kept_a_day_then_deleted_and_trending_ranks_by_posts() -> No
     assert book.expire() > 0
     assert book.trending(KEEP_S, 10) == []
     kept = book.lookup("evm", PEPE)
-    assert kept is not None and kept["windows"] == [] and kept["first_seen"]  # forever
+    assert kept is not None and kept["windows"] == [] and kept["first_seen"]  # for 30 days
     # A sighting older than the windows kept sets nothing but a first sighting.
     book.record(_seen("ancient", NOW - 3 * KEEP_S, address="0x" + "1" * 40))
     assert book.trending(KEEP_S, 10) == []
@@ -101,6 +108,11 @@ def test_counts_are_distinct_posts_whatever_the_order_and_the_repeats(
     for sighting in seen:
         book.record(sighting)
     assert batched.lookup("evm", PEPE) == book.lookup("evm", PEPE)
+    # A worker taking the partition over rebuilds the same book from the tables alone.
+    taken = AddressBook(batched._first_seen, batched._windows, clock=lambda: NOW)
+    taken.reindex()
+    assert taken.lookup("evm", PEPE) == book.lookup("evm", PEPE)
+    assert taken.trending(KEEP_S, 5) == book.trending(KEEP_S, 5)
     # A post counts once, in the window of its first sighting (the earliest-read record).
     first_read: dict[int, float] = {}
     for post, _, at in replayed:
@@ -116,3 +128,55 @@ def test_counts_are_distinct_posts_whatever_the_order_and_the_repeats(
     assert {w["start"]: w["posts"] for w in found["windows"]} == {
         start: len(posts) for start, posts in expected.items()
     }
+
+
+def test_a_full_book_forgets_the_least_recently_seen_and_unseen_addresses_expire() -> None:
+    book, clock = _book(max_addresses=3, forget_after_s=7 * 86400)
+    addresses = [f"0x{i:040x}" for i in range(5)]
+    for i, address in enumerate(addresses[:3]):
+        book.record(_seen(f"m{i}", NOW - 60 + i, address=address))
+    book.record(_seen("again", NOW - 10, address=addresses[0]))  # seen again: kept
+    book.record(_seen("m3", NOW - 5, address=addresses[3]))  # makes room: forgets #1
+    assert len(book) == 3 and book.made_room == 1
+    assert book.lookup("evm", addresses[1]) is None
+    assert {r["address"] for r in book.trending(KEEP_S, 10)} == {
+        addresses[0], addresses[2], addresses[3]
+    }  # fmt: skip
+    # Nothing of a forgotten address stays in the tables (a successor would find none).
+    assert not [k for k in book._windows if addresses[1].encode() in k]
+    assert f"evm:{addresses[1]}".encode() not in book._first_seen
+    # Unseen for a week: forgotten; seen lately: kept.
+    clock[0] = NOW + 7 * 86400 - 30
+    book.record(_seen("late", clock[0], address=addresses[2]))
+    clock[0] = NOW + 7 * 86400 + 60
+    book.expire()
+    assert [a for a in addresses if book.lookup("evm", a)] == [addresses[2]]
+    assert book.forgotten == 2
+    assert len(book._first_seen) == 1 and len(book._windows) == 1
+
+
+def test_a_window_remembers_a_bounded_number_of_posts_and_keeps_counting() -> None:
+    book, _ = _book()
+    book.record_all(_seen(f"m{i}", NOW - 60) for i in range(MAX_POSTS_REMEMBERED + 50))
+    found = book.lookup("evm", PEPE)
+    assert found is not None and found["posts_24h"] == MAX_POSTS_REMEMBERED + 50
+    # One record per window, its size bounded: 4 bytes and 8 a remembered post.
+    [value] = book._windows.values()
+    assert len(value) == 4 + 8 * MAX_POSTS_REMEMBERED
+    book.record(_seen("m7", NOW - 60))  # remembered: counts nothing
+    again = book.lookup("evm", PEPE)
+    assert again is not None and again["posts_24h"] == MAX_POSTS_REMEMBERED + 50
+
+
+def test_each_key_is_written_once_per_batch() -> None:
+    writes: list[bytes] = []
+
+    class Counting(dict[bytes, bytes]):
+        def __setitem__(self, key: bytes, value: bytes) -> None:
+            writes.append(key)
+            super().__setitem__(key, value)
+
+    book = AddressBook(Counting(), Counting(), clock=lambda: NOW)
+    book.record_all(_seen(f"m{i}", NOW - 60 + i % 2) for i in range(200))
+    # One first sighting and one window: two changelog records for 200 posts.
+    assert sorted(writes) == sorted(set(writes)) and len(writes) == 2

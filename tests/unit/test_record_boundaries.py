@@ -8,6 +8,7 @@ with a reason; nothing else escapes, so no record can crash an agent.
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 
 from app.keys.commands import ControlError, apply_command, check_targets
 from app.keys.keywords import KeywordError
+from app.pipeline.book_keeping import _read as read_booked
 from app.pipeline.candidates import read_candidates
 from app.pipeline.posts import parse_post, plan_post
 from app.pipeline.records import RecordRefused, decode_record, decode_with
@@ -122,6 +124,10 @@ def test_internal_records_decode_or_are_refused(raw: bytes | None) -> None:
             assert what in str(exc)
             continue
         decoded.model_dump_json().encode()
+    try:
+        read_booked(SimpleNamespace(value=raw))
+    except RecordRefused as exc:
+        assert "sightings record" in str(exc)
     try:
         offered = read_candidates(raw)
     except RecordRefused as exc:
