@@ -6,6 +6,7 @@ Agents, services, routes and library patches are wired onto it by the compositio
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterable, Sequence
 
 import faust
@@ -32,6 +33,20 @@ class OcrstreamApp(faust.App):
         return [*self.own_services, *super().on_init_dependencies()]
 
 
+def advertised_host(bind: str, advertised: str = "") -> str:
+    """Return the host other workers reach this one by: ``advertised``, else the bound one.
+
+    Why not a wildcard: each worker publishes its URL to the others (Faust's canonical URL).
+    ``0.0.0.0`` there named every worker alike, so each took itself for the address book's
+    holder, and one that was not answered from its empty copy.
+    """
+    if advertised:
+        return advertised
+    if bind in ("0.0.0.0", "::", ""):
+        return socket.gethostname()
+    return bind
+
+
 def new_app(settings: Settings) -> OcrstreamApp:
     """Return the worker's Faust app, configured from ``settings`` (nothing registered yet)."""
     return OcrstreamApp(
@@ -43,7 +58,8 @@ def new_app(settings: Settings) -> OcrstreamApp:
         # Why not autodiscover: Faust only warns when an agent module fails to import;
         # the worker imports them itself so a broken agent stops the worker at start.
         autodiscover=False,
-        web_host=settings.web_host,
+        # The host in this worker's canonical URL, which the others forward requests to.
+        web_host=advertised_host(settings.web_host, settings.web_advertised_host),
         web_port=settings.web_port,
         web_bind=settings.web_host,
         topic_partitions=settings.topic_partitions,

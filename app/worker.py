@@ -119,15 +119,17 @@ def wire_pipeline(settings: Settings) -> Pipeline:
     sightings = app.topic(settings.sightings_topic, internal=True, partitions=1)
     # Why use_partitioner: the expiry timer deletes outside any stream event; with one
     # partition the producer's choice is the table's partition anyway.
-    first_seen, windows = (
+    first_seen, windows, authors = (
         app.Table(name, partitions=1, key_type=bytes, value_type=bytes, use_partitioner=True)
-        for name in ("address_first_seen", "address_windows")
+        for name in ("address_first_seen", "address_windows", "address_authors")
     )
     book = AddressBook(
         first_seen,
         windows,
+        authors,
         max_addresses=settings.address_book_max_addresses,
         forget_after_s=settings.address_book_forget_after_days * 86400,
+        new_per_author_per_day=settings.address_book_new_per_author_per_day,
     )
 
     @first_seen.on_recover

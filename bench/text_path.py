@@ -136,15 +136,17 @@ def report_book(f: dict[str, Any]) -> str:
     def rates(runs: list[dict[str, Any]]) -> str:
         return ", ".join(f"{r['posts_per_s']:.0f}" for r in runs)
 
+    ratios = [a["posts_per_s"] / b["posts_per_s"] for a, b in zip(on, off, strict=True)]
+    paired = ", ".join(f"{r:.2f}×" for r in ratios)
     lat_on = max(on, key=lambda r: r["posts_per_s"])["latency_ms"]
     lat_off = max(off, key=lambda r: r["posts_per_s"])["latency_ms"]
     return "\n".join(
         [
             f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: one worker, 3 API"
             f" keys, {f['posts']:,} text-only posts produced at once, one in ten naming one of"
-            " 200 token addresses; the worker with its address book (sightings produced, the"
-            " sightings agent and its three tables) and without, alternating which runs first,"
-            " in the same run.",
+            " 200 token addresses; the worker with its address book (the posts naming an"
+            " address through the sightings agent and its two tables, then on to the filter"
+            " marked `first_seen`) and without, alternating which runs first, in the same run.",
             "",
             f"Command: `.venv/bin/python bench/text_path.py --posts {f['posts']} --address-book "
             f"--rounds {len(on)} --write docs/benchmarks.md`",
@@ -155,7 +157,9 @@ def report_book(f: dict[str, Any]) -> str:
             f"| with the address book | {best_on:.0f} | {rates(on)} | {best_on / best_off:.2f}× |",
             "",
             f"Medians: {median(on):.0f} with, {median(off):.0f} without: "
-            f"{median(on) / median(off):.2f}×.",
+            f"{median(on) / median(off):.2f}×. Each round's with/without (its two runs back to"
+            f" back, so the machine's drift between rounds cancels): {paired}; median"
+            f" {statistics.median(ratios):.2f}×.",
             "",
             f"Latency at half the drain rate, post → firehose channel: p50 {lat_on['p50']:.0f} ms"
             f" with, {lat_off['p50']:.0f} ms without; p99 {lat_on['p99']:.0f} / "

@@ -8,7 +8,9 @@ the worker that takes the partition over recovers them:
 - ``address_windows``: ``network:address|window start`` -> the distinct posts counted in that
   window, and the digests of the posts it remembers (so a post counts once, in the window of
   its first sighting, whether its images also show the address, its record is read again
-  after a crash, or the post is sent again).
+  after a crash, or the post is sent again);
+- ``address_authors``: ``source:sid|day`` -> how many new addresses the author brought that
+  day (UTC, by the book's clock).
 
 Why one record per address and window, not one per post: each table write is a changelog
 record, and a batch's posts of one address in one window become one write.
@@ -19,7 +21,10 @@ table. What it may grow into is bounded: at most ``max_addresses`` addresses (th
 recently seen one is forgotten to make room), addresses unseen for ``forget_after_s`` are
 forgotten, windows are kept 24 hours, and a window remembers at most
 ``MAX_POSTS_REMEMBERED`` posts (past that, its posts still count, but a repeat of one may
-count again).
+count again). And each author brings at most ``new_per_author_per_day`` new addresses a day:
+past that, its sightings of addresses the book does not hold are not recorded. Why: one sender
+posting made-up addresses would otherwise fill the book, push every other address out, and
+then have an old address it posts again marked as a first sighting.
 
 Windows are tumbling, 5 minutes, by the post's time. Why windows of our own keys and not
 Faust's windowed tables: their expiry never deletes a window in faust-streaming 0.15
@@ -121,6 +126,7 @@ class _Changes:
     firsts: dict[str, FirstSighting] = field(default_factory=dict)
     last_seen: set[str] = field(default_factory=set)
     windows: set[tuple[str, int]] = field(default_factory=set)
+    authors: set[str] = field(default_factory=set)
 
 
 class AddressBook:
@@ -130,15 +136,21 @@ class AddressBook:
         self,
         first_seen: Table,
         windows: Table,
+        authors: Table,
         clock: Callable[[], float] = time.time,
         max_addresses: int = 100_000,
         forget_after_s: float = 30 * 86400.0,
+        new_per_author_per_day: int = 500,
     ) -> None:
         self._first_seen = first_seen
         self._windows = windows
+        self._authors = authors
         self._clock = clock
         self._max_addresses = max_addresses
         self._forget_after_s = forget_after_s
+        self._new_per_author_per_day = new_per_author_per_day
+        # New addresses each author brought, by ``source:sid|day``.
+        self._brought: dict[str, int] = {}
         # Least recently seen first: what a full book forgets first.
         self._index: dict[str, _Address] = {}
         self._by_window: dict[int, set[str]] = defaultdict(set)
@@ -147,6 +159,8 @@ class AddressBook:
         # Addresses forgotten to make room, and for being unseen too long (shown on /status/).
         self.made_room = 0
         self.forgotten = 0
+        # Sightings of new addresses not recorded: their author had brought its day's share.
+        self.over_share = 0
 
     def __len__(self) -> int:
         return len(self._index)
@@ -161,6 +175,7 @@ class AddressBook:
             first = entry.first
             self._index[key] = _Address(first.at, first.event_id, entry.last_at)
         self._orphans = []
+        self._brought = {key.decode(): int(value) for key, value in self._authors.items()}
         for window_key, value in self._windows.items():
             key, start_text = window_key.decode().rsplit("|", 1)
             held = self._index.get(key)
@@ -198,6 +213,9 @@ class AddressBook:
         key = sighting.key
         held = self._index.pop(key, None)
         if held is None:
+            if not self._may_bring(sighting, changes):
+                self.over_share += 1
+                return
             self._make_room()
             held = _Address(sighting.at, sighting.event_id, sighting.at)
             changes.firsts[key] = _first_of(sighting)
@@ -226,8 +244,21 @@ class AddressBook:
             held.posts[digest] = start
         changes.windows.add((key, start))
 
+    def _may_bring(self, sighting: Sighting, changes: _Changes) -> bool:
+        """Count a new address to its author's day; False when it had brought its share."""
+        ref = sighting.ref
+        author = f"{ref.source}:{ref.sid}|{int(self._clock() // 86400)}"
+        brought = self._brought.get(author, 0)
+        if brought >= self._new_per_author_per_day:
+            return False
+        self._brought[author] = brought + 1
+        changes.authors.add(author)
+        return True
+
     def _write(self, changes: _Changes) -> None:
         """Write what a batch changed: each key once."""
+        for author in changes.authors:
+            self._authors[author.encode()] = str(self._brought[author]).encode()
         for key in changes.firsts.keys() | changes.last_seen:
             held = self._index.get(key)
             if held is None:
@@ -283,6 +314,11 @@ class AddressBook:
             _delete(self._windows, window_key)
         deleted += len(self._orphans)
         self._orphans = []
+        today = int(now // 86400)
+        for author in [a for a in self._brought if int(a.rsplit("|", 1)[1]) < today]:
+            del self._brought[author]
+            _delete(self._authors, author.encode())
+            deleted += 1
         return deleted
 
     def lookup(self, network: str, address: str) -> dict[str, Any] | None:

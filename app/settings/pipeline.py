@@ -52,6 +52,15 @@ class PipelineSettings(SettingsBase):
             "forgotten to make room (its first sighting and windows)."
         ),
     )
+    address_book_new_per_author_per_day: int = Field(
+        default=500,
+        ge=1,
+        description=(
+            "New addresses one author (a post's `source` and `sid`) may bring into the address "
+            "book a day; past it, its sightings of addresses the book does not hold are not "
+            "recorded (so one sender cannot push every other address out)."
+        ),
+    )
     address_book_forget_after_days: float = Field(
         default=30.0,
         gt=0,

@@ -20,6 +20,15 @@ class WebSettings(SettingsBase):
     web_host: str = Field(
         default="127.0.0.1", description="Address the web server binds (`0.0.0.0` in containers)."
     )
+    web_advertised_host: str = Field(
+        default="",
+        description=(
+            "Host the other workers reach this one's web server by: a request for the address "
+            "book that reaches a worker not holding it is passed to the holder there. Empty: "
+            "`OCRSTREAM_WEB_HOST`, or this machine's hostname when that is `0.0.0.0` or `::` "
+            "(a container's hostname, which the other containers of its network resolve)."
+        ),
+    )
     web_port: int = Field(
         default=6066, ge=1, le=65535, description="Web server port (the API and live streams)."
     )

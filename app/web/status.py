@@ -144,6 +144,7 @@ class StatusReport:
             "addresses": len(book),
             "made_room": book.made_room,
             "forgotten": book.forgotten,
+            "over_share": book.over_share,
         }
 
     def snapshot(self) -> dict[str, Any]:

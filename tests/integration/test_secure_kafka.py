@@ -146,9 +146,16 @@ async def test_an_image_post_reaches_a_keys_channel_on_a_secured_broker_with_onl
         await admin_client.close()
     assert len(posts[0]["partitions"]) == settings.topic_partitions
     result = next(e for e in events if e["source"] == "ocr_result")
+    # Through the address book (its topic and tables, with the worker's rights only): the
+    # first sighting of that address in this app's book.
     assert result["buy_ca"] == [
-        {"network": "solana", "address": "DKwfFc2KA3i22DmxzLQzqi9weodLJXDxCtDpYaS9QJqc"}
+        {
+            "network": "solana",
+            "address": "DKwfFc2KA3i22DmxzLQzqi9weodLJXDxCtDpYaS9QJqc",
+            "first_seen": True,
+        }
     ]
+    assert result["first_seen"] is True
     log = worker.log()
     assert "AuthorizationFailed" not in log and "TOPIC_AUTHORIZATION" not in log, log[-3000:]
     password = _material(secure_kafka).passwords[WORKER_USER]

@@ -24,14 +24,16 @@ PEPE = "0x6982508145454Ce325dDbE47a25d4ec3d2311933"
 
 def _book(**bounds: float) -> tuple[AddressBook, list[float]]:
     clock = [NOW]
-    return AddressBook({}, {}, clock=lambda: clock[0], **bounds), clock  # type: ignore[arg-type]
+    return AddressBook({}, {}, {}, clock=lambda: clock[0], **bounds), clock  # type: ignore[arg-type]
 
 
-def _seen(mid: str, at: float, address: str = PEPE, image: str | None = None) -> Sighting:
-    ref = Ref(source="x", mid=mid, sid="a", link=f"https://x.com/a/status/{mid}")
+def _seen(
+    mid: str, at: float, address: str = PEPE, image: str | None = None, author: str = "a"
+) -> Sighting:
+    ref = Ref(source="x", mid=mid, sid=author, link=f"https://x.com/{author}/status/{mid}")
     event_id = f"ocr:{mid}:{image}" if image else f"post:x:{mid}"
     return Sighting(
-        network="evm", address=address, post=f"x:a:{mid}", ref=ref, at=at,
+        network="evm", address=address, post=f"x:{author}:{mid}", ref=ref, at=at,
         event_id=event_id, image_url=image,
     )  # fmt: skip
 
@@ -109,7 +111,7 @@ def test_counts_are_distinct_posts_whatever_the_order_and_the_repeats(
         book.record(sighting)
     assert batched.lookup("evm", PEPE) == book.lookup("evm", PEPE)
     # A worker taking the partition over rebuilds the same book from the tables alone.
-    taken = AddressBook(batched._first_seen, batched._windows, clock=lambda: NOW)
+    taken = AddressBook(batched._first_seen, batched._windows, {}, clock=lambda: NOW)
     taken.reindex()
     assert taken.lookup("evm", PEPE) == book.lookup("evm", PEPE)
     assert taken.trending(KEEP_S, 5) == book.trending(KEEP_S, 5)
@@ -176,7 +178,46 @@ def test_each_key_is_written_once_per_batch() -> None:
             writes.append(key)
             super().__setitem__(key, value)
 
-    book = AddressBook(Counting(), Counting(), clock=lambda: NOW)
+    book = AddressBook(Counting(), Counting(), Counting(), clock=lambda: NOW)
     book.record_all(_seen(f"m{i}", NOW - 60 + i % 2) for i in range(200))
-    # One first sighting and one window: two changelog records for 200 posts.
-    assert sorted(writes) == sorted(set(writes)) and len(writes) == 2
+    # One first sighting, one window, one author's day: three changelog records for 200 posts.
+    assert sorted(writes) == sorted(set(writes)) and len(writes) == 3
+
+
+def test_a_worker_bound_to_every_address_advertises_a_host_the_others_reach() -> None:
+    import socket
+
+    from app.faust_app import advertised_host, new_app
+    from app.settings import Settings
+
+    # 0.0.0.0 named every worker alike: each took itself for the book's holder.
+    assert advertised_host("0.0.0.0") == socket.gethostname() == advertised_host("::")
+    assert advertised_host("10.0.0.7") == "10.0.0.7"
+    assert advertised_host("0.0.0.0", "worker-2.internal") == "worker-2.internal"
+    app = new_app(Settings(web_host="0.0.0.0", web_advertised_host="w2", web_port=6070))
+    assert (app.conf.canonical_url.host, app.conf.canonical_url.port) == ("w2", 6070)
+    assert app.conf.web_bind == "0.0.0.0"
+
+
+def test_one_author_brings_at_most_its_share_of_new_addresses_a_day() -> None:
+    book, clock = _book(new_per_author_per_day=2)
+    made_up = [f"0x{i:040x}" for i in range(4)]
+    for i, address in enumerate(made_up):
+        book.record(_seen(f"m{i}", NOW - 60, address=address, author="spammer"))
+    assert [a for a in made_up if book.lookup("evm", a)] == made_up[:2]
+    assert book.over_share == 2
+    # Others still bring theirs, and the spammer's posts of known addresses still count.
+    book.record(_seen("h1", NOW - 50, address=made_up[3], author="honest"))
+    book.record(_seen("m9", NOW - 40, address=made_up[0], author="spammer"))
+    found = book.lookup("evm", made_up[0])
+    assert found is not None and found["posts_24h"] == 2
+    assert book.lookup("evm", made_up[3]) is not None
+    # A successor holds the same shares; the next day the spammer brings new ones again.
+    taken = AddressBook(book._first_seen, book._windows, book._authors, clock=lambda: clock[0],
+                        new_per_author_per_day=2)  # fmt: skip
+    taken.reindex()
+    assert taken.record(_seen("m5", NOW - 30, address=made_up[2], author="spammer")) is False
+    clock[0] = NOW + 86400
+    assert taken.record(_seen("m6", clock[0], address=made_up[2], author="spammer")) is True
+    taken.expire()
+    assert list(taken._authors) == [f"x:spammer|{int(clock[0] // 86400)}".encode()]

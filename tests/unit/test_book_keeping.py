@@ -73,7 +73,7 @@ def _record(value: bytes, key: bytes = b"posts-0") -> Any:
 
 
 def _keeper() -> tuple[BookKeeper, AddressBook, Outbox, Letters]:
-    book = AddressBook({}, {}, clock=lambda: NOW)
+    book = AddressBook({}, {}, {}, clock=lambda: NOW)
     outbox, letters = Outbox(), Letters()
     return BookKeeper(SETTINGS, book, outbox, letters), book, outbox, letters  # type: ignore[arg-type]
 
