@@ -32,7 +32,7 @@ from app.keys.control import KeyControl
 from app.keys.replica import KeysReplica
 from app.live.hub import LiveHub
 from app.ocr.runtime import OcrRuntime
-from app.pipeline.address_book import AddressBook, AddressBooks
+from app.pipeline.address_book import AddressBook, AddressBooks, BookTable
 from app.pipeline.book_keeping import BookKeeper
 from app.pipeline.dead_letters import DeadLetters
 from app.pipeline.delivery import Deliverer
@@ -93,6 +93,8 @@ class Pipeline:
     control_topic: Any
     # First sightings and distinct posts per window of every address (app/pipeline/address_book).
     book: AddressBook
+    # The sightings agent's work: the book's writes, and its changelogs.
+    keeper: BookKeeper
     # Faust's agents by name (``agents.posts.process_posts`` ...).
     agents: dict[str, Any]
 
@@ -123,10 +125,16 @@ def wire_pipeline(settings: Settings) -> Pipeline:
         app.Table(name, partitions=1, key_type=bytes, value_type=bytes, use_partitioner=True)
         for name in ("address_first_seen", "address_windows", "address_authors")
     )
+    # Why the stores: the book writes the changelogs itself, with each batch's records
+    # (app/pipeline/address_book.py says why); Faust recovers them on a takeover.
+    first_seen_table, windows_table, authors_table = (
+        BookTable(table.data, table.changelog_topic.get_topic_name())
+        for table in (first_seen, windows, authors)
+    )
     book = AddressBook(
-        first_seen,
-        windows,
-        authors,
+        first_seen_table,
+        windows_table,
+        authors_table,
         max_addresses=settings.address_book_max_addresses,
         forget_after_s=settings.address_book_forget_after_days * 86400,
         new_per_author_per_day=settings.address_book_new_per_author_per_day,
@@ -158,7 +166,7 @@ def wire_pipeline(settings: Settings) -> Pipeline:
         _agent(app, sightings, sightings_agent(settings, keeper, dead_letters), "sightings"),
     ]
     agents = {a.name: a for a in registered}
-    return Pipeline(app, services, keys_table, control, book, agents)
+    return Pipeline(app, services, keys_table, control, book, keeper, agents)
 
 
 def _agent(app: OcrstreamApp, topic: Any, fun: AgentFun, module: str, **options: Any) -> Any:
@@ -258,7 +266,7 @@ def _wire_web(pipeline: Pipeline, settings: Settings) -> None:
         # Why only on the holder: another worker's copy is a standby; its deletions would
         # reach the changelog the holder recovers from.
         if books.held_here():
-            pipeline.book.expire()
+            await pipeline.keeper.expire()
 
     @app.timer(HISTORY_STEP_S)  # type: ignore[untyped-decorator]  # Faust's is untyped
     async def dashboard_history() -> None:

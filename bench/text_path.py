@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -77,16 +78,41 @@ async def drain(
     try:
         firehose = await add_keys(settings)
         print(f"worker: producing {n_posts} posts ...", flush=True)
+        pids = {"worker": worker.process.pid if worker.process else None, "broker": broker.pid}
+        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         started = time.time() * 1000
         await produce_fast(bench_client, settings.posts_topic, text_posts(n_posts, "s"))
         deliveries = await read_until(bench_client, firehose, n_posts, timeout_s=1800)
         drain_s = (max(t for t, _ in deliveries) - started) / 1000
-        figures: dict[str, Any] = {"posts_per_s": n_posts / drain_s, "drain_s": drain_s}
-        print(f"  {figures['posts_per_s']:.0f} posts/s", flush=True)
+        # CPU per 1,000 posts, the worker's and the broker's: what the work costs, whatever
+        # else the noisy machine ran meanwhile (throughput moves 20% between runs of one code).
+        cpu_ms = {
+            name: 1e6 * (cpu_seconds(pid) - cpu_before[name]) / n_posts
+            for name, pid in pids.items()
+        }
+        figures: dict[str, Any] = {
+            "posts_per_s": n_posts / drain_s,
+            "drain_s": drain_s,
+            "cpu_ms_per_1k": cpu_ms,
+        }
+        print(
+            f"  {figures['posts_per_s']:.0f} posts/s; CPU ms per 1,000 posts: worker "
+            f"{cpu_ms['worker']:.0f}, broker {cpu_ms['broker']:.0f}",
+            flush=True,
+        )
         figures.update(await paced(bench_client, settings, firehose, n_posts // 4, drain_s))
         return figures
     finally:
         worker.stop()
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """Return the CPU time (user and system, every thread) process ``pid`` used so far."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks  # utime and stime, fields 14 and 15
 
 
 async def paced(
@@ -111,6 +137,10 @@ async def run_book(n_posts: int, rounds: int) -> dict[str, Any]:
         broker = LocalKafka(Path(tmp) / "kafka")
         broker.start()
         try:
+            # Why a run first, not measured: the broker's JVM compiles its hot paths during the
+            # first runs, which cost it twice the CPU of later ones, against whichever ran first.
+            print("warm-up (not measured) ...", flush=True)
+            await drain(broker, Path(tmp), n_posts // 2, unique_settings(broker), broker.bootstrap)
             for round_no in range(rounds):
                 order = ["book on", "book off"][:: 1 if round_no % 2 == 0 else -1]
                 for name in order:
@@ -138,6 +168,14 @@ def report_book(f: dict[str, Any]) -> str:
 
     ratios = [a["posts_per_s"] / b["posts_per_s"] for a, b in zip(on, off, strict=True)]
     paired = ", ".join(f"{r:.2f}×" for r in ratios)
+
+    def cpu(runs: list[dict[str, Any]]) -> float:
+        return float(statistics.median(sum(r["cpu_ms_per_1k"].values()) for r in runs))
+
+    def cpu_of(runs: list[dict[str, Any]], part: str) -> float:
+        return float(statistics.median(r["cpu_ms_per_1k"][part] for r in runs))
+
+    cpu_on, cpu_off = cpu(on), cpu(off)
     lat_on = max(on, key=lambda r: r["posts_per_s"])["latency_ms"]
     lat_off = max(off, key=lambda r: r["posts_per_s"])["latency_ms"]
     return "\n".join(
@@ -160,6 +198,13 @@ def report_book(f: dict[str, Any]) -> str:
             f"{median(on) / median(off):.2f}×. Each round's with/without (its two runs back to"
             f" back, so the machine's drift between rounds cancels): {paired}; median"
             f" {statistics.median(ratios):.2f}×.",
+            "",
+            "CPU per 1,000 posts (worker and broker, medians; the machine's other load does not"
+            f" count): {cpu_on:.0f} ms with (worker {cpu_of(on, 'worker'):.0f}, broker"
+            f" {cpu_of(on, 'broker'):.0f}), {cpu_off:.0f} ms without (worker"
+            f" {cpu_of(off, 'worker'):.0f}, broker {cpu_of(off, 'broker'):.0f}): the book costs"
+            f" {100 * (cpu_on / cpu_off - 1):.0f}% more CPU per post, so"
+            f" {cpu_off / cpu_on:.2f}× the rate where the CPU bounds it.",
             "",
             f"Latency at half the drain rate, post → firehose channel: p50 {lat_on['p50']:.0f} ms"
             f" with, {lat_off['p50']:.0f} ms without; p99 {lat_on['p99']:.0f} / "

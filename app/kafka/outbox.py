@@ -83,6 +83,8 @@ class Outgoing:
     # Kafka refused this record itself (too large for its topic, invalid, not authorised):
     # sending it again cannot succeed, so its failure is its outcome.
     refused: bool = False
+    # Sent with a null value (``value`` is then empty): a compacted topic's deletion of ``key``.
+    tombstone: bool = False
 
 
 class Outbox(Service):
@@ -345,7 +347,7 @@ async def _send(
 def _append(batch: object, row: Outgoing) -> bool:
     """Add a record to a batch; False when the batch is full."""
     appended = batch.append(  # type: ignore[attr-defined]
-        key=row.key, value=row.value, timestamp=None, headers=row.headers
+        key=row.key, value=None if row.tombstone else row.value, timestamp=None, headers=row.headers
     )
     return appended is not None
 

@@ -16,7 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from app.kafka.outbox import Outbox, Outgoing
 from app.metrics import metrics
-from app.pipeline.address_book import AddressBook
+from app.pipeline.address_book import AddressBook, Change
 from app.pipeline.boundary import record_boundary
 from app.pipeline.candidates import Offered, bundle_bytes, bundles
 from app.pipeline.dead_letters import DeadLetters
@@ -80,12 +80,24 @@ class BookKeeper:
                 out = Outgoing(self._settings.candidates_topic, record.event.key, value)
                 origins[id(out)] = (record, [record.offered[i] for i in members])
                 outgoing.append(out)
+        # The book's changes go with the batch: durable before its records are acknowledged.
+        outgoing.extend(changelog_records(self._book.take_changes()))
         refused = await publish(self._outbox, outgoing)
         for out in refused:
+            if id(out) not in origins:
+                _changelog_refused(out)
+                continue
             record, offered = origins[id(out)]
             reason = f"{out.topic} record not produced: {out.error}"
             for item in offered:
                 await self._dead_letters.send("sightings", reason, record.event, item.own_bytes())
+
+    async def expire(self) -> int:
+        """Expire what the book keeps no longer, and write the deletions to its changelogs."""
+        deleted = self._book.expire()
+        for out in await publish(self._outbox, changelog_records(self._book.take_changes())):
+            _changelog_refused(out)
+        return deleted
 
     def _record(self, read: list[_Read]) -> None:
         """Record the batch's sightings; a failure costs only the marks of what it touched."""
@@ -106,6 +118,21 @@ class BookKeeper:
     def _firsts(self, shown: list[Sighting]) -> set[str]:
         """Return the addresses whose first sighting these are."""
         return {s.key for s in shown if self._book.is_first(s)}
+
+
+def changelog_records(changes: list[Change]) -> list[Outgoing]:
+    """Return the book's changes as changelog records (a deletion is a tombstone)."""
+    return [
+        Outgoing(change.topic, change.key, change.value or b"", tombstone=change.value is None)
+        for change in changes
+    ]
+
+
+def _changelog_refused(out: Outgoing) -> None:
+    # Why only logged: the book here has the change; a successor would miss it. Kafka refuses
+    # a changelog record only for a bug (every value is bounded) or a missing right.
+    log.error("address book change not written to %s: %s", out.topic, out.error)
+    metrics.error("sightings", f"address book change not written: {out.error}")
 
 
 def _read(event: Any) -> _Read:

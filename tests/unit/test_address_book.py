@@ -12,6 +12,7 @@ from app.pipeline.address_book import (
     MAX_POSTS_REMEMBERED,
     WINDOW_S,
     AddressBook,
+    BookTable,
     window_start,
 )
 from app.pipeline.sightings import posted_at
@@ -24,7 +25,12 @@ PEPE = "0x6982508145454Ce325dDbE47a25d4ec3d2311933"
 
 def _book(**bounds: float) -> tuple[AddressBook, list[float]]:
     clock = [NOW]
-    return AddressBook({}, {}, {}, clock=lambda: clock[0], **bounds), clock  # type: ignore[arg-type]
+    return AddressBook(*_tables(), clock=lambda: clock[0], **bounds), clock  # type: ignore[arg-type]
+
+
+def _tables(*stores: dict[bytes, bytes]) -> tuple[BookTable, BookTable, BookTable]:
+    first, windows, authors = stores or ({}, {}, {})
+    return BookTable(first, "first"), BookTable(windows, "windows"), BookTable(authors, "authors")
 
 
 def _seen(
@@ -111,7 +117,7 @@ def test_counts_are_distinct_posts_whatever_the_order_and_the_repeats(
         book.record(sighting)
     assert batched.lookup("evm", PEPE) == book.lookup("evm", PEPE)
     # A worker taking the partition over rebuilds the same book from the tables alone.
-    taken = AddressBook(batched._first_seen, batched._windows, {}, clock=lambda: NOW)
+    taken = AddressBook(batched._first_seen, batched._windows, batched._authors, clock=lambda: NOW)
     taken.reindex()
     assert taken.lookup("evm", PEPE) == book.lookup("evm", PEPE)
     assert taken.trending(KEEP_S, 5) == book.trending(KEEP_S, 5)
@@ -145,8 +151,8 @@ def test_a_full_book_forgets_the_least_recently_seen_and_unseen_addresses_expire
         addresses[0], addresses[2], addresses[3]
     }  # fmt: skip
     # Nothing of a forgotten address stays in the tables (a successor would find none).
-    assert not [k for k in book._windows if addresses[1].encode() in k]
-    assert f"evm:{addresses[1]}".encode() not in book._first_seen
+    assert not [k for k in book._windows.store if addresses[1].encode() in k]
+    assert f"evm:{addresses[1]}".encode() not in book._first_seen.store
     # Unseen for a week: forgotten; seen lately: kept.
     clock[0] = NOW + 7 * 86400 - 30
     book.record(_seen("late", clock[0], address=addresses[2]))
@@ -154,7 +160,7 @@ def test_a_full_book_forgets_the_least_recently_seen_and_unseen_addresses_expire
     book.expire()
     assert [a for a in addresses if book.lookup("evm", a)] == [addresses[2]]
     assert book.forgotten == 2
-    assert len(book._first_seen) == 1 and len(book._windows) == 1
+    assert len(book._first_seen.store) == 1 and len(book._windows.store) == 1
 
 
 def test_a_window_remembers_a_bounded_number_of_posts_and_keeps_counting() -> None:
@@ -163,7 +169,7 @@ def test_a_window_remembers_a_bounded_number_of_posts_and_keeps_counting() -> No
     found = book.lookup("evm", PEPE)
     assert found is not None and found["posts_24h"] == MAX_POSTS_REMEMBERED + 50
     # One record per window, its size bounded: 4 bytes and 8 a remembered post.
-    [value] = book._windows.values()
+    [value] = book._windows.store.values()
     assert len(value) == 4 + 8 * MAX_POSTS_REMEMBERED
     book.record(_seen("m7", NOW - 60))  # remembered: counts nothing
     again = book.lookup("evm", PEPE)
@@ -178,7 +184,7 @@ def test_each_key_is_written_once_per_batch() -> None:
             writes.append(key)
             super().__setitem__(key, value)
 
-    book = AddressBook(Counting(), Counting(), Counting(), clock=lambda: NOW)
+    book = AddressBook(*_tables(Counting(), Counting(), Counting()), clock=lambda: NOW)
     book.record_all(_seen(f"m{i}", NOW - 60 + i % 2) for i in range(200))
     # One first sighting, one window, one author's day: three changelog records for 200 posts.
     assert sorted(writes) == sorted(set(writes)) and len(writes) == 3
@@ -220,4 +226,4 @@ def test_one_author_brings_at_most_its_share_of_new_addresses_a_day() -> None:
     clock[0] = NOW + 86400
     assert taken.record(_seen("m6", clock[0], address=made_up[2], author="spammer")) is True
     taken.expire()
-    assert list(taken._authors) == [f"x:spammer|{int(clock[0] // 86400)}".encode()]
+    assert list(taken._authors.store) == [f"x:spammer|{int(clock[0] // 86400)}".encode()]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from app.kafka.outbox import Outgoing
-from app.pipeline.address_book import AddressBook
+from app.pipeline.address_book import AddressBook, BookTable
 from app.pipeline.book_keeping import BookKeeper
 from app.pipeline.candidates import bundle_values
 from app.pipeline.sightings import booked
@@ -72,8 +72,15 @@ def _record(value: bytes, key: bytes = b"posts-0") -> Any:
     return SimpleNamespace(key=key, value=value, message=SimpleNamespace(partition=0, offset=0))
 
 
+def _tables() -> tuple[BookTable, BookTable, BookTable]:
+    first, windows, authors = (
+        BookTable({}, f"changelog-{n}") for n in ("first", "windows", "authors")
+    )
+    return first, windows, authors
+
+
 def _keeper() -> tuple[BookKeeper, AddressBook, Outbox, Letters]:
-    book = AddressBook({}, {}, {}, clock=lambda: NOW)
+    book = AddressBook(*_tables(), clock=lambda: NOW)
     outbox, letters = Outbox(), Letters()
     return BookKeeper(SETTINGS, book, outbox, letters), book, outbox, letters  # type: ignore[arg-type]
 
@@ -81,6 +88,8 @@ def _keeper() -> tuple[BookKeeper, AddressBook, Outbox, Letters]:
 def _delivered(outbox: Outbox) -> list[dict[str, Any]]:
     events = []
     for record in outbox.sent:
+        if record.topic.startswith("changelog-"):
+            continue
         assert record.topic == SETTINGS.candidates_topic
         value = json.loads(record.value)
         for candidate in value.get("candidates", [value]):
@@ -101,11 +110,20 @@ async def test_first_sightings_are_marked_and_every_candidate_goes_on_under_its_
         {"network": "evm", "address": PEPE},
         {"network": "solana", "address": BONK, "first_seen": True},
     ]
-    assert [r.key for r in outbox.sent] == [b"posts-0", b"2"]
-    # At least once: the same records again say the same, and count nothing more.
+    assert [r.key for r in outbox.sent if r.topic == SETTINGS.candidates_topic] == [
+        b"posts-0",
+        b"2",
+    ]
+    # The book's writes go with the batch, each key once: 2 addresses, their windows, 1 author.
+    changed = sorted((r.topic, r.key) for r in outbox.sent if r.topic.startswith("changelog-"))
+    assert [topic for topic, _ in changed] == ["changelog-authors"] + ["changelog-first"] * 2 + [
+        "changelog-windows"
+    ] * 2
+    # At least once: the same records again say the same, count nothing more, write nothing.
     outbox.sent.clear()
     await keeper.handle([_record(bundle), _record(_image("2").model_dump_json().encode(), b"2")])
     assert _delivered(outbox) == [first, second, image]
+    assert [r.topic for r in outbox.sent] == [SETTINGS.candidates_topic] * 2
     found = book.lookup("evm", PEPE)
     assert found is not None and found["posts_24h"] == 2
 
@@ -148,6 +166,23 @@ async def test_records_written_before_candidates_went_through_the_book_are_still
         ]
     )
     await keeper.handle([_record(old.model_dump_json().encode(), b"sightings")])
-    assert outbox.sent == [] and letters.sent == []
+    assert _delivered(outbox) == [] and letters.sent == []
     found = book.lookup("evm", PEPE)
     assert found is not None and found["first_seen"]["event_id"] == "post:x:9"
+
+
+async def test_expiry_writes_its_deletions_as_tombstones() -> None:
+    clock = [NOW]
+    book = AddressBook(*_tables(), clock=lambda: clock[0], forget_after_s=86400)
+    outbox, letters = Outbox(), Letters()
+    keeper = BookKeeper(SETTINGS, book, outbox, letters)  # type: ignore[arg-type]
+    await keeper.handle([_record(bundle_values([_post("1", PEPE)])[0])])
+    outbox.sent.clear()
+    clock[0] = NOW + 3 * 86400
+    assert await keeper.expire() == 3  # the window, the address, the author's day
+    assert {(r.topic, r.tombstone, r.value) for r in outbox.sent} == {
+        ("changelog-windows", True, b""),
+        ("changelog-first", True, b""),
+        ("changelog-authors", True, b""),
+    }
+    assert book.lookup("evm", PEPE) is None
