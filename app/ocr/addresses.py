@@ -102,11 +102,12 @@ def extract_addresses(text: str) -> list[BuyCa]:
 def eip55_checksum(hex40: str) -> str:
     """Return the EIP-55 mixed-case form of a 40-hex-digit address body."""
     lower = hex40.lower()
-    digest = keccak.new(digest_bits=256, data=lower.encode()).hexdigest()
-    # digest has 64 nibbles; EIP-55 uses the first 40, one per address character.
+    digest = keccak.new(digest_bits=256, data=lower.encode()).digest()
+    # EIP-55 uses the digest's first 40 nibbles, one per character: a letter is upper case
+    # when its nibble is 8 or more, i.e. the nibble's high bit (bit 159 - 4i of 160) is set.
+    bits = int.from_bytes(digest[:20], "big")
     return "".join(
-        c.upper() if c.isalpha() and int(d, 16) >= 8 else c
-        for c, d in zip(lower, digest[:40], strict=True)
+        c.upper() if c > "9" and bits >> (159 - 4 * i) & 1 else c for i, c in enumerate(lower)
     )
 
 

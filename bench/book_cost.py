@@ -1,0 +1,147 @@
+"""The address book's own work on the text path, in one process, without a broker.
+
+    .venv/bin/python bench/book_cost.py [--posts 30000] [--rounds 5] [--write docs/benchmarks.md]
+
+The posts agent's work (``PostBatches``) over text-only posts, one in ten naming one of 200
+token addresses, with the address book off and on, alternating, in the same run; with it on,
+the sightings agent's work (``BookKeeper``) over what the posts agent sent it. CPU time per post
+of each: what the book adds to the worker's Python work, free of the broker and of the noise
+that moves the end-to-end rate of ``bench/text_path.py --address-book`` by 20% between runs of
+one code. What it leaves out: Faust's and aiokafka's cost per record (the book adds a sightings
+record per posts batch and a candidates record per sightings batch), and the broker's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from app.kafka.outbox import Outgoing  # noqa: E402
+from app.pipeline.address_book import AddressBook, BookTable  # noqa: E402
+from app.pipeline.book_keeping import BookKeeper  # noqa: E402
+from app.pipeline.post_batches import PostBatches  # noqa: E402
+from app.settings import Settings  # noqa: E402
+from bench.ocr_bench import show  # noqa: E402
+from bench.text_path import ADDRESSES, text_posts  # noqa: E402
+from harness.variants import attack_address  # noqa: E402
+
+BATCH = 100  # posts a posts batch holds at this rate (the agent takes what arrived in 5 ms)
+
+
+class _Outbox:
+    """Keeps what would be produced (there is no broker here)."""
+
+    def __init__(self) -> None:
+        self.sent: list[Outgoing] = []
+
+        async def limit(topic: str) -> int:
+            return 1_000_000
+
+        self.limits = SimpleNamespace(limit=limit)
+
+    async def send_until_done(self, records: list[Outgoing], timeout_s: float) -> list[Outgoing]:
+        self.sent.extend(records)
+        return []
+
+
+class _Letters:
+    async def send(self, *args: Any, **kwargs: Any) -> None:
+        raise AssertionError(f"no post here is dead-lettered: {args[:2]}")
+
+
+def _events(values: list[bytes]) -> list[Any]:
+    now = time.time()
+    return [
+        SimpleNamespace(
+            value=value, key=None, message=SimpleNamespace(partition=i % 4, timestamp=now, offset=i)
+        )
+        for i, value in enumerate(values)
+    ]
+
+
+async def one_run(posts: list[bytes], book_on: bool) -> dict[str, float]:
+    """Return the CPU µs a post of the posts agent's work, and of the sightings agent's."""
+    settings = Settings(address_book=book_on)
+    outbox = _Outbox()
+    batches = PostBatches(settings, outbox, _Letters())  # type: ignore[arg-type]
+    events = _events(posts)
+    started = time.process_time()
+    for start in range(0, len(events), BATCH):
+        await batches.handle(events[start : start + BATCH])
+    posts_s = time.process_time() - started
+    tables = [BookTable({}, name) for name in ("first_seen", "windows", "authors")]
+    book = AddressBook(tables[0], tables[1], tables[2])
+    keeper = BookKeeper(settings, book, _Outbox(), _Letters())  # type: ignore[arg-type]
+    booked = _events([r.value for r in outbox.sent if r.topic == settings.sightings_topic])
+    started = time.process_time()
+    for start in range(0, len(booked), 2):  # about two posts batches a sightings batch
+        await keeper.handle(booked[start : start + 2])
+    book_s = time.process_time() - started
+    return {"posts": 1e6 * posts_s / len(posts), "book": 1e6 * book_s / len(posts)}
+
+
+async def run(n_posts: int, rounds: int) -> dict[str, Any]:
+    """Run the work with the book off and on, alternating which goes first."""
+    ADDRESSES.extend(attack_address("evm", seed) for seed in range(200))
+    posts = text_posts(n_posts, "s")
+    await one_run(posts[:2000], True)  # warm: imports, pydantic's first validations
+    runs: dict[str, list[dict[str, float]]] = {"off": [], "on": []}
+    for round_no in range(rounds):
+        for name in ["off", "on"][:: 1 if round_no % 2 == 0 else -1]:
+            runs[name].append(await one_run(posts, name == "on"))
+            print(f"round {round_no + 1}, book {name}: {runs[name][-1]}", flush=True)
+    return {"posts": n_posts, "rounds": rounds, "runs": runs}
+
+
+def report(f: dict[str, Any]) -> str:
+    """Return the markdown section."""
+    off, on = f["runs"]["off"], f["runs"]["on"]
+    off_posts = statistics.median(r["posts"] for r in off)
+    on_posts = statistics.median(r["posts"] for r in on)
+    on_book = statistics.median(r["book"] for r in on)
+    added = on_posts + on_book - off_posts
+    return "\n".join(
+        [
+            f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {f['posts']:,}"
+            " text-only posts, one in ten naming one of 200 token addresses, in batches of"
+            f" {BATCH}; medians of {f['rounds']} rounds, off and on alternating.",
+            "",
+            f"Command: `.venv/bin/python bench/book_cost.py --posts {f['posts']} --rounds"
+            f" {f['rounds']} --write docs/benchmarks.md`",
+            "",
+            "| CPU µs a post | book off | book on |",
+            "|---|---|---|",
+            f"| posts agent's work (checks, jobs, candidates; with the book, its addresses) |"
+            f" {off_posts:.1f} | {on_posts:.1f} |",
+            f"| sightings agent's work (record, mark, pass on) | - | {on_book:.1f} |",
+            f"| both | {off_posts:.1f} | {on_posts + on_book:.1f} |",
+            "",
+            f"The book adds {added:.1f} µs a post. Against the worker's whole CPU a post on the"
+            " text path (about 125 µs: `bench/text_path.py` gives it per 1,000 posts), that is"
+            f" {100 * added / 125:.0f}%.",
+        ]
+    )
+
+
+def main() -> None:
+    """Run and print (and write) the benchmark."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--posts", type=int, default=30000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--write", type=Path, help="update this markdown file's section")
+    args = parser.parse_args()
+    figures = asyncio.run(run(args.posts, args.rounds))
+    show(report(figures), args.write, "The address book's own work (CPU a post)")
+
+
+if __name__ == "__main__":
+    main()
