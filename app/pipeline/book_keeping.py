@@ -70,15 +70,19 @@ class BookKeeper:
         self._record(read)
         limit = await self._outbox.limits.limit(self._settings.candidates_topic)
         outgoing: list[Outgoing] = []
-        origins: dict[int, tuple[_Read, list[Offered]]] = {}
+        origins: dict[int, list[tuple[_Read, Offered]]] = {}
+        # Why by key: the batch's candidates of one posts partition go on in one bundle (in
+        # their order), not one record per record read.
+        by_key: dict[bytes | None, list[tuple[_Read, Offered, Candidate]]] = {}
         for record in read:
-            candidates = [
-                marked(item.candidate, self._firsts(shown))
-                for item, shown in zip(record.offered, record.sightings_of, strict=True)
-            ]
-            for value, members in bundles(candidates, bundle_bytes(limit)):
-                out = Outgoing(self._settings.candidates_topic, record.event.key, value)
-                origins[id(out)] = (record, [record.offered[i] for i in members])
+            for item, shown in zip(record.offered, record.sightings_of, strict=True):
+                candidate = marked(item.candidate, self._firsts(shown))
+                by_key.setdefault(record.event.key, []).append((record, item, candidate))
+        for key, members in by_key.items():
+            candidates = [candidate for _, _, candidate in members]
+            for value, held in bundles(candidates, bundle_bytes(limit)):
+                out = Outgoing(self._settings.candidates_topic, key, value)
+                origins[id(out)] = [(members[i][0], members[i][1]) for i in held]
                 outgoing.append(out)
         # The book's changes go with the batch: durable before its records are acknowledged.
         outgoing.extend(changelog_records(self._book.take_changes()))
@@ -87,9 +91,8 @@ class BookKeeper:
             if id(out) not in origins:
                 _changelog_refused(out)
                 continue
-            record, offered = origins[id(out)]
             reason = f"{out.topic} record not produced: {out.error}"
-            for item in offered:
+            for record, item in origins[id(out)]:
                 await self._dead_letters.send("sightings", reason, record.event, item.own_bytes())
 
     async def expire(self) -> int:

@@ -186,3 +186,12 @@ async def test_expiry_writes_its_deletions_as_tombstones() -> None:
         ("changelog-authors", True, b""),
     }
     assert book.lookup("evm", PEPE) is None
+
+
+async def test_a_batchs_candidates_of_one_partition_go_on_in_one_record_in_order() -> None:
+    keeper, _, outbox, _ = _keeper()
+    records = [_record(bundle_values([_post(f"{i}", PEPE)])[0]) for i in range(4)]
+    await keeper.handle(records)
+    [forwarded] = [r for r in outbox.sent if r.topic == SETTINGS.candidates_topic]
+    assert forwarded.key == b"posts-0"
+    assert [e["mid"] for e in _delivered(outbox)] == ["0", "1", "2", "3"]
