@@ -203,8 +203,9 @@ def report_book(f: dict[str, Any]) -> str:
             f" back, so the machine's drift between rounds cancels): {paired}; median"
             f" {statistics.median(ratios):.2f}×.",
             "",
-            "CPU per 1,000 posts (worker and broker, medians; the machine's other load does not"
-            f" count): {cpu_on:.0f} ms with (worker {cpu_of(on, 'worker'):.0f}, broker"
+            "CPU per 1,000 posts (worker and broker from /proc, medians; steadier than the rate,"
+            f" though the machine's load moves it too): {cpu_on:.0f} ms with (worker"
+            f" {cpu_of(on, 'worker'):.0f}, broker"
             f" {cpu_of(on, 'broker'):.0f}), {cpu_off:.0f} ms without (worker"
             f" {cpu_of(off, 'worker'):.0f}, broker {cpu_of(off, 'broker'):.0f}): the book costs"
             f" {100 * (cpu_on / cpu_off - 1):.0f}% more CPU per post, so"

@@ -43,6 +43,7 @@ windows older than 24 hours, and the deletions reach the changelog too.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import struct
 import time
@@ -64,6 +65,8 @@ SPANS_S = {"5m": 300.0, "15m": 900.0, "1h": 3600.0, "6h": 6 * 3600.0, "24h": KEE
 MAX_POSTS_REMEMBERED = 1000
 _DIGEST_BYTES = 8
 _COUNT = struct.Struct(">I")
+
+log = logging.getLogger(__name__)
 
 Table = MutableMapping[bytes, bytes]
 
@@ -192,26 +195,49 @@ class AddressBook:
         return len(self._index)
 
     def reindex(self) -> None:
-        """Rebuild the index from the tables (when this worker takes the partition over)."""
+        """Rebuild the index from the tables (when this worker takes the partition over).
+
+        A record it cannot read is logged and skipped: a takeover must not fail on one.
+        """
         self._index.clear()
         self._by_window.clear()
-        entries = [
-            (key.decode(), decode_entry(value)) for key, value in self._first_seen.store.items()
-        ]
+        self._orphans = []
+        self._index_firsts()
+        self._index_authors()
+        self._index_windows()
+
+    def _index_firsts(self) -> None:
+        entries = []
+        for stored, value in self._first_seen.store.items():
+            try:
+                entries.append((stored.decode(), decode_entry(value)))
+            except (ValueError, UnicodeDecodeError):
+                log.error("address book: unreadable first sighting %r skipped", stored[:200])
         entries.sort(key=lambda pair: pair[1].last_at)
         for key, entry in entries:
             first = entry.first
             self._index[key] = _Address(first.at, first.event_id, entry.last_at)
-        self._orphans = []
-        self._brought = {key.decode(): int(value) for key, value in self._authors.store.items()}
-        for window_key, value in self._windows.store.items():
-            key, start_text = window_key.decode().rsplit("|", 1)
+
+    def _index_authors(self) -> None:
+        self._brought = {}
+        for stored, value in self._authors.store.items():
+            try:
+                self._brought[stored.decode()] = int(value)
+            except (ValueError, UnicodeDecodeError):
+                log.error("address book: unreadable author's day %r skipped", stored[:200])
+
+    def _index_windows(self) -> None:
+        for stored, value in self._windows.store.items():
+            try:
+                key, start_text = stored.decode().rsplit("|", 1)
+                start, window = int(start_text), _Window.decode(value)
+            except (ValueError, UnicodeDecodeError, struct.error):
+                log.error("address book: unreadable window %r skipped", stored[:200])
+                continue
             held = self._index.get(key)
             if held is None:
-                self._orphans.append(window_key)
+                self._orphans.append(stored)
                 continue
-            start = int(start_text)
-            window = _Window.decode(value)
             held.windows[start] = window
             held.posts.update(dict.fromkeys(window.digests, start))
             self._by_window[start].add(key)

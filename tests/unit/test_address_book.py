@@ -227,3 +227,16 @@ def test_one_author_brings_at_most_its_share_of_new_addresses_a_day() -> None:
     assert taken.record(_seen("m6", clock[0], address=made_up[2], author="spammer")) is True
     taken.expire()
     assert list(taken._authors.store) == [f"x:spammer|{int(clock[0] // 86400)}".encode()]
+
+
+def test_a_takeover_skips_what_it_cannot_read_and_keeps_the_rest() -> None:
+    book, _ = _book()
+    book.record(_seen("1", NOW - 60))
+    book._first_seen.store[b"evm:0xbad"] = b"not json"
+    book._windows.store[b"evm:0xbad|nope"] = b"\x00"
+    book._windows.store[b"evm:0xshort|1800000000"] = b"\x00"
+    book._authors.store[b"x:a|day"] = b"many"
+    taken = AddressBook(book._first_seen, book._windows, book._authors, clock=lambda: NOW)
+    taken.reindex()
+    found = taken.lookup("evm", PEPE)
+    assert found is not None and found["posts_24h"] == 1 and len(taken) == 1
