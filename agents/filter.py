@@ -19,9 +19,11 @@ def filter_agent(
     async def filter_candidates(stream: Any) -> None:
         """Deliver each candidate to the channel topics (and webhooks) of the keys it matches."""
         async for events in batches(stream, settings):
-            await deliverer.keys_ready()
             async with batch_boundary(dead_letters, events):
+                # Each candidate has its own boundary in deliver_batch; this one catches an
+                # error in the batch's shared work (waiting for keys, sending, settling).
                 async with shared_work_boundary(dead_letters, "filter", events):
+                    await deliverer.keys_ready()
                     await deliverer.deliver_batch(events)
 
     return filter_candidates

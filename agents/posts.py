@@ -20,6 +20,8 @@ def posts_agent(
         """Turn each post into image jobs and a delivery candidate."""
         async for events in batches(stream, settings):
             async with batch_boundary(dead_letters, events):
+                # Each record has its own boundary in handle; this one catches an error in the
+                # batch's shared work (bundling, producing), as each record's dead letter.
                 async with shared_work_boundary(dead_letters, "posts", events):
                     await post_batches.handle(events)
 

@@ -20,6 +20,8 @@ def sightings_agent(
         """Record each sighting (first seen, distinct posts per window); pass candidates on."""
         async for events in batches(stream, settings):
             async with batch_boundary(dead_letters, events):
+                # Each record has its own boundary in handle; this one catches an error in the
+                # batch's shared work (bundling, producing), as each record's dead letter.
                 async with shared_work_boundary(dead_letters, "sightings", events):
                     await keeper.handle(events)
 

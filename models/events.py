@@ -156,7 +156,10 @@ class Candidate(BaseModel):
     # The addresses the address book records before the candidate is delivered (its text's
     # for a post, its buy_ca for an ocr_result), and the post's time: the window they count
     # in. Set only on the way through the book (the sightings topic).
-    addresses: list[BuyCa] = Field(default_factory=list, exclude_if=lambda value: not value)
+    # At most 32: what an ocr_result's buy_ca keeps, and what a post's text gives the book.
+    addresses: list[BuyCa] = Field(
+        default_factory=list, max_length=32, exclude_if=lambda value: not value
+    )
     seen_at: float | None = omitted_while_absent()
     _folded: tuple[str, ...] | None = PrivateAttr(default=None)
 

@@ -198,3 +198,43 @@ async def test_an_unexpected_error_in_a_batchs_shared_work_dead_letters_its_reco
         await agent.put(json.dumps({**post, "mid": "10"}).encode())
     assert letters and all("a bug in the shared work" in letter.reason for letter in letters)
     assert all(letter.stage == "posts" for letter in letters)
+
+
+async def test_an_unexpected_error_waiting_for_keys_dead_letters_the_filters_batch(
+    outputs: tuple[Sent, list[DeadLetter]], monkeypatch: pytest.MonkeyPatch, pipeline: Pipeline
+) -> None:
+    _, letters = outputs
+    filter_candidates = pipeline.agents["agents.filter.filter_candidates"]
+
+    async def broken() -> None:
+        raise RuntimeError("a bug while waiting for keys")
+
+    monkeypatch.setattr(pipeline.services.keys, "wait_ready", broken)
+    candidate = Candidate(event={"source": "x", "mid": "1", "sid": "2", "text": "gm"})
+    async with filter_candidates.test_context() as agent:
+        await agent.put(candidate.model_dump_json().encode())
+    [letter] = letters
+    assert letter.stage == "filter" and "a bug while waiting for keys" in letter.reason
+
+
+async def test_an_unexpected_error_in_the_books_shared_work_dead_letters_its_records(
+    outputs: tuple[Sent, list[DeadLetter]], monkeypatch: pytest.MonkeyPatch, pipeline: Pipeline
+) -> None:
+    _, letters = outputs
+    record_sightings = pipeline.agents["agents.sightings.record_sightings"]
+
+    async def broken(records: list[Outgoing], timeout_s: float) -> list[Outgoing]:
+        raise RuntimeError("a bug in the book's shared work")
+
+    monkeypatch.setattr(pipeline.services.outbox, "send_until_done", broken)
+    event = {"source": "x", "mid": "7", "sid": "2", "link": "", "text": "CA"}
+    candidate = Candidate(
+        event=event,
+        event_id="post:x:7",
+        addresses=[{"network": "evm", "address": "0x" + "1" * 40}],
+        seen_at=1_800_000_000.0,
+    )
+    async with record_sightings.test_context() as agent:
+        await agent.put(candidate.model_dump_json().encode())
+    [letter] = letters
+    assert letter.stage == "sightings" and "a bug in the book's shared work" in letter.reason
