@@ -37,6 +37,7 @@ from app.pipeline.book_keeping import BookKeeper
 from app.pipeline.dead_letters import DeadLetters
 from app.pipeline.delivery import Deliverer
 from app.pipeline.image_jobs import ImageJobs
+from app.pipeline.known_addresses import KnownAddresses
 from app.pipeline.post_batches import PostBatches
 from app.settings import Settings
 
@@ -52,6 +53,8 @@ class Services:
     ocr: OcrRuntime
     live: LiveHub
     webhooks: WebhookDelivery
+    # Which addresses the book holds (its changelog's copy): a known one skips the book's hop.
+    known: KnownAddresses
 
     def in_start_order(self) -> tuple[Service, ...]:
         """Return them in the order they start (they stop the other way round)."""
@@ -63,6 +66,7 @@ class Services:
             self.ocr,
             self.live,
             self.webhooks,
+            self.known,
         )
 
 
@@ -80,6 +84,7 @@ def new_services(settings: Settings) -> Services:
         ocr=OcrRuntime(settings, keys.keywords),
         live=LiveHub(settings, keys),
         webhooks=WebhookDelivery(settings, keys, dead_letters),
+        known=KnownAddresses(settings),
     )
 
 
@@ -146,8 +151,11 @@ def wire_pipeline(settings: Settings) -> Pipeline:
         book.reindex()
 
     dead_letters = services.dead_letters
-    batches = PostBatches(settings, services.outbox, dead_letters)
-    jobs = ImageJobs(settings, services.ocr, services.outbox, dead_letters)
+    if first_seen_table.changelog != settings.address_first_seen_changelog_topic:
+        # Why checked: every worker's copy of the book reads this changelog by its name.
+        raise RuntimeError(f"address book changelog is {first_seen_table.changelog}")
+    batches = PostBatches(settings, services.outbox, dead_letters, services.known)
+    jobs = ImageJobs(settings, services.ocr, services.outbox, dead_letters, services.known)
     deliverer = Deliverer(settings, services.keys, services.outbox, dead_letters)
     keeper = BookKeeper(settings, book, services.outbox, dead_letters)
     registered = [
@@ -256,7 +264,14 @@ def _wire_web(pipeline: Pipeline, settings: Settings) -> None:
     books = AddressBooks(pipeline.book, lambda: _book_holder(app), settings.address_book)
     web_app[context.ADDRESSES] = books
     status = StatusReport(
-        app, settings, services.keys, services.ocr, services.live, services.webhooks, books
+        app,
+        settings,
+        services.keys,
+        services.ocr,
+        services.live,
+        services.webhooks,
+        books,
+        services.known,
     )
     web_app[context.STATUS] = status
 

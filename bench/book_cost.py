@@ -28,6 +28,7 @@ sys.path.insert(0, str(REPO))
 from app.kafka.outbox import Outgoing  # noqa: E402
 from app.pipeline.address_book import AddressBook, BookTable  # noqa: E402
 from app.pipeline.book_keeping import BookKeeper  # noqa: E402
+from app.pipeline.known_addresses import KnownAddresses  # noqa: E402
 from app.pipeline.post_batches import PostBatches  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from bench.ocr_bench import show  # noqa: E402
@@ -72,7 +73,7 @@ async def one_run(posts: list[bytes], book_on: bool) -> dict[str, float]:
     """Return the CPU µs a post of the posts agent's work, and of the sightings agent's."""
     settings = Settings(address_book=book_on)
     outbox = _Outbox()
-    batches = PostBatches(settings, outbox, _Letters())  # type: ignore[arg-type]
+    batches = PostBatches(settings, outbox, _Letters(), KnownAddresses(settings))  # type: ignore[arg-type]
     events = _events(posts)
     started = time.process_time()
     for start in range(0, len(events), BATCH):

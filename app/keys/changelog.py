@@ -6,13 +6,13 @@ The control agent is the table's one writer; Faust keeps the table in the change
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Callable
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
+from app.kafka.changelogs import read_changelog_records
 from app.kafka.consumers import stop_consumer
 from app.kafka.security import connection
 from app.settings import Settings
@@ -54,33 +54,17 @@ async def read_changelog(
     follow: Callable[[], bool] = lambda: False,
     caught_up: Callable[[], None] = lambda: None,
 ) -> None:
-    """Read the changelog from its start, calling ``on_change`` for each record.
+    """Read the keys changelog from its start, calling ``on_change`` for each readable record.
 
-    ``caught_up()`` is called once everything that was there at the start has been read; the
-    reading then goes on for as long as ``follow()`` holds (a worker's replica), or ends (a
-    one-off read). A changelog that does not exist yet is waited for only when following.
+    ``follow`` and ``caught_up`` are those of ``read_changelog_records``.
     """
-    while topic not in await consumer.topics():
-        if not follow():
-            caught_up()
-            return  # no worker has run yet: no keys
-        await asyncio.sleep(0.5)  # Faust creates it while the worker starts
-    tp = TopicPartition(topic, 0)
-    consumer.assign([tp])
-    await consumer.seek_to_beginning(tp)
-    end = (await consumer.end_offsets([tp]))[tp]
-    at_end = end == 0
-    if at_end:
-        caught_up()
-    while not at_end or follow():
-        batch = await consumer.getmany(tp, timeout_ms=1000)
-        for message in batch.get(tp, []):
-            change = decode_change(message.key, message.value)
-            if change is not None:
-                on_change(*change)
-        if not at_end and await consumer.position(tp) >= end:
-            at_end = True
-            caught_up()
+
+    def on_record(key: bytes | None, value: bytes | None) -> None:
+        change = decode_change(key, value)
+        if change is not None:
+            on_change(*change)
+
+    await read_changelog_records(consumer, topic, on_record, follow, caught_up)
 
 
 async def read_keys(settings: Settings) -> dict[str, KeyRecord]:

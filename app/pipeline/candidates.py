@@ -1,5 +1,7 @@
 """The candidates topic's records: one candidate, or a bundle of a posts batch's. Pure.
 
+(And the bundles of sightings a batch sends the address book: the same packing.)
+
 Why bundles: the filter agent reads every post a second time. One record per post made that
 hop cost as much Faust machinery per post as the first; one record per posts batch (and input
 partition) leaves the filter one record per few hundred posts.
@@ -14,6 +16,7 @@ from pydantic import TypeAdapter
 
 from app.pipeline.records import decode_with
 from models.events import Candidate, CandidateBundle
+from models.sightings import MAX_SIGHTINGS_PER_RECORD, Sighting
 
 # Why bounded: a bundle is one Kafka record, and must fit the outbox's 256 KB produce batch
 # and the broker's 1 MB record limit with room to spare. A larger candidate travels alone.
@@ -51,19 +54,27 @@ def bundles(
     A candidate larger than ``max_bytes`` travels alone, in a bundle of its own (which the
     outbox refuses when it is over its topic's limit: that candidate's outcome alone).
     """
-    found: list[tuple[bytes, range]] = []
-    members: list[bytes] = []
+    members = [candidate.model_dump_json().encode() for candidate in candidates]
+    return [
+        (_bundle(b"candidates", members[held.start : held.stop]), held)
+        for held in packed(members, max_bytes)
+    ]
+
+
+def packed(members: Sequence[bytes], max_bytes: int, max_count: int | None = None) -> list[range]:
+    """Return the runs of ``members``, in order, that fit a record of ``max_bytes`` each (with
+    a comma between two), and at most ``max_count`` members; one too large goes alone."""
+    runs: list[range] = []
     first = size = 0
-    for index, candidate in enumerate(candidates):
-        member = candidate.model_dump_json().encode()
-        if members and size + len(member) + 1 > max_bytes:
-            found.append((_bundle(members), range(first, index)))
-            members, first, size = [], index, 0
-        members.append(member)
+    for index, member in enumerate(members):
+        full = max_count is not None and index - first >= max_count
+        if index > first and (full or size + len(member) + 1 > max_bytes):
+            runs.append(range(first, index))
+            first, size = index, 0
         size += len(member) + 1
     if members:
-        found.append((_bundle(members), range(first, len(candidates))))
-    return found
+        runs.append(range(first, len(members)))
+    return runs
 
 
 def bundle_values(
@@ -73,9 +84,18 @@ def bundle_values(
     return [value for value, _ in bundles(candidates, max_bytes)]
 
 
-def _bundle(members: list[bytes]) -> bytes:
-    # Why by hand: each candidate is serialised once, and its bytes are its dead letter's too.
-    return b'{"candidates":[' + b",".join(members) + b"]}"
+def _bundle(field: bytes, members: Sequence[bytes]) -> bytes:
+    # Why by hand: each member is serialised once, and its bytes are its dead letter's too.
+    return b'{"' + field + b'":[' + b",".join(members) + b"]}"
+
+
+def sighting_bundles(sightings: Sequence[Sighting], max_bytes: int) -> list[bytes]:
+    """Return the sightings as sightings record values, in order, each at most ``max_bytes``."""
+    members = [sighting.model_dump_json().encode() for sighting in sightings]
+    return [
+        _bundle(b"sightings", members[held.start : held.stop])
+        for held in packed(members, max_bytes, MAX_SIGHTINGS_PER_RECORD)
+    ]
 
 
 def read_candidates(raw: bytes | None) -> list[Offered]:

@@ -19,9 +19,10 @@ from app.ocr.pool import OcrPoolError
 from app.ocr.reading import reading_of
 from app.ocr.runtime import OcrRuntime
 from app.pipeline.dead_letters import DeadLetters
+from app.pipeline.known_addresses import KnownAddresses
 from app.pipeline.publish import publish
 from app.pipeline.records import decode_record
-from app.pipeline.sightings import booked
+from app.pipeline.sighting_records import not_counted, sighting_records
 from app.redact import redact_text, redact_url
 from app.settings import Settings
 from models.events import (
@@ -49,11 +50,13 @@ class ImageJobs:
         runtime: OcrRuntime,
         outbox: Outbox,
         dead_letters: DeadLetters,
+        known: KnownAddresses,
     ) -> None:
         self._settings = settings
         self._runtime = runtime
         self._outbox = outbox
         self._dead_letters = dead_letters
+        self._known = known
 
     async def handle(self, event: Any) -> None:
         """Read one image job record; what Kafka refuses of its outcome is its dead letter."""
@@ -101,16 +104,20 @@ class ImageJobs:
             event_id=event_id,
             key=job.ref.mid,
         )
-        topic = settings.candidates_topic
+        topic, shown = settings.candidates_topic, None
         if settings.address_book and result.buy_ca:
-            # Through the address book first: it marks the image's first sightings.
+            # Through the address book first when it shows an address new to the book: the
+            # book marks the image's first sightings (app/pipeline/known_addresses.py).
             at = job.posted_at if job.posted_at is not None else time.time()
-            candidate = booked(candidate, result.buy_ca, at)
-            topic = settings.sightings_topic
+            candidate, shown = self._known.route(candidate, result.buy_ca, at)
+            if shown is None:
+                topic = settings.sightings_topic
         candidate_record = Outgoing(
             topic, job.ref.mid.encode(), candidate.model_dump_json().encode()
         )
-        return await publish(self._outbox, [event, candidate_record])
+        counted = await sighting_records(settings, self._outbox, shown or [])
+        refused = await publish(self._outbox, [event, candidate_record, *counted])
+        return not_counted(refused, counted)
 
     async def _read(self, job: ImageJob, event_id: str) -> OcrResult:
         """Fetch, OCR and extract addresses for one image job (and show it on the dashboard)."""

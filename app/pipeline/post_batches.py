@@ -3,10 +3,13 @@
 Each post is checked (``app/pipeline/posts.py``); its images become OCR jobs (or ``ocr_error``
 events when refused) and the post itself a delivery candidate. Candidates travel in bundles,
 one series per posts partition, so the filter sees a partition's posts in their order. A post
-whose text shows a token address goes to the address book first (the sightings topic), which
-passes it on to the filter marked where it is an address's first sighting: it reaches the
-filter after the batch's other posts. A record Kafka refuses becomes the dead letter of the
-post it came from.
+whose text shows a token address new to the address book goes to the book first (the
+sightings topic), which passes it on to the filter marked where it is an address's first
+sighting: it reaches the filter after the batch's other posts. One whose addresses the book
+holds goes straight on, marked from every worker's copy of the book's first sightings
+(``app/pipeline/known_addresses.py``), and the book gets only its sightings, to count. A record
+Kafka refuses becomes the dead letter of the post it came from (a sightings record's refusal
+costs only the counts: the post is delivered).
 """
 
 from __future__ import annotations
@@ -22,12 +25,15 @@ from app.ocr.reading import MAX_ADDRESSES
 from app.pipeline.boundary import record_boundary
 from app.pipeline.candidates import bundle_bytes, bundles
 from app.pipeline.dead_letters import DeadLetters
+from app.pipeline.known_addresses import KnownAddresses
 from app.pipeline.posts import PostPlan, parse_post, plan_post
 from app.pipeline.publish import publish
-from app.pipeline.sightings import booked, posted_at
+from app.pipeline.sighting_records import not_counted, sighting_records
+from app.pipeline.sightings import posted_at
 from app.settings import Settings
 from models.events import EVENT_ID_HEADER, BuyCa, Candidate
 from models.posts import Post
+from models.sightings import Sighting
 
 # Which posts a record came from, by the record's id: each post's Faust event, and for a bundle
 # the post's candidate (its dead letter shows the candidate's own JSON, not the whole bundle).
@@ -37,18 +43,27 @@ Origins = dict[int, list[tuple[Any, Candidate | None]]]
 class PostBatches:
     """Turns batches of posts into image jobs and candidates; refusals are dead-lettered."""
 
-    def __init__(self, settings: Settings, outbox: Outbox, dead_letters: DeadLetters) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        outbox: Outbox,
+        dead_letters: DeadLetters,
+        known: KnownAddresses,
+    ) -> None:
         self._settings = settings
         self._outbox = outbox
         self._dead_letters = dead_letters
+        self._known = known
 
     async def handle(self, events: list[Any]) -> None:
         """Turn a batch of posts into their records, produced at once; refusals dead-lettered."""
         outgoing: list[Outgoing] = []
         origins: Origins = {}
         offered: dict[int, list[tuple[Candidate, Any]]] = defaultdict(list)
-        # The candidates that show an address: they go through the address book first.
+        # The candidates that show an address new to the book: they go through it first.
         to_book: dict[int, list[tuple[Candidate, Any]]] = defaultdict(list)
+        # The sightings of the candidates that skip it (their addresses known): it counts them.
+        sighted: list[Sighting] = []
         for event in events:
             metrics.posts.inc()
             async with record_boundary(self._dead_letters, "posts", event):
@@ -59,12 +74,15 @@ class PostBatches:
                 for record in self.image_records(plan):
                     origins[id(record)] = [(event, None)]
                     outgoing.append(record)
+                candidate, shown = plan.candidate, None
                 addresses = self._addresses(post)
                 if addresses:
-                    candidate = booked(plan.candidate, addresses, at)
+                    candidate, shown = self._known.route(candidate, addresses, at)
+                if addresses and shown is None:
                     to_book[event.message.partition].append((candidate, event))
                 else:
-                    offered[event.message.partition].append((plan.candidate, event))
+                    offered[event.message.partition].append((candidate, event))
+                    sighted.extend(shown or ())
                 await self._report(plan, event)
         for topic, candidates in (
             (self._settings.candidates_topic, offered),
@@ -75,10 +93,12 @@ class PostBatches:
                 outgoing.extend(
                     self.candidate_bundles(candidates, bundle_bytes(limit), origins, topic)
                 )
+        counted = await sighting_records(self._settings, self._outbox, sighted)
+        outgoing.extend(counted)
         with metrics.tracking(f"{len(events)} post(s)", "emit"):
             # The batch is acknowledged when the agent goes on: its outputs are durable first.
             refused = await publish(self._outbox, outgoing)
-        await self._dead_letter(origins, refused)
+        await self._dead_letter(origins, not_counted(refused, counted))
 
     def _addresses(self, post: Post) -> list[BuyCa]:
         """Return the addresses the post's own text shows (none while the book is off)."""

@@ -54,6 +54,11 @@ class Settings(
         """Return the changelog topic Faust keeps for the keys table."""
         return f"{self.app_id}-keys-changelog"
 
+    @property
+    def address_first_seen_changelog_topic(self) -> str:
+        """Return the changelog topic Faust keeps for the address book's first sightings."""
+        return f"{self.app_id}-address_first_seen-changelog"
+
     def pipeline_topics(self) -> dict[str, int]:
         """Return the pipeline's own topics (name -> partitions); none may be a channel."""
         return {

@@ -13,6 +13,7 @@ from app.live.hub import LiveHub
 from app.metrics import metrics
 from app.ocr.runtime import OcrRuntime
 from app.pipeline.address_book import AddressBooks
+from app.pipeline.known_addresses import KnownAddresses
 from app.settings import Settings
 from app.web.scrape import WorkerState, render, scrape_registry
 from models.keys import KeyRecord
@@ -30,9 +31,11 @@ class StatusReport:
         live: LiveHub,
         webhooks: WebhookDelivery,
         books: AddressBooks | None = None,
+        known: KnownAddresses | None = None,
     ) -> None:
         self._app = faust_app
         self._books = books
+        self._known = known
         self._settings = settings
         self._keys = keys
         self._ocr = ocr
@@ -134,11 +137,14 @@ class StatusReport:
         if books is None or not books.enabled:
             return None
         held = _held_here(books)
+        # Every worker's copy of which addresses the book holds (a known one skips its hop).
+        known = None if self._known is None else self._known.status()
         if not held:
-            return {"held_here": held, "trending_1h": []}
+            return {"held_here": held, "known_here": known, "trending_1h": []}
         book = books.book
         return {
             "held_here": held,
+            "known_here": known,
             "trending_1h": book.trending(3600.0, 10),
             # How full it is, and what it forgot: to make room, or unseen too long.
             "addresses": len(book),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
@@ -104,6 +105,14 @@ async def test_first_sightings_and_distinct_posts_per_window_survive_two_takeove
         if d.get("first_seen") is True
     }
     assert firsts == {("x", "a1"), ("ocr_result", "a3")}, delivered
+    # Every repeat of a1 says so too, though the repeats skip the book (its address known).
+    assert all(d.get("first_seen") is True for d in delivered if d.get("mid") == "a1")
+    status = json.loads(await asyncio.to_thread(third.status))
+    known = status["address_book"]["known_here"]
+    # The newcomer's copy knew PEPE (and BONK) before it took the posts over: a1-a3 and a5
+    # went straight to the filter, the book only counting them.
+    assert known["ready"] is True and known["addresses"] == 2
+    assert known["skipped_book"] >= 4, known
     for d in delivered:
         if d["source"] == "ocr_result":
             assert d["buy_ca"] == [{"network": "solana", "address": BONK, "first_seen": True}]
