@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
+import itertools
 import re
 from collections.abc import Iterator
 from typing import Literal, cast
@@ -71,17 +73,42 @@ _EVM_BODY_CONFUSIONS = {"1": "f", "5": "b"}
 # no such run, and one search tells (the posts agent looks at every post's text).
 _LONG_RUN = re.compile(r"\S{32}")
 
+# The work one text may cost, whatever it holds. Why: a post's text is up to 100,000
+# characters, and a repair tries up to ~100 checksums; a text of 2,000 TON look-alikes made of
+# confusable characters cost 3 s, on the agent every other post waits for. So each network's
+# finder looks at its first ``MAX_CANDIDATES`` candidates, and a text gets ``MAX_REPAIRS``
+# repairs in all (a real image has an address or two, rarely a confused one). What is past
+# them is not reported: never a wrong address, at most a missed one in a text that is not a
+# post's or an image's.
+MAX_CANDIDATES = 128
+MAX_REPAIRS = 4
+
+
+class _Budget:
+    """What one text may still spend: its repairs left."""
+
+    def __init__(self) -> None:
+        self.repairs = MAX_REPAIRS
+
+    def repair(self) -> bool:
+        """Spend one repair; False when the text has none left."""
+        if self.repairs <= 0:
+            return False
+        self.repairs -= 1
+        return True
+
 
 def extract_addresses(text: str) -> list[BuyCa]:
     """Return every contract address in ``text``, de-duplicated, in order of appearance."""
     if not _LONG_RUN.search(text):
         return []
     clean = text.translate(_HOMOGLYPHS)
+    budget = _Budget()
     # The longer, checksummed forms first: a part of one is never reported as another.
     claimed: list[tuple[int, int]] = []
     found: list[tuple[int, BuyCa]] = []
     for finder in (_find_move, _find_ton, _find_evm, _find_tron, _find_solana):
-        for start, end, ca in finder(clean):
+        for start, end, ca in finder(clean, budget):
             if any(start < taken_end and taken_start < end for taken_start, taken_end in claimed):
                 continue
             claimed.append((start, end))
@@ -96,9 +123,16 @@ def extract_addresses(text: str) -> list[BuyCa]:
     return result
 
 
+def _candidates(pattern: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:
+    """Return the first ``MAX_CANDIDATES`` matches of a network's pattern in ``text``."""
+    return itertools.islice(pattern.finditer(text), MAX_CANDIDATES)
+
+
 # --- EVM ---------------------------------------------------------------------------------
 
 
+# Why cached: an address that trends is posted again and again; 4,096 bodies are ~1 MB.
+@functools.lru_cache(maxsize=4096)
 def eip55_checksum(hex40: str) -> str:
     """Return the EIP-55 mixed-case form of a 40-hex-digit address body."""
     lower = hex40.lower()
@@ -121,10 +155,10 @@ def is_valid_evm(address: str) -> bool:
     return eip55_checksum(body) == body
 
 
-def _find_evm(text: str) -> Iterator[tuple[int, int, BuyCa]]:
+def _find_evm(text: str, budget: _Budget) -> Iterator[tuple[int, int, BuyCa]]:
     named = None  # the chains the whole text names, worked out once
-    for match in _EVM_CANDIDATE.finditer(text):
-        address = _repair_evm(match.group(2))
+    for match in _candidates(_EVM_CANDIDATE, text):
+        address = _repair_evm(match.group(2), budget)
         if address is None:
             continue
         chain = _chain_in_payment_uri(text, match) or _chain_in_link(text, match.start())
@@ -148,6 +182,20 @@ _CHAINS: dict[Chain, tuple[str, str]] = {
     "optimism": ("optimistic.etherscan.io", r"\boptimism\b"),
 }
 _CHAIN_WORDS = {chain: re.compile(words, re.IGNORECASE) for chain, (_, words) in _CHAINS.items()}
+# What each chain's words hold, one of these at least: a text holding none (most) names no
+# chain in words, told without a search per chain (7 of them cost 12 µs a post).
+_CHAIN_WORD_PARTS = (
+    "eth",
+    "erc",
+    "base",
+    "bsc",
+    "bnb",
+    "bep",
+    "arbitrum",
+    "polygon",
+    "ava",
+    "optimism",
+)
 # A DEX screener's or tracker's path names the chain before the address.
 _CHAIN_PATH = re.compile(r"/(ethereum|base|bsc|arbitrum|polygon|avalanche|optimism)/[^/\s]*$")
 
@@ -193,14 +241,16 @@ def _chain_in_link(text: str, start: int) -> Chain | None:
 def _chains_named(text: str) -> list[Chain]:
     """Return the chains a text names in words, or by an explorer's host."""
     lowered = text.lower()
+    folded = text.casefold()  # as the words' IGNORECASE matches (a long s is an s)
+    words = any(part in folded for part in _CHAIN_WORD_PARTS)
     return [
         chain
         for chain, (host, _) in _CHAINS.items()
-        if _CHAIN_WORDS[chain].search(text) or host in lowered
+        if (words and _CHAIN_WORDS[chain].search(text)) or host in lowered
     ]
 
 
-def _repair_evm(body: str) -> str | None:
+def _repair_evm(body: str, budget: _Budget) -> str | None:
     """Return ``0x`` + a valid body, repairing O→0 and one confused digit only under EIP-55."""
     has_letter_o = "O" in body or "o" in body
     fixed = body.replace("O", "0").replace("o", "0")
@@ -217,6 +267,8 @@ def _repair_evm(body: str) -> str | None:
     if sum(a != b for a, b in zip(fixed, checksummed, strict=True)) == 1:
         return "0x" + checksummed
     # One confused character: accept only if exactly one substitution passes EIP-55.
+    if not budget.repair():
+        return None
     repaired = {
         candidate
         for i, ch in enumerate(fixed)
@@ -267,8 +319,8 @@ def is_valid_solana(address: str) -> bool:
         return False
 
 
-def _find_solana(text: str) -> Iterator[tuple[int, int, BuyCa]]:
-    for match in _SOLANA_CANDIDATE.finditer(text):
+def _find_solana(text: str, budget: _Budget) -> Iterator[tuple[int, int, BuyCa]]:
+    for match in _candidates(_SOLANA_CANDIDATE, text):
         address = match.group(0)
         if is_valid_tron(address):
             continue  # reported as Tron
@@ -354,8 +406,8 @@ def is_valid_tron(address: str) -> bool:
     return hashlib.sha256(hashlib.sha256(payload).digest()).digest()[:4] == check
 
 
-def _find_tron(text: str) -> Iterator[tuple[int, int, BuyCa]]:
-    for match in _TRON_CANDIDATE.finditer(text):
+def _find_tron(text: str, budget: _Budget) -> Iterator[tuple[int, int, BuyCa]]:
+    for match in _candidates(_TRON_CANDIDATE, text):
         if is_valid_tron(match.group(0)):
             yield match.start(), match.end(), BuyCa(network="tron", address=match.group(0))
 
@@ -365,13 +417,8 @@ def _find_tron(text: str) -> Iterator[tuple[int, int, BuyCa]]:
 
 def crc16_xmodem(data: bytes) -> int:
     """Return the CRC-16/XMODEM of ``data`` (TON's address checksum)."""
-    crc = 0
-    for byte in data:
-        crc ^= byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
-            crc &= 0xFFFF
-    return crc
+    # CRC-CCITT from 0, in C: the same as the bitwise loop (tests/unit/test_addresses.py).
+    return binascii.crc_hqx(data, 0)
 
 
 def is_valid_ton(address: str) -> bool:
@@ -407,16 +454,18 @@ def _repair_ton(address: str) -> str | None:
     return repaired.pop() if len(repaired) == 1 else None
 
 
-def _find_ton(text: str) -> Iterator[tuple[int, int, BuyCa]]:
-    for match in _TON_CANDIDATE.finditer(text):
+def _find_ton(text: str, budget: _Budget) -> Iterator[tuple[int, int, BuyCa]]:
+    for match in _candidates(_TON_CANDIDATE, text):
         address = match.group(0)
         # One alphabet or the other, as a wallet writes it: never both in one address.
         if ("-" in address or "_" in address) and ("+" in address or "/" in address):
             continue
-        repaired = address if is_valid_ton(address) else _repair_ton(address)
+        repaired: str | None = address
+        if not is_valid_ton(address):
+            repaired = _repair_ton(address) if budget.repair() else None
         if repaired is not None:
             yield match.start(), match.end(), BuyCa(network="ton", address=repaired)
-    for match in _TON_RAW_CANDIDATE.finditer(text):
+    for match in _candidates(_TON_RAW_CANDIDATE, text):
         address = f"{match.group(1)}:{match.group(2).lower()}"
         yield match.start(), match.end(), BuyCa(network="ton", address=address)
 
@@ -434,9 +483,9 @@ def move_network(text: str) -> Literal["sui", "aptos"]:
     return "aptos" if _APTOS_CONTEXT.search(text) and not _SUI_CONTEXT.search(text) else "sui"
 
 
-def _find_move(text: str) -> Iterator[tuple[int, int, BuyCa]]:
+def _find_move(text: str, budget: _Budget) -> Iterator[tuple[int, int, BuyCa]]:
     network: Literal["sui", "aptos"] | None = None
-    for match in _MOVE_COIN_TYPE.finditer(text):
+    for match in _candidates(_MOVE_COIN_TYPE, text):
         network = network or move_network(text)
         address = f"0x{match.group(1).lower()}::{match.group(2)}::{match.group(3)}"
         yield match.start(), match.end(), BuyCa(network=network, address=address)

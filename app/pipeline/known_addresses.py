@@ -28,7 +28,7 @@ from app.kafka.changelogs import read_changelog_records
 from app.kafka.consumers import consume_until_stopped
 from app.kafka.security import connection
 from app.pipeline.address_book import decode_entry
-from app.pipeline.sightings import booked, candidate_sightings, marked
+from app.pipeline.sightings import booked, marked, shown_by
 from app.settings import Settings
 from models.events import BuyCa, Candidate
 from models.sightings import Sighting
@@ -124,14 +124,13 @@ class KnownAddresses(Service):
         With sightings: the candidate goes straight to the filter, marked, and the sightings to
         the book. Without (None): the candidate is booked, and goes through the book.
         """
-        through_book = booked(candidate, addresses, at)
-        shown = candidate_sightings(through_book)
+        shown = shown_by(candidate, addresses, at)
         firsts = self.firsts(shown)
         if firsts is None:
             self.through_book += 1
-            return through_book, None
+            return booked(candidate, addresses, at), None
         self.skipped_book += 1
-        return marked(candidate, firsts), shown
+        return (marked(candidate, firsts) if firsts else candidate), shown
 
     def status(self) -> dict[str, object]:
         """Return what /status/ shows of the copy: its size, and what it sent where."""

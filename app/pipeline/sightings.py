@@ -57,12 +57,17 @@ def candidate_sightings(candidate: Candidate) -> list[Sighting]:
     """Return the sightings a booked candidate brings: one per address it shows."""
     if not candidate.addresses or candidate.seen_at is None:
         return []
+    return shown_by(candidate, candidate.addresses, candidate.seen_at)
+
+
+def shown_by(candidate: Candidate, addresses: list[BuyCa], at: float) -> list[Sighting]:
+    """Return the sightings of ``addresses`` by a candidate's event, its post's time ``at``."""
     event = candidate.event
     if event.get("source") == "ocr_result":
         ref, image_url = Ref.model_validate(event.get("ref")), event.get("image_url")
     else:
         ref, image_url = Ref.model_validate(event), None  # a post event: its own ref fields
-    return sightings_of(candidate.addresses, ref, candidate.seen_at, candidate.event_id, image_url)
+    return sightings_of(addresses, ref, at, candidate.event_id, image_url)
 
 
 def marked(candidate: Candidate, firsts: set[str]) -> Candidate:

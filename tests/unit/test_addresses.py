@@ -173,3 +173,74 @@ def test_an_evm_address_gets_the_chain_its_link_or_its_text_names_and_none_other
     # A link decides for its own address even where the text names others.
     text = f"arbitrum soon. https://dexscreener.com/base/{PEPE} and {UNISWAP_ROUTER}"
     assert _chains(text) == ["base", "arbitrum"]
+
+
+def _bitwise_crc16(data: bytes) -> int:
+    crc = 0
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc
+
+
+@given(st.binary(max_size=64))
+def test_crc16_is_xmodem_bit_for_bit(data: bytes) -> None:
+    assert crc16_xmodem(data) == _bitwise_crc16(data)
+    assert crc16_xmodem(b"123456789") == 0x31C3  # the CRC catalogue's check value
+
+
+def test_a_hostile_text_costs_a_bounded_number_of_checksums(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Thousands of look-alikes, each one repair away, cost what a few real addresses do.
+
+    A text of 2,000 TON look-alikes made of confusable characters took 3 s before the bound,
+    on the posts agent every other post waits for.
+    """
+    from app.ocr import addresses
+
+    checks = {"ton": 0, "evm": 0}
+    is_valid_ton, checksum = addresses.is_valid_ton, addresses.eip55_checksum.__wrapped__
+
+    def counted_ton(address: str) -> bool:
+        checks["ton"] += 1
+        return is_valid_ton(address)
+
+    def counted_evm(body: str) -> str:
+        checks["evm"] += 1
+        return checksum(body)
+
+    monkeypatch.setattr(addresses, "is_valid_ton", counted_ton)
+    monkeypatch.setattr(addresses, "eip55_checksum", counted_evm)
+    rng = random.Random(7)
+    tons = ["EQA" + "".join(rng.choice("Il1O0") for _ in range(45)) for _ in range(2000)]
+    evms = ["0xA" + "".join(rng.choice("15") for _ in range(38)) + "b" for _ in range(2000)]
+    extract_addresses(" ".join(tons + evms))
+    # Each network looks at its first 128 candidates; 4 repairs in all, each ~100 checks.
+    repairs = addresses.MAX_REPAIRS * 2 * 48
+    assert checks["ton"] <= addresses.MAX_CANDIDATES + repairs
+    assert checks["evm"] <= addresses.MAX_CANDIDATES + repairs
+    # A real address with them is still found (it comes first, as an image's would).
+    assert _found(f"{PEPE} " + " ".join(tons[:300])) == [("evm", PEPE)]
+
+
+_CHAIN_TALK = ["on Base", "BSC", "bnb chain", "BEP-20", "ERC20", "on ETH", "eth mainnet",
+               "Ethereum", "ethereum:", "Arbitrum", "polygon", "AVAX C-Chain", "Avalanche",
+               "optimism", "#base", "basement", "ethos", "bscscan.com", "OPTIMISM", "on baſe",
+               "ok", "gm", "\n", "/", "-"]  # fmt: skip
+
+
+@given(st.lists(st.sampled_from(_CHAIN_TALK), max_size=8).map(" ".join))
+def test_the_chains_a_text_names_are_those_each_chains_words_find(text: str) -> None:
+    """The quick test for no chain words at all never hides a chain its words name."""
+    from app.ocr import addresses
+
+    lowered = text.lower()
+    by_each = [
+        chain
+        for chain, (host, _) in addresses._CHAINS.items()
+        if addresses._CHAIN_WORDS[chain].search(text) or host in lowered
+    ]
+    assert addresses._chains_named(text) == by_each
