@@ -186,9 +186,11 @@ def report_book(f: dict[str, Any]) -> str:
         [
             f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: one worker, 3 API"
             f" keys, {f['posts']:,} text-only posts produced at once, one in ten naming one of"
-            " 200 token addresses; the worker with its address book (the posts naming an"
-            " address through the sightings agent and its two tables, then on to the filter"
-            " marked `first_seen`) and without, alternating which runs first, in the same run.",
+            " 200 token addresses; the worker with its address book (a post naming an address"
+            " new to the book through the sightings agent and its tables, then on to the filter"
+            " marked `first_seen`; one naming a known address straight to the filter, marked"
+            " from the worker's copy of the book, its sighting to the book) and without,"
+            " alternating which runs first, in the same run.",
             "",
             f"Command: `.venv/bin/python bench/text_path.py --posts {f['posts']} --address-book "
             f"--rounds {len(on)} --write docs/benchmarks.md`",
