@@ -147,8 +147,19 @@ def wire_pipeline(settings: Settings) -> Pipeline:
 
     @first_seen.on_recover
     async def reindex_address_book() -> None:
-        """Rebuild the book's index from its tables once they are recovered (a takeover)."""
-        book.reindex()
+        """Rebuild the book's index from its tables once they are recovered (a takeover).
+
+        Only where the book is held: a standby's tables, or a worker's that lost the book,
+        answer nothing, and rebuilding a full book is seconds of CPU (every rebalance).
+        """
+        try:
+            held = _book_holder(app) is None
+        except KeyError:
+            held = True  # no assignment known: rebuild, as a holder must
+        if held:
+            book.start_rebuild()  # in the background: its users wait for it
+        else:
+            book.forget_index()
 
     dead_letters = services.dead_letters
     if first_seen_table.changelog != settings.address_first_seen_changelog_topic:

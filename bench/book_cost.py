@@ -1,6 +1,7 @@
 """The address book's own work on the text path, in one process, without a broker.
 
     .venv/bin/python bench/book_cost.py [--posts 30000] [--rounds 5] [--write docs/benchmarks.md]
+    .venv/bin/python bench/book_cost.py --takeover 100000 [--windows 3] [--write ...]
 
 The posts agent's work (``PostBatches``) over text-only posts, one in ten naming one of 200
 token addresses, with the address book off and on, alternating, in the same run; with it on,
@@ -11,6 +12,9 @@ that moves the end-to-end rate of ``bench/text_path.py --address-book`` by 20% b
 one code. What it leaves out: Faust's and aiokafka's cost per record (the book adds a sightings
 record per posts batch, and a candidates record per sightings batch that had a new address),
 and the broker's.
+
+With ``--takeover``: what a full book costs once, when a worker takes its partition over (the
+index rebuilt from the tables) and when a worker starts (its copy of the first sightings read).
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from app.settings import Settings  # noqa: E402
 from bench.ocr_bench import show  # noqa: E402
 from bench.text_path import ADDRESSES, text_posts  # noqa: E402
 from harness.variants import attack_address  # noqa: E402
+from models.events import Ref  # noqa: E402
+from models.sightings import Sighting  # noqa: E402
 
 BATCH = 100  # posts a posts batch holds at this rate (the agent takes what arrived in 5 ms)
 
@@ -157,13 +163,87 @@ def report(f: dict[str, Any]) -> str:
     )
 
 
+def full_book(n_addresses: int, windows: int) -> tuple[AddressBook, list[BookTable], float]:
+    """Return a book holding ``n_addresses``, each seen in ``windows`` windows of the last day."""
+    now = time.time()
+    tables = [BookTable({}, name) for name in ("first_seen", "windows", "authors")]
+    book = AddressBook(
+        tables[0], tables[1], tables[2], clock=lambda: now, max_addresses=n_addresses,
+        new_per_author_per_day=n_addresses,
+    )  # fmt: skip
+    for n in range(n_addresses):
+        ref = Ref(source="x", mid=str(n), sid=f"a{n % 5000}", link="")
+        book.record_all(
+            Sighting(network="evm", address=f"0x{n:040x}", post=f"x:a:{n}:{w}", ref=ref,
+                     at=now - 300.0 * (w * 37 % 288), event_id=f"post:x:{n}:{w}")
+            for w in range(windows)
+        )  # fmt: skip
+    book.take_changes()
+    return book, tables, now
+
+
+def takeover(n_addresses: int, windows: int) -> dict[str, float]:
+    """Return the seconds a takeover's index rebuild takes, and a worker's copy's first read."""
+    book, tables, _ = full_book(n_addresses, windows)
+    started = time.process_time()
+    book.reindex()
+    reindex_s = time.process_time() - started
+    known = KnownAddresses(Settings(address_book_max_addresses=n_addresses))
+    started = time.process_time()
+    for key, value in tables[0].store.items():
+        known.apply(key, value)
+    copy_s = time.process_time() - started
+    return {
+        "addresses": n_addresses,
+        "windows": windows,
+        "window_records": len(tables[1].store),
+        "reindex_s": reindex_s,
+        "copy_s": copy_s,
+    }
+
+
+def takeover_report(f: dict[str, Any]) -> str:
+    """Return the markdown section of the takeover's figures."""
+    return "\n".join(
+        [
+            f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: a full book,"
+            f" {f['addresses']:,} addresses each seen in {f['windows']} windows of the last day"
+            f" ({f['window_records']:,} window records); CPU seconds, one process.",
+            "",
+            f"Command: `.venv/bin/python bench/book_cost.py --takeover {f['addresses']}"
+            f" --windows {f['windows']} --write docs/benchmarks.md`",
+            "",
+            "| work | CPU s |",
+            "|---|---|",
+            f"| the holder's index rebuilt from its recovered tables (after a takeover) |"
+            f" {f['reindex_s']:.2f} |",
+            f"| a worker's copy of the first sightings read from their changelog (at start) |"
+            f" {f['copy_s']:.2f} |",
+            "",
+            "Each runs once, on the event loop, in steps (every 5,000 records, and each"
+            " batch the copy's consumer reads) so the worker's web server, live streams and"
+            " webhooks go on: the rebuild on the worker that takes the book's partition over"
+            " (Faust resumes the worker's streams once it is done; /addresses and /trending"
+            " answer 503 meanwhile; other workers and standbys build nothing), the copy's"
+            " reading when a worker starts (posts naming an address go through the book until"
+            " it is done).",
+        ]
+    )
+
+
 def main() -> None:
     """Run and print (and write) the benchmark."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--posts", type=int, default=30000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--takeover", type=int, help="instead: a full book of this many")
+    parser.add_argument("--windows", type=int, default=3, help="with --takeover: per address")
     parser.add_argument("--write", type=Path, help="update this markdown file's section")
     args = parser.parse_args()
+    if args.takeover:
+        section = takeover_report(takeover(args.takeover, args.windows))
+        show(section, args.write, "The address book's takeover (a full book)")
+        return
     figures = asyncio.run(run(args.posts, args.rounds))
     show(report(figures), args.write, "The address book's own work (CPU a post)")
 

@@ -42,13 +42,14 @@ windows older than 24 hours, and the deletions reach the changelog too.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import math
 import struct
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +66,8 @@ SPANS_S = {"5m": 300.0, "15m": 900.0, "1h": 3600.0, "6h": 6 * 3600.0, "24h": KEE
 MAX_POSTS_REMEMBERED = 1000
 _DIGEST_BYTES = 8
 _COUNT = struct.Struct(">I")
+# Records a rebuild reads between two turns of the event loop (about 25 ms of work).
+_REINDEX_STEP = 5000
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +193,9 @@ class AddressBook:
         self.forgotten = 0
         # Sightings of new addresses not recorded: their author had brought its day's share.
         self.over_share = 0
+        # Whether the index holds the tables (False after ``forget_index``).
+        self._indexed = True
+        self._rebuilding: asyncio.Future[None] | None = None
 
     def __len__(self) -> int:
         return len(self._index)
@@ -199,20 +205,96 @@ class AddressBook:
 
         A record it cannot read is logged and skipped: a takeover must not fail on one.
         """
+        for _ in self._reindexing():
+            pass
+
+    async def rebuild(self) -> None:
+        """Rebuild the index as ``reindex`` does, letting the event loop run every few
+        thousand records.
+
+        Why: a full book (100,000 addresses, 300,000 windows) takes seconds of CPU
+        (``bench/book_cost.py --takeover``), and the worker's web server, live streams and
+        webhooks must not stop for it.
+        """
+        for _ in self._reindexing():
+            await asyncio.sleep(0)
+
+    @property
+    def rebuilding(self) -> bool:
+        """Return whether a rebuild started by ``start_rebuild`` is under way."""
+        return self._rebuilding is not None and not self._rebuilding.done()
+
+    def start_rebuild(self) -> None:
+        """Rebuild the index in the background (one that was under way starts again).
+
+        Why not awaited where a takeover calls it: Faust resumes the worker's streams only
+        after its recovery callbacks return, and only the book's own users need the index:
+        they wait for it (``until_indexed``).
+        """
+        self._stop_rebuild()
+        self._rebuilding = asyncio.ensure_future(self.rebuild())
+
+    async def until_indexed(self) -> None:
+        """Wait for a rebuild under way to finish (at once when none is); never raises for it.
+
+        A rebuild that failed leaves the index unbuilt, and its next use rebuilds it at once.
+        """
+        while (task := self._rebuilding) is not None and not task.done():
+            try:
+                # Why shielded: a caller cancelled (a worker stopping) must not cancel it.
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # the caller itself is cancelled
+                # The rebuild was, for a newer one (a rebalance meanwhile): wait for that.
+            except Exception:
+                log.exception("address book: rebuilding the index failed")
+                return
+
+    def _stop_rebuild(self) -> None:
+        task, self._rebuilding = self._rebuilding, None
+        if task is not None and not task.done():
+            task.cancel()
+
+    def forget_index(self) -> None:
+        """Drop the index: this worker does not hold the book (its tables may be a standby)."""
+        self._stop_rebuild()
+        self._clear_index()
+
+    def _clear_index(self) -> None:
         self._index.clear()
         self._by_window.clear()
         self._orphans = []
-        self._index_firsts()
-        self._index_authors()
-        self._index_windows()
+        self._brought = {}
+        self._indexed = False
 
-    def _index_firsts(self) -> None:
+    def _indexed_now(self) -> None:
+        # Why: a worker told it does not hold the book, then handed its records, must not
+        # take every address for new (and mark it first seen): it rebuilds first.
+        if not self._indexed:
+            log.warning("address book used without its index: rebuilding it first")
+            self._stop_rebuild()
+            self.reindex()
+
+    def _reindexing(self) -> Iterator[None]:
+        """Rebuild the index, yielding every ``_REINDEX_STEP`` records."""
+        self._clear_index()
+        yield from self._index_firsts()
+        self._index_authors()
+        yield from self._index_windows()
+        self._indexed = True
+
+    def _index_firsts(self) -> Iterator[None]:
         entries = []
-        for stored, value in self._first_seen.store.items():
+        # Why a copy of the items: a rebalance may recover into the store between two steps.
+        for n, (stored, value) in enumerate(list(self._first_seen.store.items()), 1):
             try:
                 entries.append((stored.decode(), decode_entry(value)))
             except (ValueError, UnicodeDecodeError):
                 log.error("address book: unreadable first sighting %r skipped", stored[:200])
+            if n % _REINDEX_STEP == 0:
+                yield
         entries.sort(key=lambda pair: pair[1].last_at)
         for key, entry in entries:
             first = entry.first
@@ -220,14 +302,16 @@ class AddressBook:
 
     def _index_authors(self) -> None:
         self._brought = {}
-        for stored, value in self._authors.store.items():
+        for stored, value in list(self._authors.store.items()):
             try:
                 self._brought[stored.decode()] = int(value)
             except (ValueError, UnicodeDecodeError):
                 log.error("address book: unreadable author's day %r skipped", stored[:200])
 
-    def _index_windows(self) -> None:
-        for stored, value in self._windows.store.items():
+    def _index_windows(self) -> Iterator[None]:
+        for n, (stored, value) in enumerate(list(self._windows.store.items()), 1):
+            if n % _REINDEX_STEP == 0:
+                yield
             try:
                 key, start_text = stored.decode().rsplit("|", 1)
                 start, window = int(start_text), _Window.decode(value)
@@ -244,6 +328,7 @@ class AddressBook:
 
     def record_all(self, sightings: Iterable[Sighting]) -> None:
         """Record a batch of sightings, writing each table key once (one changelog record)."""
+        self._indexed_now()
         changes = _Changes()
         for sighting in sightings:
             self._record(sighting, changes)
@@ -358,6 +443,7 @@ class AddressBook:
 
     def expire(self) -> int:
         """Delete windows older than 24 hours and addresses unseen too long; return how many."""
+        self._indexed_now()
         now = self._clock()
         oldest = now - KEEP_S - WINDOW_S
         deleted = 0
@@ -392,6 +478,7 @@ class AddressBook:
 
     def lookup(self, network: str, address: str) -> dict[str, Any] | None:
         """Return an address's first sighting and its posts per window (the last 24 hours)."""
+        self._indexed_now()
         key = f"{network}:{address}"
         held = self._index.get(key)
         stored = self._first_seen.store.get(key.encode())
@@ -414,6 +501,7 @@ class AddressBook:
 
     def trending(self, span_s: float, limit: int) -> list[dict[str, Any]]:
         """Return the addresses with the most distinct posts within the last ``span_s``."""
+        self._indexed_now()
         since = self._clock() - span_s
         posts: dict[str, int] = defaultdict(int)
         for start, keys in self._by_window.items():

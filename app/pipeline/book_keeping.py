@@ -63,6 +63,7 @@ class BookKeeper:
 
     async def handle(self, events: list[Any]) -> None:
         """Record a batch's sightings, then produce its candidates, marked, to the filter."""
+        await self._book.until_indexed()  # after a takeover, its index is being rebuilt
         read: list[_Read] = []
         for event in events:
             async with record_boundary(self._dead_letters, "sightings", event):
@@ -97,6 +98,7 @@ class BookKeeper:
 
     async def expire(self) -> int:
         """Expire what the book keeps no longer, and write the deletions to its changelogs."""
+        await self._book.until_indexed()
         deleted = self._book.expire()
         for out in await publish(self._outbox, changelog_records(self._book.take_changes())):
             _changelog_refused(out)

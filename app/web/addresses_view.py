@@ -79,6 +79,9 @@ async def _forwarded(
     except KeyError:
         owner = ""
     if owner is None:
+        if books.book.rebuilding:
+            said = "the address book is being rebuilt after a takeover; retry"
+            raise retry_later(503, said, 2, headers)
         return None
     if not owner or FORWARDED in request.headers:
         raise retry_later(503, "the address book is moving to another worker; retry", 2, headers)

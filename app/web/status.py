@@ -144,8 +144,10 @@ class StatusReport:
         book = books.book
         return {
             "held_here": held,
+            "rebuilding": book.rebuilding,
             "known_here": known,
-            "trending_1h": book.trending(3600.0, 10),
+            # Not while rebuilt: the index is not whole yet.
+            "trending_1h": [] if book.rebuilding else book.trending(3600.0, 10),
             # How full it is, and what it forgot: to make room, or unseen too long.
             "addresses": len(book),
             "made_room": book.made_room,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from hypothesis import given, settings
@@ -240,3 +241,55 @@ def test_a_takeover_skips_what_it_cannot_read_and_keeps_the_rest() -> None:
     taken.reindex()
     found = taken.lookup("evm", PEPE)
     assert found is not None and found["posts_24h"] == 1 and len(taken) == 1
+
+
+async def test_a_rebuild_lets_the_loop_run_and_builds_what_reindex_does() -> None:
+    book, _ = _book(max_addresses=20_000.0, new_per_author_per_day=20_000.0)
+    book.record_all(_seen(str(n), NOW - n, address=f"0x{n:040x}") for n in range(12_000))
+    turns = 0
+
+    async def count_turns() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    counting = asyncio.ensure_future(count_turns())
+    taken = AddressBook(book._first_seen, book._windows, book._authors, clock=lambda: NOW)
+    taken.forget_index()
+    taken.start_rebuild()
+    assert taken.rebuilding
+    # A rebalance meanwhile starts it again; whoever waits waits for the newer one.
+    await asyncio.sleep(0)
+    taken.start_rebuild()
+    await taken.until_indexed()
+    counting.cancel()
+    assert not taken.rebuilding and turns >= 4  # 24,000 records: the loop ran between steps
+    assert taken.trending(KEEP_S, 5) == book.trending(KEEP_S, 5)
+    assert taken.lookup("evm", f"0x{7:040x}") == book.lookup("evm", f"0x{7:040x}")
+
+
+async def test_a_rebuild_that_fails_is_done_again_at_its_next_use() -> None:
+    book, _ = _book()
+    book.record(_seen("1", NOW - 100))
+    taken = AddressBook(book._first_seen, book._windows, book._authors, clock=lambda: NOW)
+    taken._first_seen.store[b"evm:0xbroken"] = b"{"  # unreadable: skipped, logged
+    failing = {b"evm:x": object()}  # not bytes: the rebuild itself breaks
+    windows = taken._windows
+    taken._windows = BookTable(failing, "windows")  # type: ignore[arg-type]
+    taken.start_rebuild()
+    await taken.until_indexed()  # logged, not raised
+    taken._windows = windows
+    assert taken.record(_seen("2", NOW - 50)) is False  # rebuilt at once: post 1 is first
+    found = taken.lookup("evm", PEPE)
+    assert found is not None and found["first_seen"]["ref"]["mid"] == "1"
+
+
+def test_a_book_told_it_is_not_held_rebuilds_before_it_is_used_again() -> None:
+    """Handed records after forgetting its index, it must not take every address for new."""
+    book, _ = _book()
+    assert book.record(_seen("1", NOW - 100)) is True
+    book.forget_index()
+    assert book.record(_seen("2", NOW - 50)) is False  # PEPE's first is still post 1
+    found = book.lookup("evm", PEPE)
+    assert found is not None and found["first_seen"]["ref"]["mid"] == "1"

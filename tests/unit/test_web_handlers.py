@@ -7,6 +7,7 @@ Kafka, tested end to end in tests/integration/test_http_api.py).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -266,3 +267,26 @@ def test_each_failure_of_ocr_has_one_answer_in_the_table(
         assert answer.extra["retry_after"] >= 1 and answer.headers["Retry-After"]
     bug = RuntimeError("a bug")
     assert answer_for(bug, {}) is bug  # not in the table: the boundary's 500
+
+
+async def test_the_book_answers_503_while_it_is_rebuilt_after_a_takeover() -> None:
+    from app.pipeline.address_book import AddressBook, AddressBooks, BookTable
+
+    tables = [BookTable({}, name) for name in ("first", "windows", "authors")]
+    book = AddressBook(tables[0], tables[1], tables[2])
+    app = _handlers_app(SETTINGS)
+    app[context.ADDRESSES] = AddressBooks(book, lambda: None)  # held here
+    runner, base = await serve_on_loopback(app)
+    try:
+        async with aiohttp.ClientSession(base_url=base) as api:
+            key = (await _new_key(api))["api_key"]
+            under_way = asyncio.get_running_loop().create_future()
+            book._rebuilding = under_way  # a rebuild under way, as after a takeover
+            status, answer = await _call(api, "GET", "/trending", {"x-api-key": key})
+            assert status == 503 and answer["retry_after"] >= 1, answer
+            assert "rebuilt" in answer["error"]
+            under_way.set_result(None)
+            status, answer = await _call(api, "GET", "/trending", {"x-api-key": key})
+            assert status == 200 and answer["data"]["addresses"] == []
+    finally:
+        await runner.cleanup()
