@@ -12,6 +12,10 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from app.kafka.consumers import consume_until_stopped
+from app.kafka.security import connection
+from app.settings import Settings
+
 OnRecord = Callable[[bytes | None, bytes | None], None]
 
 
@@ -47,3 +51,25 @@ async def read_changelog_records(
         if not at_end and await consumer.position(tp) >= end:
             at_end = True
             caught_up()
+
+
+async def follow_changelog(
+    settings: Settings,
+    topic: str,
+    on_record: OnRecord,
+    caught_up: Callable[[], None],
+    should_stop: Callable[[], bool],
+    what: str,
+) -> None:
+    """Read a changelog from its start and follow it until stopped, on a consumer of no group.
+
+    After a consumer error, it reads the changelog again from the start on a new consumer.
+    """
+    await consume_until_stopped(
+        should_stop,
+        lambda: AIOKafkaConsumer(**connection(settings), group_id=None, enable_auto_commit=False),
+        lambda consumer: read_changelog_records(
+            consumer, topic, on_record, follow=lambda: not should_stop(), caught_up=caught_up
+        ),
+        what,
+    )

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer
 
-from app.kafka.changelogs import read_changelog_records
+from app.kafka.changelogs import OnRecord, read_changelog_records
 from app.kafka.consumers import stop_consumer
 from app.kafka.security import connection
 from app.settings import Settings
@@ -47,24 +47,15 @@ def decode_change(key: bytes | None, value: bytes | None) -> tuple[str, KeyRecor
         return None
 
 
-async def read_changelog(
-    consumer: AIOKafkaConsumer,
-    topic: str,
-    on_change: OnChange,
-    follow: Callable[[], bool] = lambda: False,
-    caught_up: Callable[[], None] = lambda: None,
-) -> None:
-    """Read the keys changelog from its start, calling ``on_change`` for each readable record.
-
-    ``follow`` and ``caught_up`` are those of ``read_changelog_records``.
-    """
+def decoded(on_change: OnChange) -> OnRecord:
+    """Return a changelog record reader calling ``on_change`` for each readable key record."""
 
     def on_record(key: bytes | None, value: bytes | None) -> None:
         change = decode_change(key, value)
         if change is not None:
             on_change(*change)
 
-    await read_changelog_records(consumer, topic, on_record, follow, caught_up)
+    return on_record
 
 
 async def read_keys(settings: Settings) -> dict[str, KeyRecord]:
@@ -80,7 +71,7 @@ async def read_keys(settings: Settings) -> dict[str, KeyRecord]:
 
     await consumer.start()
     try:
-        await read_changelog(consumer, settings.keys_changelog_topic, apply)
+        await read_changelog_records(consumer, settings.keys_changelog_topic, decoded(apply))
     finally:
         await stop_consumer(consumer)
     return records

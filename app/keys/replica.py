@@ -12,12 +12,10 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from aiokafka import AIOKafkaConsumer
 from mode import Service
 
-from app.kafka.consumers import consume_until_stopped
-from app.kafka.security import connection
-from app.keys.changelog import read_changelog
+from app.kafka.changelogs import follow_changelog
+from app.keys.changelog import decoded
 from app.settings import Settings
 from models.keys import KeyRecord
 
@@ -44,19 +42,12 @@ class KeysReplica(Service):
         self.add_future(self._follow())
 
     async def _follow(self) -> None:
-        # On a consumer error the replica reads the changelog again from the start.
-        await consume_until_stopped(
+        await follow_changelog(
+            self._settings,
+            self._settings.keys_changelog_topic,
+            decoded(self.apply),
+            self._set_ready,
             lambda: self.should_stop,
-            lambda: AIOKafkaConsumer(
-                **connection(self._settings), group_id=None, enable_auto_commit=False
-            ),
-            lambda consumer: read_changelog(
-                consumer,
-                self._settings.keys_changelog_topic,
-                self.apply,
-                follow=lambda: not self.should_stop,
-                caught_up=self._set_ready,
-            ),
             "keys replica",
         )
 

@@ -21,12 +21,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from aiokafka import AIOKafkaConsumer
 from mode import Service
 
-from app.kafka.changelogs import read_changelog_records
-from app.kafka.consumers import consume_until_stopped
-from app.kafka.security import connection
+from app.kafka.changelogs import follow_changelog
 from app.pipeline.address_book import decode_entry
 from app.pipeline.sightings import booked, marked, shown_by
 from app.settings import Settings
@@ -61,18 +58,12 @@ class KnownAddresses(Service):
             self.add_future(self._follow())
 
     async def _follow(self) -> None:
-        await consume_until_stopped(
+        await follow_changelog(
+            self._settings,
+            self._settings.address_first_seen_changelog_topic,
+            self.apply,
+            self._set_ready,
             lambda: self.should_stop,
-            lambda: AIOKafkaConsumer(
-                **connection(self._settings), group_id=None, enable_auto_commit=False
-            ),
-            lambda consumer: read_changelog_records(
-                consumer,
-                self._settings.address_first_seen_changelog_topic,
-                self.apply,
-                follow=lambda: not self.should_stop,
-                caught_up=self._set_ready,
-            ),
             "known addresses",
         )
 
