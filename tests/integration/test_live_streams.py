@@ -216,8 +216,9 @@ async def test_a_slow_client_neither_blocks_others_nor_loses_events_silently(
     fast = WsReader(await http.ws_connect("/ws", headers=headers))
     await fast.next_json()
 
-    # 600 posts of 20 kB: 12 MB, far more than the slow client's socket buffers and feed hold.
-    n_posts = 600
+    # 1,200 posts of 20 kB: 24 MB, far more than the slow client's socket buffers and feed
+    # hold (those took up to ~8 MB here, and once, in CI, all of 12 MB).
+    n_posts = 1200
     filler = "x" * 20_000
     started = time.monotonic()
     await produce(
