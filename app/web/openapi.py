@@ -27,6 +27,13 @@ def _error(description: str) -> dict[str, Any]:
     return _json("ErrorAnswer", description)
 
 
+# Why a 503: the book is on one worker, which changes on a rebalance and then rebuilds its index.
+_BOOK_AWAY = (
+    "the book is moving to another worker, or being rebuilt by the one that took it over; "
+    "retry_after says when"
+)
+
+
 def _json(model: str, description: str) -> dict[str, Any]:
     assert model in SCHEMAS, model  # a path may only name a generated schema
     return {
@@ -272,7 +279,7 @@ OPENAPI: dict[str, Any] = {
                 "responses": {
                     "200": _json("AddressAnswer", "its first sighting and windows"),
                     "404": _error("not seen, or no such network, or the book is off"),
-                    "503": _error("the book is moving to another worker; retry_after says when"),
+                    "503": _error(_BOOK_AWAY),
                     **_AUTH_ERRORS,
                 },
             }
@@ -299,7 +306,7 @@ OPENAPI: dict[str, Any] = {
                     "200": _json("TrendingAnswer", "the addresses, most posts first"),
                     "400": _error("an unknown window, or a limit out of range"),
                     "404": _error("the book is off"),
-                    "503": _error("the book is moving to another worker; retry_after says when"),
+                    "503": _error(_BOOK_AWAY),
                     **_AUTH_ERRORS,
                 },
             }
