@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agents import AgentFun, batches
-from app.pipeline.boundary import batch_boundary, shared_work_boundary
+from app.pipeline.boundary import batch_boundary, handle_batch
 from app.pipeline.dead_letters import DeadLetters
 from app.pipeline.delivery import Deliverer
 from app.settings import PipelineSettings
@@ -20,10 +20,8 @@ def filter_agent(
         """Deliver each candidate to the channel topics (and webhooks) of the keys it matches."""
         async for events in batches(stream, settings):
             async with batch_boundary(dead_letters, events):
-                # Each candidate has its own boundary in deliver_batch; this one catches an
-                # error in the batch's shared work (waiting for keys, sending, settling).
-                async with shared_work_boundary(dead_letters, "filter", events):
-                    await deliverer.keys_ready()
-                    await deliverer.deliver_batch(events)
+                # Every record ends in one outcome: each has its own boundary, and after an
+                # unexpected error in the batch's shared work, each is handled alone in one.
+                await handle_batch(dead_letters, "filter", events, deliverer.deliver_batch)
 
     return filter_candidates

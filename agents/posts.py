@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agents import AgentFun, batches
-from app.pipeline.boundary import batch_boundary, shared_work_boundary
+from app.pipeline.boundary import batch_boundary, handle_batch
 from app.pipeline.dead_letters import DeadLetters
 from app.pipeline.post_batches import PostBatches
 from app.settings import PipelineSettings
@@ -20,9 +20,8 @@ def posts_agent(
         """Turn each post into image jobs and a delivery candidate."""
         async for events in batches(stream, settings):
             async with batch_boundary(dead_letters, events):
-                # Each record has its own boundary in handle; this one catches an error in the
-                # batch's shared work (bundling, producing), as each record's dead letter.
-                async with shared_work_boundary(dead_letters, "posts", events):
-                    await post_batches.handle(events)
+                # Every record ends in one outcome: each has its own boundary, and after an
+                # unexpected error in the batch's shared work, each is handled alone in one.
+                await handle_batch(dead_letters, "posts", events, post_batches.handle)
 
     return process_posts

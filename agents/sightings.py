@@ -6,7 +6,7 @@ from typing import Any
 
 from agents import AgentFun, batches
 from app.pipeline.book_keeping import BookKeeper
-from app.pipeline.boundary import batch_boundary, shared_work_boundary
+from app.pipeline.boundary import batch_boundary, handle_batch
 from app.pipeline.dead_letters import DeadLetters
 from app.settings import PipelineSettings
 
@@ -20,9 +20,8 @@ def sightings_agent(
         """Record each sighting (first seen, distinct posts per window); pass candidates on."""
         async for events in batches(stream, settings):
             async with batch_boundary(dead_letters, events):
-                # Each record has its own boundary in handle; this one catches an error in the
-                # batch's shared work (bundling, producing), as each record's dead letter.
-                async with shared_work_boundary(dead_letters, "sightings", events):
-                    await keeper.handle(events)
+                # Every record ends in one outcome: each has its own boundary, and after an
+                # unexpected error in the batch's shared work, each is handled alone in one.
+                await handle_batch(dead_letters, "sightings", events, keeper.handle)
 
     return record_sightings

@@ -3,15 +3,17 @@
 Every record ends in exactly one outcome. The handler produces the result (or, for an image,
 its ``ocr_error``); a record it refuses goes to the dead-letter topic with the reason; and any
 other failure while handling it is caught here, logged with the record's coordinates and the
-traceback, and dead-lettered too, so the agent goes on with the next record. Around each batch,
-``batch_boundary`` holds the acknowledgement until the broker has the batch's dead letters.
+traceback, and dead-lettered too, so the agent goes on with the next record. An agent that
+takes records in batches hands each batch to ``handle_batch``, which falls back to one record
+at a time when the batch's shared work fails. Around each batch, ``batch_boundary`` holds the
+acknowledgement until the broker has the batch's dead letters.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -61,22 +63,38 @@ async def record_boundary(
         await dead_letters.send(stage, reason, event, raw())
 
 
-@asynccontextmanager
-async def shared_work_boundary(
-    dead_letters: DeadLetters, stage: Stage, events: Sequence[Any]
-) -> AsyncIterator[None]:
-    """Run a batch's shared work (bundling, producing, settling); an unexpected error there
-    becomes the dead letter of each record of the batch, never a crash of the agent."""
-    try:
-        yield
-    except asyncio.CancelledError:
-        raise  # the worker is stopping: the batch is read again
-    except Exception as exc:
-        log.exception("unexpected error handling a batch of %d (stage=%s)", len(events), stage)
-        metrics.record_errors.labels(stage=stage).inc(len(events))
-        reason = f"unexpected error handling its batch: {type(exc).__name__}: {exc}"
-        for event in events:
-            await dead_letters.send(stage, reason[:_MAX_REASON_CHARS], event)
+async def handle_batch(
+    dead_letters: DeadLetters,
+    stage: Stage,
+    events: Sequence[Any],
+    handle: Callable[[list[Any]], Awaitable[None]],
+) -> None:
+    """Handle a batch's records together; after an unexpected error, each record alone.
+
+    ``handle`` gives each record its own boundary where it can. Its shared work (bundling,
+    producing, settling) serves every record at once, so an error there belongs to no one
+    record: the batch's records are then handled again one by one, each inside its own
+    boundary, and the error ends as the outcome of the records it really stops, as their dead
+    letters, never as a crash of the agent. Letters the failed try reported are dropped (each
+    record ends in one outcome); what it produced may be produced again (at least once).
+    """
+    if len(events) > 1:
+        try:
+            with dead_letters.attempt():
+                await handle(list(events))
+            return
+        except asyncio.CancelledError:
+            raise  # the worker is stopping: the batch is read again
+        except Exception:
+            log.exception(
+                "unexpected error handling a batch of %d (stage=%s); now record by record",
+                len(events),
+                stage,
+            )
+    for event in events:
+        async with record_boundary(dead_letters, stage, event):
+            with dead_letters.attempt():
+                await handle([event])
 
 
 @asynccontextmanager

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -120,6 +120,23 @@ class DeadLetters(Service):
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
         return task
+
+    @contextmanager
+    def attempt(self) -> Iterator[None]:
+        """Run one try at handling records: the letters it reported are dropped if it raises.
+
+        Why: its records are then handled again, and each must end in one outcome, not in a
+        letter from the failed try and another from the next. (A dropped letter was logged and
+        counted already; the letter its record gets, if any, is logged again.)
+        """
+        batch = _current_batch.get()
+        kept = len(batch.letters) if batch is not None else 0
+        try:
+            yield
+        except BaseException:
+            if batch is not None and batch.open:
+                del batch.letters[kept:]
+            raise
 
     @asynccontextmanager
     async def written_before_ack(self) -> AsyncIterator[None]:

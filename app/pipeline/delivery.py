@@ -67,12 +67,10 @@ class Deliverer:
         # Which channel topics failed lately (skipped a while) or wait for a moving leader.
         self.channels = ChannelHealth(settings.channel_retry_after_s)
 
-    async def keys_ready(self) -> None:
-        """Wait until every key is known: before that a candidate would match no keys."""
-        await self._keys.wait_ready()
-
     async def deliver_batch(self, events: list[Any]) -> None:
         """Deliver a batch of candidates; a channel that cannot take them costs only its own."""
+        # Every key known first: before that a candidate would match no keys.
+        await self._keys.wait_ready()
         deliveries: list[Delivery] = []
         jobs: list[Delivery] = []
         offered_count = 0
