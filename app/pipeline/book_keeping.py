@@ -22,12 +22,18 @@ from app.pipeline.candidates import Offered, bundle_bytes, bundles
 from app.pipeline.dead_letters import DeadLetters
 from app.pipeline.publish import publish
 from app.pipeline.records import RecordRefused, decode_with
+from app.pipeline.sighting_records import not_counted
 from app.pipeline.sightings import candidate_sightings, marked
 from app.settings import Settings
 from models.events import Candidate, CandidateBundle
 from models.sightings import Sighting, SightingBundle
 
 log = logging.getLogger(__name__)
+
+# Why only logged when Kafka refuses one of the book's changelog records: the book here has the
+# change; a successor would miss it. Kafka refuses one only for a bug (every value is bounded)
+# or a missing right.
+_CHANGE_LOST = "address book change not written"
 
 # What the sightings topic holds: a candidate or a bundle of them on their way to the filter,
 # or (written before candidates went through the book) sightings alone.
@@ -86,12 +92,9 @@ class BookKeeper:
                 origins[id(out)] = [(members[i][0], members[i][1]) for i in held]
                 outgoing.append(out)
         # The book's changes go with the batch: durable before its records are acknowledged.
-        outgoing.extend(changelog_records(self._book.take_changes()))
-        refused = await publish(self._outbox, outgoing)
-        for out in refused:
-            if id(out) not in origins:
-                _changelog_refused(out)
-                continue
+        changes = changelog_records(self._book.take_changes())
+        refused = await publish(self._outbox, outgoing + changes)
+        for out in not_counted(refused, changes, _CHANGE_LOST):
             reason = f"{out.topic} record not produced: {out.error}"
             for record, item in origins[id(out)]:
                 await self._dead_letters.send("sightings", reason, record.event, item.own_bytes())
@@ -100,8 +103,8 @@ class BookKeeper:
         """Expire what the book keeps no longer, and write the deletions to its changelogs."""
         await self._book.until_indexed()
         deleted = self._book.expire()
-        for out in await publish(self._outbox, changelog_records(self._book.take_changes())):
-            _changelog_refused(out)
+        changes = changelog_records(self._book.take_changes())
+        not_counted(await publish(self._outbox, changes), changes, _CHANGE_LOST)
         return deleted
 
     def _record(self, read: list[_Read]) -> None:
@@ -131,13 +134,6 @@ def changelog_records(changes: list[Change]) -> list[Outgoing]:
         Outgoing(change.topic, change.key, change.value or b"", tombstone=change.value is None)
         for change in changes
     ]
-
-
-def _changelog_refused(out: Outgoing) -> None:
-    # Why only logged: the book here has the change; a successor would miss it. Kafka refuses
-    # a changelog record only for a bug (every value is bounded) or a missing right.
-    log.error("address book change not written to %s: %s", out.topic, out.error)
-    metrics.error("sightings", f"address book change not written: {out.error}")
 
 
 def _read(event: Any) -> _Read:

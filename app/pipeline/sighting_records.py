@@ -2,7 +2,8 @@
 
 A candidate whose addresses the book holds goes straight to the filter; its sightings go to the
 book (the sightings topic) to be counted. Their record's refusal costs only those counts, not a
-delivery, so it is logged and shown on the dashboard, not the posts' dead letter.
+delivery, so it is logged and shown on the dashboard, not the posts' dead letter (as is the
+refusal of one of the book's own changelog records).
 """
 
 from __future__ import annotations
@@ -35,11 +36,17 @@ async def sighting_records(
     ]
 
 
-def not_counted(refused: list[Outgoing], counted: list[Outgoing]) -> list[Outgoing]:
-    """Log the refused records of ``counted``; return the other refused records."""
+def not_counted(
+    refused: list[Outgoing], counted: list[Outgoing], what: str = "sightings not counted"
+) -> list[Outgoing]:
+    """Log the refused records of ``counted`` (``what`` they cost); return the other refused.
+
+    For the records whose refusal costs the address book's counts, never a delivery: the
+    sightings of candidates that skipped the book, and the book's own changelog records.
+    """
     ours = {id(record) for record in counted}
     for record in refused:
         if id(record) in ours:
-            log.error("sightings not counted by the address book: %s", record.error)
-            metrics.error("sightings", f"sightings not counted: {record.error}")
+            log.error("%s: %s not produced: %s", what, record.topic, record.error)
+            metrics.error("sightings", f"{what}: {record.error}")
     return [record for record in refused if id(record) not in ours]

@@ -195,3 +195,20 @@ async def test_a_batchs_candidates_of_one_partition_go_on_in_one_record_in_order
     [forwarded] = [r for r in outbox.sent if r.topic == SETTINGS.candidates_topic]
     assert forwarded.key == b"posts-0"
     assert [e["mid"] for e in _delivered(outbox)] == ["0", "1", "2", "3"]
+
+
+async def test_a_refused_changelog_record_costs_the_count_never_the_delivery() -> None:
+    keeper, _, outbox, letters = _keeper()
+    send = outbox.send_until_done
+
+    async def refuse_changelogs(records: list[Outgoing], timeout_s: float) -> list[Outgoing]:
+        lost = [r for r in records if r.topic.startswith("changelog-")]
+        for record in lost:
+            record.error = "TopicAuthorizationFailedError"
+        await send([r for r in records if r not in lost], timeout_s)
+        return lost
+
+    outbox.send_until_done = refuse_changelogs  # type: ignore[method-assign]
+    await keeper.handle([_record(_post("1", f"CA {PEPE}").model_dump_json().encode())])
+    [delivered] = _delivered(outbox)
+    assert delivered["first_seen"] is True and not letters.sent
