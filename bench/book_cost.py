@@ -31,7 +31,6 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from app.kafka.outbox import Outgoing  # noqa: E402
 from app.pipeline.address_book import AddressBook, BookTable  # noqa: E402
 from app.pipeline.book_keeping import BookKeeper  # noqa: E402
 from app.pipeline.known_addresses import KnownAddresses  # noqa: E402
@@ -39,27 +38,12 @@ from app.pipeline.post_batches import PostBatches  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from bench.ocr_bench import show  # noqa: E402
 from bench.text_path import ADDRESSES, text_posts  # noqa: E402
+from harness.outbox import RecordingOutbox  # noqa: E402
 from harness.variants import attack_address  # noqa: E402
 from models.events import Ref  # noqa: E402
 from models.sightings import Sighting  # noqa: E402
 
 BATCH = 100  # posts a posts batch holds at this rate (the agent takes what arrived in 5 ms)
-
-
-class _Outbox:
-    """Keeps what would be produced (there is no broker here)."""
-
-    def __init__(self) -> None:
-        self.sent: list[Outgoing] = []
-
-        async def limit(topic: str) -> int:
-            return 1_000_000
-
-        self.limits = SimpleNamespace(limit=limit)
-
-    async def send_until_done(self, records: list[Outgoing], timeout_s: float) -> list[Outgoing]:
-        self.sent.extend(records)
-        return []
 
 
 class _Letters:
@@ -86,11 +70,11 @@ async def one_run(posts: list[bytes], book_on: bool) -> dict[str, float]:
     settings = Settings(address_book=book_on)
     known = KnownAddresses(settings)
     known._set_ready()  # its changelog is read from the start here: nothing to catch up
-    outbox = _Outbox()
+    outbox = RecordingOutbox()
     batches = PostBatches(settings, outbox, _Letters(), known)  # type: ignore[arg-type]
     tables = [BookTable({}, name) for name in ("first_seen", "windows", "authors")]
     book = AddressBook(tables[0], tables[1], tables[2])
-    book_outbox = _Outbox()
+    book_outbox = RecordingOutbox()
     keeper = BookKeeper(settings, book, book_outbox, _Letters())  # type: ignore[arg-type]
     events = _events(posts)
     posts_s = book_s = 0.0

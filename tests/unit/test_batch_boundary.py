@@ -13,26 +13,12 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.kafka.outbox import Outgoing
 from app.pipeline.boundary import batch_boundary, handle_batch, record_boundary
 from app.pipeline.dead_letters import DeadLetters
 from app.pipeline.records import RecordRefused
 from app.settings import Settings
+from harness.outbox import RecordingOutbox
 from models.dead_letter import DeadLetter
-
-
-class _Outbox:
-    def __init__(self) -> None:
-        self.sent: list[Outgoing] = []
-
-        async def limit(topic: str) -> int:
-            return 1_000_000
-
-        self.limits = SimpleNamespace(limit=limit)
-
-    async def send_until_done(self, records: list[Outgoing], timeout_s: float) -> list[Outgoing]:
-        self.sent.extend(records)
-        return []
 
 
 def _event(name: str, offset: int) -> Any:
@@ -43,7 +29,7 @@ def _event(name: str, offset: int) -> Any:
 async def _run(names: list[str], refused: set[str], poison: set[str], flaky: bool) -> Any:
     """Handle one batch: ``refused`` names are refused in their own boundary, a batch holding
     a ``poison`` name breaks in its shared work, and with ``flaky`` the first try breaks."""
-    outbox = _Outbox()
+    outbox = RecordingOutbox()
     letters = DeadLetters(Settings(broker="localhost:9092"), outbox)  # type: ignore[arg-type]
     events = [_event(name, offset) for offset, name in enumerate(names)]
     done: list[str] = []
